@@ -1,0 +1,88 @@
+"""Python API: classify a table (or a catalog file) and get a new table back."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from astropy.table import Table
+
+from .catalog_io import read_catalog
+from .columns import DEFAULT_PREFIX, add_columns, check_no_clash, provenance_meta
+from .errors import UserError
+from .models.base import Classifier
+from .pipeline import run_chunks
+from .plugins import lookup, pm
+
+__all__ = ["classify"]
+
+log = logging.getLogger("astro_morph")
+
+
+def classify(table: Table | str | os.PathLike, source: str = "galaxyzoo",
+             model: str | os.PathLike | Classifier | None = None, backend: str = "onnx",
+             device: str = "cpu", batch_size: int = 256, centring: str = "centre-crop",
+             centring_options: dict[str, Any] | None = None, prefix: str = DEFAULT_PREFIX,
+             chunk_size: int = 1024, workers: int | None = None, progress: bool | None = None,
+             **source_options: Any) -> Table:
+    """Add morphology columns to a catalog.
+
+    Parameters
+    ----------
+    table : astropy.table.Table or path
+        The catalog; a path is read with :func:`astro_morph.catalog_io.read_catalog`.
+        It is not modified.
+    source : str
+        Registered cutout source (``astro_morph plugins`` lists them).
+    model : str, path or Classifier, optional
+        Registered model name, model file, or a loaded classifier; default: ``default``.
+    backend : {"onnx", "torch"}
+        Inferencer for model files.
+    device : str
+        ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (torch backend).
+    centring : str
+        Registered centring step (``centre-crop`` or ``recentre`` builtin).
+    prefix : str
+        Prefix of the added columns.
+    **source_options
+        Passed to the source factory (``image_dir``, ``id_column``, ``path_column``, ...).
+
+    Returns
+    -------
+    astropy.table.Table
+        The input rows and columns, in order, plus ``<prefix>label``,
+        ``<prefix>prob_<class>``, ``<prefix>flags`` (and ``<prefix>dx``, ``<prefix>dy``
+        when the centring step reports offsets), with provenance in ``meta``.
+    """
+    from . import __version__
+    from .inference.load import load_model
+
+    if not isinstance(table, Table):
+        table = read_catalog(table)
+    src_factory = lookup("source", source).factory
+    step_factory = lookup("centring", centring).factory
+    try:
+        src = src_factory(**{k: v for k, v in source_options.items() if v is not None})
+        step = step_factory(**(centring_options or {}))
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"bad option for source {source!r} or centring {centring!r}: {exc}") \
+            from None
+    if hasattr(src, "check_columns"):
+        src.check_columns(table.colnames)
+    clf = model if isinstance(model, Classifier) else load_model(model, backend, device,
+                                                                 batch_size)
+    offsets = bool(getattr(step, "reports_offset", False))
+    check_no_clash(table, clf.class_names, prefix, offsets)
+    result = run_chunks(table, src, step, clf, chunk_size=chunk_size, workers=workers,
+                        progress=progress)
+    for row, message in result.messages:
+        log.warning("row %d: %s", row, message)
+    meta = provenance_meta(clf.name, clf.sha256, getattr(clf, "backend", "?"), source,
+                           centring, clf.class_names, __version__)
+    comments = list(table.meta.get("comments", [])) + meta.pop("comments")
+    out = add_columns(table, clf.class_names, result.probs, result.flags, prefix,
+                      result.dx if offsets else None, result.dy if offsets else None, meta)
+    out.meta["comments"] = comments
+    pm.hook.astromorph_output_columns(table=out, classifier=clf)
+    return out

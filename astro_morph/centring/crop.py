@@ -1,0 +1,109 @@
+"""The paper's validation transform: centre crop 200 of 424 pixels, then resize (Sec. 3.2).
+
+The crop is a *fraction* of the shorter image side (200/424), so 423-pixel Galaxy Zoo 1 images,
+424-pixel Kaggle images and 120-pixel SkyServer cutouts are framed alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from ..flags import MorphFlag
+from ..hookspecs import hookimpl
+from ..sources.base import Cutout
+
+__all__ = ["PAPER_CROP_FRACTION", "Prepared", "CentreCrop", "crop_resize", "to_unit_float"]
+
+#: Paper Sec. 3.2: validation images are centre-cropped to 200x200 of the 424x424 originals.
+PAPER_CROP_FRACTION = 200 / 424
+
+
+@dataclass
+class Prepared:
+    """A cutout ready for the network.
+
+    ``image`` is ``(size, size, 3)`` float32 in [0, 1] or ``None``; ``dx``, ``dy`` are the
+    re-centring offset in input pixels, (x, y) order, NaN where no re-centring ran.
+    """
+
+    image: np.ndarray | None
+    flags: int = 0
+    dx: float = float("nan")
+    dy: float = float("nan")
+    message: str = ""
+
+
+def to_unit_float(image: np.ndarray) -> np.ndarray:
+    """uint8 0-255 or float data to float32 in [0, 1]; NaNs become 0."""
+    if image.dtype == np.uint8:
+        return image.astype(np.float32) * np.float32(1 / 255)
+    out = np.nan_to_num(image.astype(np.float32, copy=False), nan=0.0, posinf=1.0, neginf=0.0)
+    return np.clip(out, 0.0, 1.0)
+
+
+def crop_resize(image: np.ndarray, size: int, crop_fraction: float = PAPER_CROP_FRACTION,
+                centre: tuple[float, float] | None = None,
+                crop_pixels: float | None = None) -> np.ndarray:
+    """Crop a square around ``centre`` and resize it to ``size`` x ``size``.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        ``(H, W, C)`` uint8 or float image.
+    size : int
+        Output side in pixels.
+    crop_fraction : float
+        Crop side as a fraction of the shorter image side (paper: 200/424).
+    centre : (x, y), optional
+        Crop centre in pixel coordinates, (x, y) order, pixel centres at integers;
+        default the image centre. Regions outside the image are zero-filled.
+    crop_pixels : float, optional
+        Crop side in pixels; overrides ``crop_fraction``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(size, size, C)`` float32 in [0, 1].
+    """
+    h, w = image.shape[:2]
+    side = crop_pixels if crop_pixels is not None else crop_fraction * min(h, w)
+    cx, cy = ((w - 1) / 2, (h - 1) / 2) if centre is None else centre
+    # PIL box is in pixel-edge coordinates: pixel i spans [i, i+1).
+    box = (cx + 0.5 - side / 2, cy + 0.5 - side / 2, cx + 0.5 + side / 2, cy + 0.5 + side / 2)
+    if image.dtype == np.uint8 and image.shape[2] == 3:
+        pil = Image.fromarray(image, "RGB")
+        out = pil.resize((size, size), Image.Resampling.BILINEAR, box=box)
+        return to_unit_float(np.asarray(out))
+    planes = []
+    unit = to_unit_float(image)
+    for c in range(unit.shape[2]):
+        pil = Image.fromarray(np.ascontiguousarray(unit[:, :, c]), "F")
+        planes.append(np.asarray(pil.resize((size, size), Image.Resampling.BILINEAR, box=box)))
+    return np.clip(np.stack(planes, axis=2), 0.0, 1.0).astype(np.float32)
+
+
+class CentreCrop:
+    """``--centring centre-crop``: the paper's validation transform (no re-centring)."""
+
+    def __init__(self, crop_fraction: float = PAPER_CROP_FRACTION, **_ignored: object) -> None:
+        if not 0 < crop_fraction <= 1:
+            raise ValueError(f"crop_fraction must be in (0, 1], got {crop_fraction}")
+        self.crop_fraction = crop_fraction
+
+    def __call__(self, cutout: Cutout, size: int) -> Prepared:
+        if cutout.image is None:
+            return Prepared(None, cutout.flags, message=cutout.message)
+        flags = cutout.flags
+        if cutout.image.dtype != np.uint8 and not np.all(np.isfinite(cutout.image)):
+            flags |= MorphFlag.NAN_PIXELS
+        return Prepared(crop_resize(cutout.image, size, self.crop_fraction), flags,
+                        message=cutout.message)
+
+
+@hookimpl
+def astromorph_register_centring(register):
+    register("centre-crop", CentreCrop,
+             "paper's validation transform: centre crop 200/424 of the image, resize")

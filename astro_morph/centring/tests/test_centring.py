@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+
+from astro_morph.centring.crop import PAPER_CROP_FRACTION, CentreCrop, crop_resize
+from astro_morph.centring.recentre import Recentre, find_centre
+from astro_morph.flags import MorphFlag
+from astro_morph.sources.base import Cutout
+
+
+def _blob(size, cx, cy, sigma=6.0, noise=1.0, seed=0):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[:size, :size]
+    img = 100 * np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * sigma**2))
+    return img + rng.normal(0, noise, img.shape)
+
+
+def test_crop_is_the_papers_fraction():
+    # The 200/424 crop sees all of a white square 8 px wider than 200 on each side (room for
+    # the antialiasing filter), and the dark border of one 8 px narrower.
+    img = np.zeros((424, 424, 3), np.uint8)
+    img[104:320, 104:320] = 255
+    out = crop_resize(img, 50)
+    assert out.shape == (50, 50, 3) and out.dtype == np.float32
+    assert out.min() > 0.99
+    img = np.zeros((424, 424, 3), np.uint8)
+    img[120:304, 120:304] = 255
+    out = crop_resize(img, 50)
+    assert out[0, 0, 0] < 0.1 and out[-1, -1, 0] < 0.1 and out[25, 25, 0] > 0.99
+    wider = crop_resize(img, 50, crop_fraction=1.0)
+    assert wider[0, 0, 0] == 0 and wider[25, 25, 0] == pytest.approx(1.0)
+    assert PAPER_CROP_FRACTION == pytest.approx(200 / 424)
+
+
+def test_float_images_and_nan_flag():
+    img = np.full((40, 40, 3), 0.5, np.float32)
+    img[0, 0, 0] = np.nan
+    p = CentreCrop(crop_fraction=1.0)(Cutout(img), 20)
+    assert p.flags == MorphFlag.NAN_PIXELS and np.isfinite(p.image).all()
+    assert CentreCrop()(Cutout(None, MorphFlag.IMAGE_MISSING, "x"), 20).image is None
+
+
+@pytest.mark.parametrize("dx,dy", [(0.0, 0.0), (7.3, -4.6), (-10.2, 9.7)])
+def test_find_centre_recovers_offsets(dx, dy):
+    size = 101
+    c = (size - 1) / 2
+    got = find_centre(_blob(size, c + dx, c + dy))
+    assert got is not None
+    assert abs(got[0] - (c + dx)) < 0.5 and abs(got[1] - (c + dy)) < 0.5
+
+
+def test_recentre_reports_offset_and_centres_the_crop():
+    size = 101
+    c = (size - 1) / 2
+    gray = np.clip(_blob(size, c + 8, c - 5, noise=0.5), 0, 255)
+    img = np.repeat(gray[:, :, None], 3, 2).astype(np.uint8)
+    p = Recentre(crop_fraction=0.5)(Cutout(img), 25)
+    assert p.flags == 0
+    assert abs(p.dx - 8) < 1 and abs(p.dy + 5) < 1
+    # The recentred crop has its peak in the middle.
+    peak = np.unravel_index(np.argmax(p.image[:, :, 0]), (25, 25))
+    assert abs(peak[0] - 12) <= 1 and abs(peak[1] - 12) <= 1
+
+
+def test_recentre_flags_blank_and_far_sources():
+    blank = np.full((60, 60, 3), 10, np.uint8)
+    p = Recentre()(Cutout(blank), 16)
+    assert p.flags & MorphFlag.RECENTRE_FAILED and p.dx == 0
+    far = np.repeat(np.clip(_blob(100, 10, 10, sigma=3), 0, 255)[:, :, None], 3, 2)
+    p = Recentre(max_offset_fraction=0.1)(Cutout(far.astype(np.uint8)), 16)
+    assert p.flags & (MorphFlag.OFF_CENTRE | MorphFlag.RECENTRE_FAILED)

@@ -1,0 +1,306 @@
+"""The ``astromorph`` command: thin wrappers over the Python API."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import UserError
+
+MAX_ROW_WARNINGS = 10
+
+
+class _RowWarnings(logging.Handler):
+    """Print the first few flagged rows, count the rest (a million-row run stays readable)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+        if self.count <= MAX_ROW_WARNINGS:
+            click.echo(f"warning: {record.getMessage()}", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="astro_morph")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Galaxy morphology columns for astronomy catalogs."""
+    ctx.obj = {"debug": debug}
+
+
+def default_output(path: Path) -> Path:
+    """``cat.fits`` -> ``cat_morph.fits`` beside the input."""
+    name = path.name
+    for suffix in (".fits.gz", *sorted({p.suffix for p in [path]})):
+        if name.lower().endswith(suffix.lower()) and suffix:
+            return path.with_name(name[: -len(suffix)] + "_morph" + name[-len(suffix):])
+    return path.with_name(name + "_morph")
+
+
+@cli.command()
+@click.argument("catalog", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Output catalog (default: <input>_morph.<ext>). Format from its suffix.")
+@click.option("--source", default="galaxyzoo", show_default=True, help="Cutout source.")
+@click.option("--image-dir", type=click.Path(path_type=Path), help="Folder of cutout images.")
+@click.option("--id-column", default="GalaxyID", show_default=True,
+              help="Column naming the image (<id>.jpg / <id>.jpeg).")
+@click.option("--path-column", help="Column with image paths relative to --image-dir.")
+@click.option("--model", help="Registered model name or model file (.amz).")
+@click.option("--backend", type=click.Choice(["onnx", "torch"]), default="onnx",
+              show_default=True)
+@click.option("--device", default="cpu", show_default=True,
+              help="cpu, cuda, cuda:N or auto (torch backend).")
+@click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True)
+@click.option("--chunk-size", type=click.IntRange(1), default=1024, show_default=True,
+              help="Rows read and prepared at a time.")
+@click.option("--centring", default="centre-crop", show_default=True,
+              help="Centring/cropping step (centre-crop, recentre, or a plugin's).")
+@click.option("--crop-fraction", type=click.FloatRange(0, 1, min_open=True),
+              help="Crop side as a fraction of the image (default: the paper's 200/424).")
+@click.option("--prefix", default="morph_", show_default=True, help="Added columns' prefix.")
+@click.option("--format", "in_format", help="Input format when the suffix does not tell.")
+@click.option("--output-format", help="Output format when the suffix does not tell.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@click.option("--workers", type=click.IntRange(1), help="Decoding threads.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar (default: on a terminal).")
+def classify(catalog: Path, output: Path | None, source: str, image_dir: Path | None,
+             id_column: str, path_column: str | None, model: str | None, backend: str,
+             device: str, batch_size: int, chunk_size: int, centring: str,
+             crop_fraction: float | None, prefix: str, in_format: str | None,
+             output_format: str | None, overwrite: bool, workers: int | None,
+             progress: bool | None) -> None:
+    """Classify every row of CATALOG and write it with morphology columns."""
+    from .api import classify as classify_api
+    from .catalog_io import guess_format, read_catalog, write_catalog
+
+    output = output or default_output(catalog)
+    if output.resolve() == catalog.resolve() and not overwrite:
+        raise UserError(f"output {output} is the input catalog; pass --overwrite to replace it")
+    guess_format(output, output_format)  # fail before the run, not after it
+    if output.exists() and not overwrite:
+        raise UserError(f"output {output} exists; pass --overwrite to replace it")
+    table = read_catalog(catalog, in_format)
+    if len(table) == 0:
+        raise UserError(f"catalog {catalog} has no rows")
+    handler = _RowWarnings()
+    logging.getLogger("astro_morph").addHandler(handler)
+    try:
+        out = classify_api(
+            table, source=source, model=model, backend=backend, device=device,
+            batch_size=batch_size, centring=centring,
+            centring_options={"crop_fraction": crop_fraction} if crop_fraction else None,
+            prefix=prefix, chunk_size=chunk_size, workers=workers, progress=progress,
+            image_dir=image_dir, id_column=id_column, path_column=path_column,
+        )
+    finally:
+        logging.getLogger("astro_morph").removeHandler(handler)
+    write_catalog(out, output, output_format, overwrite=overwrite)
+    flags = out[f"{prefix}flags"]
+    n_flagged = int((flags != 0).sum())
+    if handler.count > MAX_ROW_WARNINGS:
+        click.echo(f"warning: ... {handler.count - MAX_ROW_WARNINGS} more flagged rows", err=True)
+    click.echo(f"wrote {output}: {len(out)} rows, {len(out) - n_flagged} classified cleanly, "
+               f"{n_flagged} flagged", err=True)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def plugins(as_json: bool) -> None:
+    """List loaded plugins and what each registers."""
+    from .plugins import list_plugins
+
+    info = list_plugins()
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    for entry in info:
+        version = f" ({entry['version']})" if "version" in entry else ""
+        click.echo(f"{entry['name']}{version}")
+        for key in ("sources", "centring", "models"):
+            if key in entry:
+                click.echo(f"  {key}: {', '.join(entry[key])}")
+        click.echo(f"  hooks: {', '.join(entry['hooks'])}")
+
+
+@cli.command()
+@click.option("--num-classes", type=click.IntRange(1), default=5, show_default=True)
+def models(num_classes: int) -> None:
+    """List registered models, and the architecture family next to the paper's figures."""
+    from .models.arch import VARIANTS
+    from .models.flops import count
+    from .plugins import get_models
+
+    registered = get_models()
+    click.echo("Registered models:")
+    if not registered:
+        click.echo("  (none: pass --model FILE to classify)")
+    for name, entry in sorted(registered.items()):
+        click.echo(f"  {name:<24} {entry.description}  [{entry.plugin}]")
+    click.echo("")
+    click.echo(f"Architectures ({num_classes} classes). MACs = multiply-adds (the paper's "
+               "tables use this convention); Eq.13 = the paper's Eq. 13-14 FLOPs.")
+    header = (f"  {'name':<18}{'input':>6}{'params':>11}{'MACs':>10}{'Eq.13':>10}"
+              f"{'paper params':>14}{'paper FLOPs':>13}")
+    click.echo(header)
+    for name, arch in VARIANTS.items():
+        c = count(arch, num_classes)
+        paper = PAPER_FIGURES.get(name, ("-", "-"))
+        click.echo(f"  {name:<18}{arch.resolution:>6}{c.params / 1e6:>10.3f}M"
+                   f"{c.macs / 1e6:>9.1f}M{c.flops_eq13 / 1e6:>9.1f}M"
+                   f"{paper[0]:>14}{paper[1]:>13}")
+    click.echo("Paper figures: Table 4 (G3, B0 with a 1000-class ImageNet head), Sec. 5.1 (G2), "
+               "Sec. 5.1 'G0 11x fewer FLOPs than B0'. MobileNetV2: Sandler et al. 2018.")
+
+
+#: Figures quoted in the paper (and MobileNetV2's own paper) for comparison only.
+PAPER_FIGURES = {
+    "efficientnet-g0": ("-", "~35M"),
+    "efficientnet-g2": ("0.85M", "79M"),
+    "efficientnet-g3": ("2.17M", "210M"),
+    "efficientnet-b0": ("5.29M", "390M"),
+    "mobilenet-v2": ("3.4M", "300M"),
+}
+
+
+@cli.command("export-onnx")
+@click.argument("model", type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="A .amz model file (weights + ONNX) or a bare .onnx file.")
+@click.option("--overwrite", is_flag=True)
+def export_onnx_cmd(model: Path, output: Path, overwrite: bool) -> None:
+    """Add an ONNX graph to MODEL (written to OUTPUT), for the ONNX Runtime backend."""
+    import onnx
+
+    from .inference.deploy import export_onnx
+    from .models.model_file import read_bundle, write_bundle
+
+    bundle = read_bundle(model)
+    bundle.onnx = export_onnx(bundle)
+    if output.suffix.lower() == ".onnx":
+        if output.exists() and not overwrite:
+            raise UserError(f"output {output} exists; pass --overwrite to replace it")
+        proto = onnx.load_from_string(bundle.onnx)
+        for key in ("name", "class_names", "input_size", "temperature"):
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, json.dumps(bundle.config.get(key))
+        output.write_bytes(proto.SerializeToString())
+        click.echo(f"wrote {output}", err=True)
+        return
+    sha = write_bundle(bundle, output, overwrite=overwrite)
+    click.echo(f"wrote {output} (sha256 {sha})", err=True)
+
+
+@cli.command()
+@click.argument("labels", type=click.Path(exists=True, path_type=Path))
+@click.option("--image-dir", type=click.Path(exists=True, file_okay=False), required=True,
+              help="Folder of <id>.jpg/.jpeg images.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Model file to write (.amz).")
+@click.option("--id-column", default="OBJID", show_default=True)
+@click.option("--arch", default="efficientnet-g0", show_default=True,
+              help="efficientnet-g0..g3, efficientnet-b0, mobilenet-v2, or a genotype JSON.")
+@click.option("--resolution", type=click.IntRange(8), help="Input size (default: the arch's).")
+@click.option("--classes", help="Comma-separated class list (default: labels in train split).")
+@click.option("--epochs", type=click.IntRange(1), default=30, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
+@click.option("--lr", type=float, default=1e-4, show_default=True, help="Adam learning rate.")
+@click.option("--schedule", type=click.Choice(["constant", "cosine"]), default="constant",
+              show_default=True)
+@click.option("--class-weighting", type=click.Choice(["none", "sqrt", "balanced"]),
+              default="sqrt", show_default=True,
+              help="Loss weights against class imbalance (sqrt: 1/sqrt(count)).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
+@click.option("--init", "init_model", type=click.Path(exists=True),
+              help="Fine-tune from this model file (new classes get a new head).")
+@click.option("--freeze-backbone", is_flag=True, help="With --init: train only the head.")
+@click.option("--limit", type=click.IntRange(1), help="Use at most N images per split.")
+@click.option("--resume", is_flag=True, help="Continue from the last checkpoint.")
+@click.option("--name", help="Model name recorded in outputs (default: file stem).")
+def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
+          resolution: int | None, classes: str | None, epochs: int, batch_size: int,
+          lr: float, schedule: str, class_weighting: str, seed: int, device: str,
+          init_model: str | None, freeze_backbone: bool, limit: int | None, resume: bool,
+          name: str | None) -> None:
+    """Train a classifier on LABELS (a table with id, label and split columns)."""
+    from .training.train import TrainConfig
+    from .training.train import train as train_api
+
+    cfg = TrainConfig(
+        labels=str(labels), image_dir=str(image_dir), output=str(output), id_column=id_column,
+        arch=arch, resolution=resolution,
+        class_names=[c.strip() for c in classes.split(",")] if classes else None,
+        epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule,
+        class_weighting=class_weighting, seed=seed, device=device, init=init_model,
+        freeze_backbone=freeze_backbone, limit=limit, name=name,
+    )
+    result = train_api(cfg, resume=resume)
+    val = result["val"]
+    click.echo(f"wrote {output} (sha256 {result['sha256']}): best epoch "
+               f"{result['best_epoch'] + 1}, val accuracy {val['accuracy']:.4f}, weighted F1 "
+               f"{val['f1_weighted']:.4f}, temperature {result['temperature']:.3f}", err=True)
+
+
+@cli.command()
+@click.argument("labels", type=click.Path(exists=True, path_type=Path))
+@click.option("--image-dir", type=click.Path(exists=True, file_okay=False), required=True)
+@click.option("--model", help="Registered model name or model file (default: default).")
+@click.option("--id-column", default="OBJID", show_default=True)
+@click.option("--split", default="test", show_default=True)
+@click.option("--backend", type=click.Choice(["onnx", "torch"]), default="onnx",
+              show_default=True)
+@click.option("--png", type=click.Path(path_type=Path), help="Write the confusion matrix here.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path),
+              help="Write the full report as JSON.")
+@click.option("--no-timing", is_flag=True, help="Skip the CPU latency measurement.")
+def evaluate(labels: Path, image_dir: str, model: str | None, id_column: str, split: str,
+             backend: str, png: Path | None, json_out: Path | None, no_timing: bool) -> None:
+    """Score a model on one split of LABELS through the classify pipeline."""
+    from .training.evaluate import evaluate as evaluate_api
+
+    r = evaluate_api(model, labels, image_dir, id_column, split, backend, png=png,
+                     timing=not no_timing)
+    click.echo(f"{r['model']} on {split}: n={r['n']} accuracy {r['accuracy']:.4f}  weighted "
+               f"P {r['precision_weighted']:.4f} R {r['recall_weighted']:.4f} "
+               f"F1 {r['f1_weighted']:.4f}  ECE {r['ece']:.4f}")
+    for name, m in r["per_class"].items():
+        click.echo(f"  {name:<12} P {m['precision']:.3f} R {m['recall']:.3f} F1 {m['f1']:.3f} "
+                   f"n={m['support']}")
+    if "params" in r:
+        click.echo(f"  params {r['params']}, MACs {r['macs']}, input {r['input_size']} px")
+    if "latency_ms" in r:
+        click.echo(f"  CPU latency {r['latency_ms']:.2f} ms/image (batch 1), "
+                   f"{r['images_per_s']:.0f} images/s (batch 256, model only)")
+    if json_out:
+        json_out.write_text(json.dumps(r, indent=2))
+
+
+def main() -> None:
+    """Console entry point: user errors are one line on stderr and exit status 1."""
+    debug = "--debug" in sys.argv[1:]
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except UserError as exc:
+        if debug:
+            raise
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)

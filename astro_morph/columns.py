@@ -1,0 +1,92 @@
+"""The output schema: morphology columns and provenance meta added to the input table."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+
+import numpy as np
+from astropy import units as u
+from astropy.table import Column, MaskedColumn, Table
+
+from .errors import UserError
+from .flags import FLAG_DESCRIPTIONS, flags_column_description
+
+__all__ = ["DEFAULT_PREFIX", "output_column_names", "add_columns", "check_no_clash"]
+
+DEFAULT_PREFIX = "morph_"
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^0-9A-Za-z_]", "_", name)
+
+
+def output_column_names(class_names: list[str], prefix: str = DEFAULT_PREFIX,
+                        offsets: bool = False) -> list[str]:
+    """Names of the columns a run adds, in order."""
+    names = [f"{prefix}label"] + [f"{prefix}prob_{_safe(c)}" for c in class_names]
+    names.append(f"{prefix}flags")
+    if offsets:
+        names += [f"{prefix}dx", f"{prefix}dy"]
+    return names
+
+
+def check_no_clash(table: Table, class_names: list[str], prefix: str, offsets: bool) -> None:
+    """Refuse to overwrite input columns (case-insensitively, as FITS compares them)."""
+    existing = {c.lower() for c in table.colnames}
+    names = output_column_names(class_names, prefix, offsets)
+    clash = [n for n in names if n.lower() in existing]
+    if clash:
+        raise UserError(f"input already has column {clash[0]!r}; choose another --prefix "
+                        f"(now {prefix!r}) so no input column is replaced")
+
+
+def add_columns(table: Table, class_names: list[str], probs: np.ndarray, flags: np.ndarray,
+                prefix: str = DEFAULT_PREFIX, dx: np.ndarray | None = None,
+                dy: np.ndarray | None = None, meta: dict | None = None) -> Table:
+    """Return a copy of ``table`` with the morphology columns and provenance meta.
+
+    Rows with no classification have a masked label (an empty string in FITS) and NaN
+    probabilities; their flags say why. Input columns, their order and all rows are kept.
+    """
+    out = table.copy(copy_data=False)
+    label_idx = np.argmax(np.nan_to_num(probs, nan=-1.0), axis=1) if len(probs) else np.zeros(0)
+    ok = np.isfinite(probs).all(axis=1) if len(probs) else np.zeros(0, bool)
+    width = max([len(c) for c in class_names] + [1])
+    labels = np.array([class_names[i] if good else ""
+                       for i, good in zip(label_idx, ok, strict=True)], dtype=f"U{width}")
+    cols = [MaskedColumn(labels, name=f"{prefix}label", mask=~ok,
+                         description="most probable morphology class (masked: see flags)")]
+    for k, cname in enumerate(class_names):
+        cols.append(Column(probs[:, k].astype(np.float32), name=f"{prefix}prob_{_safe(cname)}",
+                           unit=u.dimensionless_unscaled,
+                           description=f"calibrated probability of class {cname}"))
+    cols.append(Column(flags.astype(np.int32), name=f"{prefix}flags",
+                       description=flags_column_description()))
+    if dx is not None and dy is not None:
+        cols.append(Column(dx.astype(np.float32), name=f"{prefix}dx", unit=u.pix,
+                           description="re-centring offset in x (image columns), input pixels"))
+        cols.append(Column(dy.astype(np.float32), name=f"{prefix}dy", unit=u.pix,
+                           description="re-centring offset in y (image rows), input pixels"))
+    out.add_columns(cols)
+    if meta:
+        out.meta.update(meta)
+    return out
+
+
+def provenance_meta(model_name: str, sha256: str, backend: str, source: str, centring: str,
+                    class_names: list[str], version: str) -> dict[str, str]:
+    """Table meta recording how the columns were made. Keys are FITS-safe (8 characters)."""
+    meta = {
+        "MORPHVER": version,
+        "MORPHMOD": model_name,
+        "MORPHSHA": sha256,
+        "MORPHBKD": backend,
+        "MORPHSRC": source,
+        "MORPHCEN": centring,
+        "MORPHCLS": ",".join(class_names),
+        "MORPHDAT": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    comments = [f"morph_flags bit {int(f)}: {d}" for f, d in FLAG_DESCRIPTIONS.items()]
+    meta["comments"] = comments
+    return meta

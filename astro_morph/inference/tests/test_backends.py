@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+
+from astro_morph.errors import UserError
+from astro_morph.inference.load import classifier_from_file, load_model
+
+
+def test_onnx_and_torch_agree(tiny_model):
+    rng = np.random.default_rng(0)
+    x = rng.random((7, 32, 32, 3), dtype=np.float32)
+    onnx = classifier_from_file(tiny_model, "onnx", batch_size=3)
+    torch_ = classifier_from_file(tiny_model, "torch", batch_size=4)
+    a, b = onnx.predict(x), torch_.predict(x)
+    assert a.shape == (7, 5) and a.dtype == np.float32
+    np.testing.assert_allclose(a.sum(1), 1, atol=1e-5)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    assert onnx.predict(x[:0]).shape == (0, 5)
+
+
+def test_onnx_exported_on_the_fly_when_missing(tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setenv("ASTROMORPH_CACHE", str(tmp_path / "cache"))
+    from astro_morph.models.model_file import read_bundle, write_bundle
+
+    b = read_bundle(tiny_model)
+    b.onnx = None
+    path = tmp_path / "noonnx.amz"
+    write_bundle(b, path)
+    x = np.full((2, 32, 32, 3), 0.5, np.float32)
+    np.testing.assert_allclose(classifier_from_file(path, "onnx").predict(x),
+                               classifier_from_file(tiny_model, "onnx").predict(x), atol=1e-6)
+    cached = list((tmp_path / "cache" / "onnx").glob("*.onnx"))
+    assert [p.stem for p in cached] == [read_bundle(path).sha256]
+
+
+def test_cuda_without_gpu_is_a_user_error(tiny_model):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(UserError, match="no CUDA GPU"):
+        classifier_from_file(tiny_model, "torch", device="cuda")
+
+
+def test_unknown_model_and_backend(tiny_model):
+    with pytest.raises(UserError, match="unknown model 'nope'"):
+        load_model("nope")
+    with pytest.raises(UserError, match="unknown backend"):
+        classifier_from_file(tiny_model, "tensorflow")

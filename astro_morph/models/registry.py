@@ -1,0 +1,38 @@
+"""Builtin plugin: registers the model files shipped in ``astro_morph/default_models``.
+
+Each ``<name>.amz`` there is registered as ``<name>``; the one named in ``DEFAULT.txt`` (or the
+only one) is also registered as ``default``.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+from ..hookspecs import hookimpl
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "default_models"
+
+
+def shipped_models() -> dict[str, Path]:
+    """Name -> path of every model file in the package."""
+    return {p.name[: -len(".amz")]: p for p in sorted(MODELS_DIR.glob("*.amz"))}
+
+
+def _load(path: Path, backend: str = "onnx", device: str = "cpu", batch_size: int = 256):
+    from ..inference.load import classifier_from_file
+
+    return classifier_from_file(path, backend, device, batch_size)
+
+
+@hookimpl
+def astromorph_register_models(register):
+    models = shipped_models()
+    for name, path in models.items():
+        register(name, partial(_load, path), f"shipped model file {path.name}")
+    default_file = MODELS_DIR / "DEFAULT.txt"
+    default = default_file.read_text().strip() if default_file.is_file() else None
+    if default is None and len(models) == 1:
+        default = next(iter(models))
+    if default in models:
+        register("default", partial(_load, models[default]), f"alias of {default}")

@@ -1,0 +1,92 @@
+"""The chunked run: source -> centring -> classifier -> columns.
+
+Every step sees one chunk of rows at a time, so memory holds one chunk of images, not the
+whole catalog's.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from astropy.table import Table
+
+from .centring.crop import Prepared
+from .flags import FATAL_FLAGS, MorphFlag
+from .models.base import Classifier
+
+__all__ = ["RunResult", "run_chunks"]
+
+log = logging.getLogger("astro_morph")
+
+
+@dataclass
+class RunResult:
+    """Per-row outputs of a run, aligned with the input rows."""
+
+    probs: np.ndarray
+    flags: np.ndarray
+    dx: np.ndarray
+    dy: np.ndarray
+    messages: list[tuple[int, str]] = field(default_factory=list)
+
+
+def _prepare_all(cutouts: list, step: Callable, size: int, workers: int) -> list[Prepared]:
+    if workers <= 1 or len(cutouts) < 8:
+        return [step(c, size) for c in cutouts]
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(lambda c: step(c, size), cutouts))
+
+
+def run_chunks(table: Table, source: Any, step: Callable, classifier: Classifier,
+               chunk_size: int = 1024, workers: int | None = None,
+               progress: bool | None = None) -> RunResult:
+    """Classify every row of ``table``; a bad row is flagged, never dropped or fatal."""
+    from tqdm.auto import tqdm
+
+    n = len(table)
+    k = len(classifier.class_names)
+    size = classifier.input_size
+    workers = workers or min(8, os.cpu_count() or 1)
+    result = RunResult(np.full((n, k), np.nan, np.float32), np.zeros(n, np.int32),
+                       np.full(n, np.nan, np.float32), np.full(n, np.nan, np.float32))
+    # disable=None: tqdm shows the bar only on a terminal.
+    bar = tqdm(total=n, unit="gal", desc="classify", leave=False,
+               disable=None if progress is None else not progress)
+    try:
+        for start in range(0, n, chunk_size):
+            stop = min(n, start + chunk_size)
+            cutouts = source.fetch(table[start:stop])
+            if len(cutouts) != stop - start:
+                raise RuntimeError(f"source returned {len(cutouts)} cutouts for "
+                                   f"{stop - start} rows")
+            prepared = _prepare_all(cutouts, step, size, workers)
+            good = []
+            for j, p in enumerate(prepared):
+                row = start + j
+                result.flags[row] = int(p.flags)
+                result.dx[row], result.dy[row] = p.dx, p.dy
+                if p.message:
+                    result.messages.append((row, p.message))
+                if p.image is not None and not (p.flags & FATAL_FLAGS):
+                    good.append(j)
+            if good:
+                batch = np.stack([prepared[j].image for j in good])
+                probs = classifier.predict(batch)
+                bad = ~np.isfinite(probs).all(axis=1)
+                for j, row_probs, is_bad in zip(good, probs, bad, strict=True):
+                    row = start + j
+                    if is_bad:
+                        result.flags[row] |= int(MorphFlag.CLASSIFY_FAILED)
+                        result.messages.append((row, "classifier returned non-finite values"))
+                    else:
+                        result.probs[row] = row_probs
+            bar.update(stop - start)
+    finally:
+        bar.close()
+    return result

@@ -1,0 +1,155 @@
+"""The plugin manager: builtin plugins, entry points and the registries built from the hooks.
+
+Builtin plugins (``DEFAULT_PLUGINS``) use the same hooks as installed ones. Installed plugins
+are loaded from the ``astro_morph`` entry-point group. ``ASTROMORPH_LOAD_PLUGINS`` limits
+which installed plugins load (comma-separated distribution or entry-point names; empty string
+= none), like llm's ``LLM_LOAD_PLUGINS``. ``ASTROMORPH_TRACE_PLUGINS=1`` prints hook calls.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .errors import UserError, suggest_names
+
+__all__ = [
+    "DEFAULT_PLUGINS",
+    "pm",
+    "load_plugins",
+    "get_sources",
+    "get_centring_steps",
+    "get_models",
+    "list_plugins",
+    "Registered",
+]
+
+DEFAULT_PLUGINS = (
+    "astro_morph.sources.galaxyzoo",
+    "astro_morph.centring.crop",
+    "astro_morph.centring.recentre",
+    "astro_morph.models.registry",
+)
+
+ENTRY_POINT_GROUP = "astro_morph"
+
+pm = pluggy.PluginManager("astro_morph")
+pm.add_hookspecs(hookspecs)
+
+_loaded = False
+
+
+def load_plugins() -> None:
+    """Register builtin and installed plugins, once (idempotent, never at import time)."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    if os.environ.get("ASTROMORPH_TRACE_PLUGINS"):
+        pm.trace.root.setwriter(lambda m: print(m, end="", file=sys.stderr))
+        pm.enable_tracing()
+    for module_name in DEFAULT_PLUGINS:
+        if pm.get_plugin(module_name) is None:
+            pm.register(importlib.import_module(module_name), name=module_name)
+    allowed = os.environ.get("ASTROMORPH_LOAD_PLUGINS")
+    if allowed is None:
+        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    else:
+        names = {n.strip() for n in allowed.split(",") if n.strip()}
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            dist = ep.dist.name if ep.dist is not None else ""
+            if ep.name in names or dist in names:
+                if pm.get_plugin(ep.name) is None:
+                    pm.register(ep.load(), name=ep.name)
+
+
+@dataclass(frozen=True)
+class Registered:
+    """One thing a plugin registered: its name, factory/loader, description and plugin."""
+
+    name: str
+    factory: Callable[..., Any]
+    description: str
+    plugin: str
+
+
+def _collect(hook_name: str) -> dict[str, Registered]:
+    load_plugins()
+    found: dict[str, Registered] = {}
+    hook = getattr(pm.hook, hook_name)
+    # Implementations come in registration order (builtins first), so a later plugin that
+    # registers an existing name replaces the builtin one.
+    for impl in hook.get_hookimpls():
+        plugin_name = pm.get_name(impl.plugin) or repr(impl.plugin)
+
+        def register(name: str, factory: Callable[..., Any], description: str = "",
+                     _plugin: str = plugin_name) -> None:
+            found[name] = Registered(name, factory, description, _plugin)
+
+        impl.function(register=register)
+    return found
+
+
+def get_sources() -> dict[str, Registered]:
+    """All registered cutout sources, by name."""
+    return _collect("astromorph_register_sources")
+
+
+def get_centring_steps() -> dict[str, Registered]:
+    """All registered centring/cropping steps, by name."""
+    return _collect("astromorph_register_centring")
+
+
+def get_models() -> dict[str, Registered]:
+    """All registered classifier models, by name."""
+    return _collect("astromorph_register_models")
+
+
+def lookup(kind: str, name: str) -> Registered:
+    """Find a registered source/centring/model by name, or raise a one-line UserError."""
+    registry = {"source": get_sources, "centring": get_centring_steps, "model": get_models}[kind]()
+    if name not in registry:
+        known = ", ".join(sorted(registry)) or "none"
+        raise UserError(
+            f"unknown {kind} {name!r}{suggest_names(name, registry)}; registered: {known}"
+        )
+    return registry[name]
+
+
+def list_plugins() -> list[dict[str, Any]]:
+    """Each loaded plugin with the hooks it implements and what it registers."""
+    load_plugins()
+    registries = {
+        "sources": get_sources(),
+        "centring": get_centring_steps(),
+        "models": get_models(),
+    }
+    out = []
+    for plugin in pm.get_plugins():
+        name = pm.get_name(plugin)
+        hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
+        entry = {"name": name, "hooks": hooks}
+        dist = _distribution_of(plugin)
+        if dist:
+            entry["version"] = dist
+        for key, reg in registries.items():
+            provided = sorted(r.name for r in reg.values() if r.plugin == name)
+            if provided:
+                entry[key] = provided
+        out.append(entry)
+    return sorted(out, key=lambda e: e["name"])
+
+
+def _distribution_of(plugin: Any) -> str | None:
+    for registered, dist in pm.list_plugin_distinfo():
+        if registered is plugin:
+            return f"{dist.metadata['Name']} {dist.version}"
+    return None

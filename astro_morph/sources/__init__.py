@@ -1,0 +1,9 @@
+"""Cutout sources: turn catalog rows into images.
+
+A source is registered through :func:`astro_morph.hookspecs.astromorph_register_sources` and
+created with keyword options; its ``fetch(rows)`` returns one :class:`Cutout` per row.
+"""
+
+from .base import Cutout, Source, format_id
+
+__all__ = ["Cutout", "Source", "format_id"]

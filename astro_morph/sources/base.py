@@ -1,0 +1,63 @@
+"""The contract between sources and the rest of the pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+from astropy.table import Table
+
+__all__ = ["Cutout", "Source", "format_id"]
+
+
+@dataclass
+class Cutout:
+    """One row's image, or why there is none.
+
+    Attributes
+    ----------
+    image : numpy.ndarray or None
+        ``(H, W, C)`` array, pixel order (y, x) as numpy indexes it. ``uint8`` for JPEG-like
+        data (0-255) or float32 already stretched to [0, 1]. ``None`` when a fatal flag is set.
+    flags : int
+        :class:`astro_morph.flags.MorphFlag` bits for this row.
+    message : str
+        Why the row was flagged, naming the row/file (empty when ok).
+    pixel_scale : float or None
+        Arcsec per pixel when known (survey sources), else ``None``.
+    """
+
+    image: np.ndarray | None
+    flags: int = 0
+    message: str = ""
+    pixel_scale: float | None = None
+    meta: dict = field(default_factory=dict)
+
+
+class Source(Protocol):
+    """What a source factory returns."""
+
+    def fetch(self, rows: Table) -> list[Cutout]:
+        """Return one :class:`Cutout` per row of ``rows``, in order; never raise for one row."""
+        ...
+
+
+def format_id(value: object) -> str | None:
+    """Turn an id cell into the string used in file names; ``None`` when unusable.
+
+    Integers are written without a decimal point, and integral floats below 2**53 too
+    (a FITS double column of ids); masked, NaN and empty cells give ``None``.
+    """
+    if value is None or value is np.ma.masked:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        if not np.isfinite(value) or value != int(value) or abs(value) >= 2**53:
+            return None
+        return str(int(value))
+    text = str(value).strip()
+    return text or None

@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+from astropy.table import MaskedColumn, Table
+from PIL import Image
+
+from astro_morph.errors import UserError
+from astro_morph.flags import MorphFlag
+from astro_morph.sources.base import format_id
+from astro_morph.sources.galaxyzoo import GalaxyZooSource
+
+
+def test_ids_find_jpg_and_jpeg(image_dir):
+    src = GalaxyZooSource(image_dir)
+    out = src.fetch(Table({"GalaxyID": [1, 5, 99]}))
+    assert out[0].image.shape == (64, 64, 3) and out[0].image.dtype == np.uint8
+    assert out[1].image is not None  # 5.jpeg
+    assert out[2].image is None and out[2].flags == MorphFlag.IMAGE_MISSING
+    assert "99.jpg" in out[2].message
+
+
+def test_id_formats():
+    assert format_id(587722952767439450) == "587722952767439450"
+    assert format_id(np.int64(587722952767439450)) == "587722952767439450"
+    assert format_id(100018.0) == "100018"
+    assert format_id(1.5) is None and format_id(float("nan")) is None
+    assert format_id(np.ma.masked) is None and format_id("  ") is None
+    assert format_id(b"abc") == "abc"
+
+
+def test_bad_images_are_flagged_not_fatal(image_dir):
+    (image_dir / "10.jpg").write_bytes(b"")
+    good = (image_dir / "1.jpg").read_bytes()
+    (image_dir / "11.jpg").write_bytes(good[: len(good) // 2])  # truncated
+    Image.fromarray(np.full((20, 20), 100, np.uint8), "L").save(image_dir / "12.jpg")
+    Image.new("CMYK", (20, 20), (0, 50, 100, 0)).save(image_dir / "13.jpg")
+    Image.fromarray(np.arange(400, dtype=np.uint16).reshape(20, 20) * 100).save(
+        image_dir / "14.png")
+    src = GalaxyZooSource(image_dir, max_pixels=10_000)
+    Image.new("RGB", (200, 200)).save(image_dir / "15.jpg")  # over max_pixels
+    src = GalaxyZooSource(image_dir, max_pixels=10_000)
+    ids = MaskedColumn([10, 11, 12, 13, 14, 15, 1], mask=[0, 0, 0, 0, 0, 0, 1])
+    out = src.fetch(Table({"GalaxyID": ids}))
+    assert [c.flags for c in out] == [MorphFlag.IMAGE_UNREADABLE, MorphFlag.IMAGE_UNREADABLE,
+                                      0, 0, 0, MorphFlag.IMAGE_UNREADABLE, MorphFlag.BAD_ID]
+    for c in out[2:5]:
+        assert c.image.shape == (20, 20, 3) and c.image.dtype == np.uint8
+    assert out[4].image.max() == 255  # 16-bit data stretched, not clipped to black
+    assert "pixel limit" in out[5].message
+
+
+def test_path_column_refuses_escape(image_dir, tmp_path):
+    (tmp_path / "secret.jpg").write_bytes((image_dir / "1.jpg").read_bytes())
+    src = GalaxyZooSource(image_dir, path_column="file")
+    out = src.fetch(Table({"file": ["2.jpg", "../secret.jpg", "/etc/passwd", "nope.jpg"]}))
+    assert out[0].flags == 0
+    assert out[1].flags == MorphFlag.PATH_REFUSED and out[2].flags == MorphFlag.PATH_REFUSED
+    assert out[3].flags == MorphFlag.IMAGE_MISSING
+    ids = GalaxyZooSource(image_dir).fetch(Table({"GalaxyID": ["../1", "1"]}))
+    assert ids[0].flags == MorphFlag.PATH_REFUSED and ids[1].flags == 0
+
+
+def test_missing_column_suggests(image_dir):
+    src = GalaxyZooSource(image_dir)
+    with pytest.raises(UserError, match=r"no column 'GalaxyID' \(did you mean 'galaxy_id'\?\)"):
+        src.check_columns(["galaxy_id", "ra"])
+
+
+def test_missing_image_dir(tmp_path):
+    with pytest.raises(UserError, match="image directory not found"):
+        GalaxyZooSource(tmp_path / "nope")
+    with pytest.raises(UserError, match="needs --image-dir"):
+        GalaxyZooSource(None)

@@ -1,0 +1,1 @@
+"""Training: labelled image sets, the paper's augmentation, the trainer and metrics."""

@@ -1,0 +1,109 @@
+"""``astromorph evaluate``: metrics of a model on a labelled split, through ``classify`` itself.
+
+The images go through exactly the path ``astromorph classify`` uses (source, centring,
+backend), so the reported figures are the ones a user reproduces with ``classify``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..api import classify
+from ..errors import UserError
+from ..inference.load import load_model
+from .data import load_labels
+from .metrics import classification_report
+
+__all__ = ["evaluate", "plot_confusion", "latency"]
+
+
+def latency(clf: Any, repeats: int = 50, batch: int = 256) -> dict[str, float]:
+    """Model-only CPU timing: median ms for one image, and images/s at ``batch``."""
+    size = clf.input_size
+    one = np.random.default_rng(0).random((1, size, size, 3), dtype=np.float32)
+    many = np.random.default_rng(1).random((batch, size, size, 3), dtype=np.float32)
+    clf.predict(one)
+    clf.predict(many)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        clf.predict(one)
+        times.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    for _ in range(3):
+        clf.predict(many)
+    per_batch = (time.perf_counter() - t) / 3
+    return {"latency_ms": float(np.median(times) * 1e3), "images_per_s": batch / per_batch}
+
+
+def evaluate(model: str | os.PathLike | None, labels: str | os.PathLike,
+             image_dir: str | os.PathLike, id_column: str = "OBJID", split: str = "test",
+             backend: str = "onnx", label_column: str = "label", split_column: str = "split",
+             png: str | os.PathLike | None = None, timing: bool = True,
+             progress: bool | None = None) -> dict[str, Any]:
+    """Classify the ``split`` rows of ``labels`` and score them against ``label_column``."""
+    from ..models.arch import ArchConfig
+    from ..models.flops import count
+
+    table = load_labels(labels, id_column, label_column, split_column)
+    rows = table[np.asarray(table[split_column]).astype(str) == split]
+    if len(rows) == 0:
+        raise UserError(f"{labels}: no rows in split {split!r}")
+    clf = load_model(model, backend)
+    classes = list(clf.class_names)
+    truth = np.asarray(rows[label_column]).astype(str)
+    known = np.isin(truth, classes)
+    out = classify(rows[known], source="galaxyzoo", model=clf, image_dir=image_dir,
+                   id_column=id_column, progress=progress)
+    probs = np.stack([np.ma.filled(out[c], np.nan) for c in out.colnames
+                      if c.startswith("morph_prob_")], 1)
+    ok = np.isfinite(probs).all(1)
+    y = np.array([classes.index(t) for t in truth[known]])
+    report = classification_report(y[ok], probs[ok], classes)
+    report.update({"split": split, "model": clf.name, "sha256": clf.sha256, "backend": backend,
+                   "skipped_unknown_label": int((~known).sum()), "failed_rows": int((~ok).sum())})
+    config = getattr(clf, "config", None)
+    if config and "arch" in config:
+        c = count(ArchConfig.from_dict(config["arch"]), len(classes), clf.input_size)
+        report.update({"params": c.params, "macs": c.macs, "flops_eq13": c.flops_eq13,
+                       "input_size": clf.input_size,
+                       "train_seconds": config.get("provenance", {}).get("train_seconds")})
+    if timing:
+        report.update(latency(clf))
+    if png:
+        plot_confusion(np.array(report["confusion"]), classes, png,
+                       f"{clf.name} on {split} ({report['n']} images): accuracy "
+                       f"{report['accuracy']:.3f}")
+    return report
+
+
+def plot_confusion(matrix: np.ndarray, classes: list[str], path: str | os.PathLike,
+                   title: str = "") -> Path:
+    """Row-normalised confusion matrix (true rows, predicted columns) with counts, as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    frac = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.3 * len(classes) + 2, 1.1 * len(classes) + 1.5))
+    ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            ax.text(j, i, f"{frac[i, j]:.2f}\n({matrix[i, j]})", ha="center", va="center",
+                    color="white" if frac[i, j] > 0.5 else "black", fontsize=8)
+    ax.set_xticks(range(len(classes)), classes, rotation=30, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)

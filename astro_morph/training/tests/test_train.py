@@ -1,0 +1,102 @@
+import numpy as np
+import pytest
+import torch
+
+from astro_morph.errors import UserError
+from astro_morph.training import train as train_mod
+from astro_morph.training.augment import augment_batch
+from astro_morph.training.metrics import classification_report, expected_calibration_error
+from astro_morph.training.train import TrainConfig, fit_temperature, train
+from conftest import shared_data
+
+GZ1_CLASSES = ["elliptical", "spiral", "edge_on", "merger", "dont_know"]
+
+
+def _cfg(tmp_path, **kw):
+    data = shared_data("gz1")
+    base = dict(labels=str(data / "labels.csv"), image_dir=str(data / "images"),
+                output=str(tmp_path / "m.amz"), class_names=GZ1_CLASSES, epochs=1,
+                batch_size=32, limit=kw.pop("limit", 256), lr=1e-3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.mark.slow
+def test_one_epoch_on_real_images_writes_a_usable_model(tmp_path):
+    from astro_morph.inference.load import classifier_from_file
+
+    result = train(_cfg(tmp_path), progress=False)
+    assert result["val"]["n"] == 256 and 0 <= result["val"]["accuracy"] <= 1
+    clf = classifier_from_file(tmp_path / "m.amz", "onnx")
+    assert clf.class_names == GZ1_CLASSES and clf.input_size == 32
+    p = clf.predict(np.random.default_rng(0).random((3, 32, 32, 3), dtype=np.float32))
+    np.testing.assert_allclose(p.sum(1), 1, atol=1e-5)
+
+
+def test_interrupted_training_resumes_exactly(tmp_path, monkeypatch):
+    cfg = _cfg(tmp_path, epochs=2, limit=64, output=str(tmp_path / "a.amz"),
+               checkpoint_dir=str(tmp_path / "ck"))
+    straight = train(cfg, progress=False)
+
+    # Kill the run right after the first epoch's checkpoint is written.
+    real_save = train_mod._atomic_save
+    calls = []
+
+    def save_then_die(obj, path):
+        real_save(obj, path)
+        calls.append(1)
+        raise KeyboardInterrupt
+
+    cfg2 = _cfg(tmp_path, epochs=2, limit=64, output=str(tmp_path / "b.amz"),
+                checkpoint_dir=str(tmp_path / "ck2"))
+    monkeypatch.setattr(train_mod, "_atomic_save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg2, progress=False)
+    monkeypatch.setattr(train_mod, "_atomic_save", real_save)
+    resumed = train(cfg2, resume=True, progress=False)
+    assert len(calls) == 1
+    assert [h["loss"] for h in resumed["history"]] == pytest.approx(
+        [h["loss"] for h in straight["history"]], rel=1e-5)
+    assert resumed["val"]["accuracy"] == straight["val"]["accuracy"]
+
+
+def test_resume_refuses_other_settings_and_missing_checkpoint(tmp_path):
+    cfg = _cfg(tmp_path, limit=32, checkpoint_dir=str(tmp_path / "ck"))
+    with pytest.raises(UserError, match="no checkpoint"):
+        train(cfg, resume=True, progress=False)
+    train(cfg, progress=False)
+    with pytest.raises(UserError, match="other settings"):
+        train(_cfg(tmp_path, limit=32, lr=0.5, checkpoint_dir=str(tmp_path / "ck")),
+              resume=True, progress=False)
+
+
+def test_augment_shapes_range_and_determinism():
+    x = torch.rand(4, 3, 54, 54)
+    a = augment_batch(x, 32, 0.8, generator=torch.Generator().manual_seed(1))
+    b = augment_batch(x, 32, 0.8, generator=torch.Generator().manual_seed(1))
+    assert a.shape == (4, 3, 32, 32) and a.min() >= 0 and a.max() <= 1
+    assert torch.equal(a, b)
+    # No jitter, no shift, crop = region: a flat image stays flat in the middle.
+    flat = augment_batch(torch.full((2, 3, 20, 20), 0.5), 16, 0.5, crop_range=(0.3, 0.3),
+                         max_shift=0, jitter=0, hue=0)
+    assert torch.allclose(flat[:, :, 4:12, 4:12], torch.tensor(0.5), atol=1e-5)
+
+
+def test_metrics_on_known_inputs():
+    y = np.array([0, 0, 0, 1, 1, 2])
+    probs = np.eye(3)[[0, 0, 1, 1, 1, 2]] * 0.9 + 0.1 / 3
+    r = classification_report(y, probs, ["a", "b", "c"])
+    assert r["accuracy"] == pytest.approx(5 / 6)
+    assert r["per_class"]["a"]["recall"] == pytest.approx(2 / 3)
+    assert r["per_class"]["b"]["precision"] == pytest.approx(2 / 3)
+    assert r["recall_weighted"] == pytest.approx(5 / 6)  # weighted recall == accuracy
+    assert r["confusion"] == [[2, 1, 0], [0, 2, 0], [0, 0, 1]]
+    assert expected_calibration_error(np.array([0, 1]), np.array([[1.0, 0], [1.0, 0]])) == 0.5
+
+
+def test_temperature_scaling_softens_overconfident_logits():
+    torch.manual_seed(0)
+    labels = torch.randint(0, 3, (400,))
+    logits = torch.randn(400, 3)
+    logits[torch.arange(400), labels] += 1.0
+    assert fit_temperature(logits * 10, labels) > 3

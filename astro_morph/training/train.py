@@ -1,0 +1,253 @@
+"""The trainer: the paper's recipe (Adam, lr 1e-4, Sec. 3.2 augmentation) with checkpoints.
+
+Every epoch writes ``checkpoint.pt`` (tensors and plain numbers only, loaded back with
+``torch.load(weights_only=True)``) atomically; ``resume=True`` continues from it exactly
+(same data order and augmentation draws, from the saved generator state). The best epoch by
+validation accuracy is kept and written as a model file with a fitted softmax temperature.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import UserError
+from ..models.arch import get_arch
+from ..models.efficientnet_g import build_model
+from ..models.model_file import read_bundle, write_bundle
+from ..models.torch_io import bundle_from_network, network_from_bundle
+from .augment import augment_batch
+from .data import cache_size_for, load_labels, load_split
+from .metrics import classification_report
+
+__all__ = ["TrainConfig", "train", "fit_temperature"]
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on (recorded in the model file's provenance)."""
+
+    labels: str
+    image_dir: str
+    output: str
+    id_column: str = "OBJID"
+    arch: str = "efficientnet-g0"
+    resolution: int | None = None
+    class_names: list[str] | None = None
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    class_weighting: str = "sqrt"  # none | sqrt | balanced
+    schedule: str = "constant"  # constant (paper) | cosine
+    seed: int = 0
+    device: str = "cpu"
+    init: str | None = None
+    freeze_backbone: bool = False
+    limit: int | None = None
+    checkpoint_dir: str | None = None
+    train_split: str = "train"
+    val_split: str = "val"
+    name: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _class_weights(labels: np.ndarray, k: int, mode: str) -> torch.Tensor:
+    counts = np.bincount(labels, minlength=k).astype(float)
+    counts[counts == 0] = 1
+    if mode == "none":
+        w = np.ones(k)
+    elif mode == "sqrt":
+        w = 1 / np.sqrt(counts)
+    elif mode == "balanced":
+        w = 1 / counts
+    else:
+        raise UserError(f"class weighting must be none, sqrt or balanced, not {mode!r}")
+    return torch.tensor(w / (w * counts).sum() * counts.sum(), dtype=torch.float32)
+
+
+def _normalise(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    return (x - mean) / std
+
+
+@torch.no_grad()
+def _logits(net, images: np.ndarray, mean, std, device, batch: int = 512) -> torch.Tensor:
+    net.eval()
+    out = []
+    for i in range(0, len(images), batch):
+        x = torch.from_numpy(images[i:i + batch]).to(device).permute(0, 3, 1, 2).float() / 255
+        out.append(net(_normalise(x, mean, std)).float().cpu())
+    return torch.cat(out)
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Temperature T minimising the NLL of softmax(logits / T) (Guo et al. 2017)."""
+    log_t = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=100)
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(logits / log_t.exp(), labels)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return float(log_t.detach().exp().clamp(0.05, 20.0))
+
+
+def _atomic_save(obj: dict, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None) -> dict:
+    """Train, keep the best epoch by validation accuracy, write the model file.
+
+    Returns a summary dict (validation report of the best epoch, timings, history).
+    """
+    from tqdm.auto import tqdm
+
+    from ..inference.deploy import export_onnx
+    from ..inference.torch_backend import resolve_device
+
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    table = load_labels(cfg.labels, cfg.id_column)
+    init_bundle = read_bundle(cfg.init) if cfg.init else None
+    if init_bundle is not None:
+        arch = network_from_bundle(init_bundle).arch
+    else:
+        arch = get_arch(cfg.arch)
+    if cfg.resolution:
+        arch = replace(arch, resolution=int(cfg.resolution))
+    size = arch.resolution
+    split_values = np.asarray(table["split"]).astype(str)
+    train_labels = np.asarray(table["label"]).astype(str)[split_values == cfg.train_split]
+    class_names = cfg.class_names or sorted({t for t in train_labels if t})
+    cfg = replace(cfg, class_names=list(class_names), resolution=size)
+
+    t0 = time.perf_counter()
+    train_set = load_split(table, cfg.image_dir, cfg.train_split, class_names, cfg.id_column,
+                           cache_size_for(size), train=True, limit=cfg.limit)
+    val_set = load_split(table, cfg.image_dir, cfg.val_split, class_names, cfg.id_column,
+                         size, train=False, limit=cfg.limit)
+    decode_s = time.perf_counter() - t0
+    pix = train_set.images.reshape(-1, 3).astype(np.float64) / 255
+    mean_l, std_l = pix.mean(0).tolist(), pix.std(0).clip(1e-3).tolist()
+    mean = torch.tensor(mean_l, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(std_l, device=device).view(1, 3, 1, 1)
+
+    if init_bundle is not None:
+        net = network_from_bundle(init_bundle).train()
+        if init_bundle.class_names != list(class_names):
+            net.reset_classifier(len(class_names))
+    else:
+        net = build_model(arch, len(class_names))
+    net = net.to(device)
+    if cfg.freeze_backbone:
+        for name, p in net.named_parameters():
+            p.requires_grad = name.startswith("classifier")
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    weights = _class_weights(train_set.labels, len(class_names), cfg.class_weighting).to(device)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    if cfg.schedule not in ("constant", "cosine"):
+        raise UserError(f"schedule must be constant or cosine, not {cfg.schedule!r}")
+    sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1))
+             if cfg.schedule == "cosine" else None)
+
+    ckdir = Path(cfg.checkpoint_dir or (str(cfg.output) + ".ckpt"))
+    ckdir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = ckdir / "checkpoint.pt"
+    start_epoch, history, best = 0, [], {"accuracy": -1.0, "epoch": -1, "state": None}
+    if resume and ckpt_path.is_file():
+        ck = torch.load(ckpt_path, weights_only=True, map_location=device)
+        if ck["config"] != json.dumps(asdict(cfg), sort_keys=True):
+            raise UserError(f"{ckpt_path} was made with other settings; start without --resume "
+                            "or with the same options")
+        net.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        gen.set_state(ck["generator"])
+        torch.set_rng_state(ck["torch_rng"])  # dropout and stochastic depth draw from it
+        if sched is not None:
+            sched.load_state_dict(json.loads(ck["scheduler"]))
+        start_epoch, history = int(ck["epoch"]) + 1, json.loads(ck["history"])
+        best = {"accuracy": float(ck["best_accuracy"]), "epoch": int(ck["best_epoch"]),
+                "state": ck["best_state"]}
+    elif resume:
+        raise UserError(f"--resume: no checkpoint at {ckpt_path}")
+
+    n = len(train_set.labels)
+    train_images = torch.from_numpy(train_set.images)
+    train_labels_t = torch.from_numpy(train_set.labels)
+    val_y = torch.from_numpy(val_set.labels)
+    t_train = time.perf_counter()
+    for epoch in range(start_epoch, cfg.epochs):
+        net.train()
+        order = torch.randperm(n, generator=gen)
+        bar = tqdm(range(0, n, cfg.batch_size), desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                   leave=False, disable=None if progress is None else not progress)
+        seen = correct = 0
+        loss_sum = 0.0
+        for i in bar:
+            idx = order[i:i + cfg.batch_size]
+            x = train_images[idx].to(device).permute(0, 3, 1, 2).float() / 255
+            x = augment_batch(x, size, train_set.region, generator=gen)
+            y = train_labels_t[idx].to(device)
+            logits = net(_normalise(x, mean, std))
+            loss = F.cross_entropy(logits, y, weight=weights)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            seen += len(idx)
+            correct += int((logits.argmax(1) == y).sum())
+            loss_sum += float(loss.detach()) * len(idx)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+        if sched is not None:
+            sched.step()
+        val_logits = _logits(net, val_set.images, mean, std, device)
+        val_acc = float((val_logits.argmax(1) == val_y).float().mean())
+        history.append({"epoch": epoch, "loss": loss_sum / max(seen, 1),
+                        "train_accuracy": correct / max(seen, 1), "val_accuracy": val_acc})
+        if val_acc > best["accuracy"]:
+            best = {"accuracy": val_acc, "epoch": epoch,
+                    "state": {k: v.detach().clone() for k, v in net.state_dict().items()}}
+        _atomic_save({
+            "config": json.dumps(asdict(cfg), sort_keys=True),
+            "epoch": epoch, "model": net.state_dict(), "optimizer": opt.state_dict(),
+            "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+            "history": json.dumps(history),
+            "best_accuracy": best["accuracy"], "best_epoch": best["epoch"],
+            "best_state": best["state"],
+            "scheduler": json.dumps(sched.state_dict() if sched is not None else {}),
+        }, ckpt_path)
+        if progress is not False:
+            print(f"epoch {epoch + 1}/{cfg.epochs}: loss {history[-1]['loss']:.4f} "
+                  f"train acc {history[-1]['train_accuracy']:.4f} val acc {val_acc:.4f}",
+                  flush=True)
+    train_s = time.perf_counter() - t_train
+
+    net.load_state_dict(best["state"])
+    val_logits = _logits(net, val_set.images, mean, std, device)
+    temperature = fit_temperature(val_logits, val_y)
+    probs = torch.softmax(val_logits / temperature, 1).numpy()
+    report = classification_report(val_set.labels, probs, class_names)
+    provenance = {"config": asdict(cfg), "best_epoch": best["epoch"], "history": history,
+                  "val_report": {k: v for k, v in report.items() if k != "per_class"},
+                  "train_seconds": train_s, "decode_seconds": decode_s}
+    bundle = bundle_from_network(net.cpu(), cfg.name or Path(cfg.output).stem, class_names,
+                                 size, mean_l, std_l, temperature, provenance)
+    bundle.onnx = export_onnx(bundle)
+    sha = write_bundle(bundle, cfg.output, overwrite=True)
+    return {"output": cfg.output, "sha256": sha, "best_epoch": best["epoch"],
+            "temperature": temperature, "val": report, "train_seconds": train_s,
+            "history": history}

@@ -1,0 +1,87 @@
+import os
+
+import numpy as np
+import pytest
+from astropy import units as u
+from astropy.table import MaskedColumn, Table
+
+from astro_morph.catalog_io import guess_format, read_catalog, write_catalog
+from astro_morph.errors import UserError
+
+
+def _table():
+    t = Table()
+    t["objid"] = np.array([587722952767439450, 2], dtype=np.int64)
+    t["ra"] = [10.5, 20.25] * u.deg
+    t["name"] = ["M31", "NGC 891"]
+    t["z"] = MaskedColumn([0.1, 0.0], mask=[False, True])
+    return t
+
+
+@pytest.mark.parametrize("suffix", [".fits", ".ecsv", ".vot", ".parquet", ".csv"])
+def test_round_trip(tmp_path, suffix):
+    path = tmp_path / f"cat{suffix}"
+    write_catalog(_table(), path)
+    back = read_catalog(path)
+    assert list(back["objid"]) == [587722952767439450, 2]
+    assert list(back["name"]) == ["M31", "NGC 891"]
+    if suffix != ".csv":
+        assert back["ra"].unit == u.deg
+
+
+def test_never_replaces_without_overwrite(tmp_path):
+    path = tmp_path / "c.fits"
+    write_catalog(_table(), path)
+    before = path.read_bytes()
+    with pytest.raises(UserError, match="exists; pass --overwrite"):
+        write_catalog(_table()[:1], path)
+    assert path.read_bytes() == before
+    write_catalog(_table()[:1], path, overwrite=True)
+    assert len(read_catalog(path)) == 1
+
+
+def test_failed_write_keeps_previous_output(tmp_path, monkeypatch):
+    path = tmp_path / "c.ecsv"
+    write_catalog(_table(), path)
+    before = path.read_bytes()
+
+    def boom(self, *a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Table, "write", boom)
+    with pytest.raises(UserError, match="No space left on device"):
+        write_catalog(_table(), path, overwrite=True)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["c.ecsv"]  # no temp file left
+
+
+@pytest.mark.parametrize("content,match", [
+    (b"", "is empty"),
+    (b"SIMPLE  = T this is not fits", "cannot read catalog"),
+])
+def test_bad_catalogs(tmp_path, content, match):
+    path = tmp_path / "bad.fits"
+    path.write_bytes(content)
+    with pytest.raises(UserError, match=match):
+        read_catalog(path)
+
+
+def test_missing_and_unknown(tmp_path):
+    with pytest.raises(UserError, match="catalog not found"):
+        read_catalog(tmp_path / "nope.fits")
+    with pytest.raises(UserError, match="cannot tell the format"):
+        guess_format("cat.txt")
+    assert guess_format("cat.txt", "ecsv") == "ascii.ecsv"
+    assert guess_format("a.FITS.gz") == "fits"
+
+
+def test_unwritable_directory(tmp_path):
+    with pytest.raises(UserError, match="output directory does not exist"):
+        write_catalog(_table(), tmp_path / "nope" / "c.fits")
+    if os.geteuid() == 0:
+        pytest.skip("root can write to read-only directories")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    with pytest.raises(UserError, match="cannot write"):
+        write_catalog(_table(), ro / "c.fits")

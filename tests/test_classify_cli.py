@@ -1,0 +1,168 @@
+"""``astromorph classify`` end to end, as a user runs it."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+from click.testing import CliRunner
+
+from astro_morph.cli import cli, default_output
+from conftest import shared_data
+
+
+def run(*args, **kw):
+    """Run the real console script (user errors must not print tracebacks)."""
+    exe = shutil.which("astromorph")
+    cmd = [exe] if exe else [sys.executable, "-m", "astro_morph"]
+    return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, **kw)
+
+
+def fitsverify_errors(path):
+    exe = shutil.which("fitsverify")
+    if exe is None:
+        if os.environ.get("CI"):
+            pytest.fail("fitsverify is not installed; .ci/run installs Debian's fitsverify")
+        pytest.skip("fitsverify not installed (apt-get install fitsverify)")
+    out = subprocess.run([exe, "-q", str(path)], capture_output=True, text=True)
+    # -q prints one line: "verification OK: ..." or "... N warnings and M errors".
+    assert "verification OK" in out.stdout or " 0 error" in out.stdout, out.stdout
+    return out.stdout
+
+
+@pytest.mark.slow
+def test_galaxyzoo_val_split_to_fits(tiny_model, tmp_path):
+    data = shared_data("galaxyzoo")
+    labels = Table.read(data / "labels.csv", format="ascii.csv")
+    val = labels[labels["split"] == "val"]
+    val["note"] = [f"row {i}" for i in range(len(val))]
+    cat = tmp_path / "val.fits"
+    val.write(cat)
+    before = cat.read_bytes()
+    out = tmp_path / "val_morph.fits"
+    res = run("classify", cat, "--image-dir", data / "images", "--model", tiny_model,
+              "-o", out)
+    assert res.returncode == 0, res.stderr
+    assert cat.read_bytes() == before
+    t = Table.read(out)
+    assert len(t) == len(val) == 651
+    assert list(t["GalaxyID"]) == list(val["GalaxyID"]) and list(t["note"]) == list(val["note"])
+    classes = ["elliptical", "spiral", "edge_on", "merger", "dont_know"]
+    assert t.colnames == val.colnames + ["morph_label"] + [f"morph_prob_{c}" for c in classes] \
+        + ["morph_flags"]
+    assert (t["morph_flags"] == 0).all()
+    probs = np.stack([t[f"morph_prob_{c}"] for c in classes], 1)
+    np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)
+    assert set(t["morph_label"]) <= set(classes)
+    hdr = fits.getheader(out, 1)
+    assert hdr["MORPHSHA"] == __import__("hashlib").sha256(tiny_model.read_bytes()).hexdigest()
+    assert hdr["MORPHMOD"] == "tiny-g0" and hdr["MORPHVER"]
+    fitsverify_errors(out)
+    assert "651 rows" in res.stderr
+
+
+def test_bad_rows_are_flagged_not_lost(tiny_model, image_dir, tmp_path):
+    (image_dir / "3.jpg").write_bytes(b"\xff\xd8 corrupt")
+    cat = tmp_path / "c.ecsv"
+    Table({"GalaxyID": [1, 2, 3, 404, 5], "mag": [1.0, 2, 3, 4, 5]}).write(cat)
+    out = tmp_path / "out.fits"
+    res = CliRunner().invoke(cli, ["classify", str(cat), "--image-dir", str(image_dir),
+                                   "--model", str(tiny_model), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    t = Table.read(out)
+    assert list(t["GalaxyID"]) == [1, 2, 3, 404, 5]
+    assert list(t["morph_flags"]) == [0, 0, 2, 1, 0]
+    assert t["morph_label"].mask[2] and np.isnan(np.ma.filled(t["morph_prob_spiral"], np.nan)[3])
+    assert "row 2:" in res.output and "row 3:" in res.output and "2 flagged" in res.output
+    fitsverify_errors(out)
+
+
+@pytest.mark.parametrize("fmt", ["ecsv", "vot", "parquet", "csv"])
+def test_output_formats_and_torch_backend(tiny_model, image_dir, tmp_path, fmt):
+    cat = tmp_path / "c.fits"
+    Table({"GalaxyID": [1, 2]}).write(cat)
+    out = tmp_path / f"o.{fmt}"
+    res = CliRunner().invoke(cli, ["classify", str(cat), "--image-dir", str(image_dir),
+                                   "--model", str(tiny_model), "--backend", "torch",
+                                   "--centring", "recentre", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    t = Table.read(out)
+    assert len(t) == 2 and "morph_dx" in t.colnames and t["morph_label"][0]
+
+
+@pytest.mark.parametrize("setup,args,message", [
+    ("missing-column", [], "no column 'GalaxyID' (did you mean 'galaxyid'?)"),
+    ("unreadable", [], "cannot read catalog"),
+    ("empty", [], "has no rows"),
+    ("zero-bytes", [], "is empty (0 bytes)"),
+    ("ok", ["--model", "nope.amz"], "unknown model 'nope.amz'"),
+    ("ok", ["-o", "{cat}"], "is the input catalog"),
+    ("ok", ["--source", "sdsss"], "unknown source 'sdsss'"),
+])
+def test_user_errors_are_one_line(tiny_model, image_dir, tmp_path, setup, args, message):
+    cat = tmp_path / "c.fits"
+    if setup == "missing-column":
+        Table({"galaxyid": [1]}).write(cat)
+    elif setup == "unreadable":
+        cat.write_bytes(b"x" * 100)
+    elif setup == "empty":
+        Table({"GalaxyID": np.zeros(0, int)}).write(cat)
+    elif setup == "zero-bytes":
+        cat.write_bytes(b"")
+    else:
+        Table({"GalaxyID": [1]}).write(cat)
+    args = [a.format(cat=cat) for a in args]
+    if "--model" not in args:
+        args += ["--model", str(tiny_model)]
+    res = run("classify", cat, "--image-dir", image_dir, *args)
+    assert res.returncode == 1
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), res.stderr
+    assert message in lines[0]
+    assert "Traceback" not in res.stderr
+
+
+def test_existing_output_needs_overwrite(tiny_model, image_dir, tmp_path):
+    cat = tmp_path / "c.fits"
+    Table({"GalaxyID": [1]}).write(cat)
+    out = default_output(cat)
+    assert out.name == "c_morph.fits"
+    args = ["classify", str(cat), "--image-dir", str(image_dir), "--model", str(tiny_model)]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    again = run(*args)
+    assert again.returncode == 1 and "exists; pass --overwrite" in again.stderr
+    assert run(*args, "--overwrite").returncode == 0
+
+
+def test_column_clash_is_refused(tiny_model, image_dir, tmp_path):
+    cat = tmp_path / "c.fits"
+    Table({"GalaxyID": [1], "MORPH_LABEL": ["x"]}).write(cat)
+    res = run("classify", cat, "--image-dir", image_dir, "--model", tiny_model)
+    assert res.returncode == 1 and "--prefix" in res.stderr
+    res = run("classify", cat, "--image-dir", image_dir, "--model", tiny_model,
+              "--prefix", "am_")
+    assert res.returncode == 0, res.stderr
+    assert "am_label" in Table.read(default_output(cat)).colnames
+
+
+def test_models_command_prints_family_and_paper():
+    res = CliRunner().invoke(cli, ["models"])
+    assert res.exit_code == 0
+    assert "efficientnet-g3" in res.output and "2.17M" in res.output and "MACs" in res.output
+
+
+def test_export_onnx(tiny_model, tmp_path):
+    import onnx
+
+    out = tmp_path / "m.onnx"
+    res = CliRunner().invoke(cli, ["export-onnx", str(tiny_model), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    proto = onnx.load(out)
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert meta["name"] == '"tiny-g0"' and "elliptical" in meta["class_names"]
+    res = CliRunner().invoke(cli, ["export-onnx", str(tiny_model), "-o", str(tmp_path / "m.amz")])
+    assert res.exit_code == 0

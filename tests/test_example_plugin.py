@@ -1,0 +1,59 @@
+"""The separately installable example plugin in plugins/astromorph-npy."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.table import Table
+
+PLUGIN_DIR = Path(__file__).resolve().parent.parent / "plugins" / "astromorph-npy"
+
+
+@pytest.fixture
+def npy_plugin():
+    from astro_morph import plugins
+
+    sys.path.insert(0, str(PLUGIN_DIR))
+    import astromorph_npy
+
+    plugins.load_plugins()
+    plugins.pm.register(astromorph_npy, name="npy")
+    try:
+        yield astromorph_npy
+    finally:
+        plugins.pm.unregister(name="npy")
+        sys.path.remove(str(PLUGIN_DIR))
+
+
+def test_classify_with_the_npy_source(npy_plugin, tiny_model, tmp_path):
+    import astro_morph
+
+    stack = tmp_path / "stack.npy"
+    np.save(stack, np.random.default_rng(0).integers(0, 255, (3, 40, 40, 3), dtype=np.uint8))
+    out = astro_morph.classify(Table({"idx": [2, 0, 7]}), source="npy", image_dir=stack,
+                               id_column="idx", model=tiny_model, progress=False)
+    assert list(out["morph_flags"]) == [0, 0, 4]
+
+
+@pytest.mark.slow
+def test_installed_plugin_is_listed_via_its_entry_point(tmp_path):
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                    "--no-build-isolation", "--target", str(target), str(PLUGIN_DIR)],
+                   check=True, capture_output=True)
+    env = {k: v for k, v in os.environ.items() if k != "ASTROMORPH_LOAD_PLUGINS"}
+    env["PYTHONPATH"] = os.pathsep.join([str(target), env.get("PYTHONPATH", "")])
+    cmd = [sys.executable, "-m", "astro_morph", "plugins", "--json"]
+    info = {e["name"]: e for e in json.loads(
+        subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout)}
+    assert info["npy"]["sources"] == ["npy"]
+    assert info["npy"]["version"] == "astromorph-npy 0.1.0"
+    # ASTROMORPH_LOAD_PLUGINS limits installed plugins: an empty list loads none.
+    env["ASTROMORPH_LOAD_PLUGINS"] = ""
+    names = [e["name"] for e in json.loads(
+        subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout)]
+    assert "npy" not in names and "astro_morph.sources.galaxyzoo" in names
