@@ -25,6 +25,7 @@ def classify(table: Table | str | os.PathLike, source: str = "galaxyzoo",
              device: str = "cpu", batch_size: int = 256, centring: str = "centre-crop",
              centring_options: dict[str, Any] | None = None, prefix: str = DEFAULT_PREFIX,
              chunk_size: int = 1024, workers: int | None = None, progress: bool | None = None,
+             journal_dir: str | os.PathLike | None = None, resume: bool = False,
              **source_options: Any) -> Table:
     """Add morphology columns to a catalog.
 
@@ -45,6 +46,11 @@ def classify(table: Table | str | os.PathLike, source: str = "galaxyzoo",
         Registered centring step (``centre-crop`` or ``recentre`` builtin).
     prefix : str
         Prefix of the added columns.
+    journal_dir : path, optional
+        Keep per-chunk results here while running (``classify --resume`` uses
+        ``<output>.partial``); removed by the caller once the output is written.
+    resume : bool
+        Reuse the finished chunks in ``journal_dir`` (same input, model and options only).
     **source_options
         Passed to the source factory (``image_dir``, ``id_column``, ``path_column``, ...).
 
@@ -74,8 +80,18 @@ def classify(table: Table | str | os.PathLike, source: str = "galaxyzoo",
                                                                  batch_size)
     offsets = bool(getattr(step, "reports_offset", False))
     check_no_clash(table, clf.class_names, prefix, offsets)
+    journal = None
+    if journal_dir is not None:
+        from .journal import Journal, table_fingerprint
+
+        signature = {"input": table_fingerprint(table), "model": clf.sha256,
+                     "model_name": clf.name, "source": source, "centring": centring,
+                     "centring_options": centring_options or {}, "chunk_size": chunk_size,
+                     "prefix": prefix, "source_options": {k: str(v) for k, v in
+                                                          sorted(source_options.items())}}
+        journal = Journal(journal_dir, signature, resume)
     result = run_chunks(table, src, step, clf, chunk_size=chunk_size, workers=workers,
-                        progress=progress)
+                        progress=progress, journal=journal)
     for row, message in result.messages:
         log.warning("row %d: %s", row, message)
     meta = provenance_meta(clf.name, clf.sha256, getattr(clf, "backend", "?"), source,

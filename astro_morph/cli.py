@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sys
 from pathlib import Path
 
@@ -73,17 +74,20 @@ def default_output(path: Path) -> Path:
 @click.option("--workers", type=click.IntRange(1), help="Decoding threads.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar (default: on a terminal).")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted run from <output>.partial/.")
 def classify(catalog: Path, output: Path | None, source: str, image_dir: Path | None,
              id_column: str, path_column: str | None, model: str | None, backend: str,
              device: str, batch_size: int, chunk_size: int, centring: str,
              crop_fraction: float | None, prefix: str, in_format: str | None,
              output_format: str | None, overwrite: bool, workers: int | None,
-             progress: bool | None) -> None:
+             progress: bool | None, resume: bool) -> None:
     """Classify every row of CATALOG and write it with morphology columns."""
     from .api import classify as classify_api
     from .catalog_io import guess_format, read_catalog, write_catalog
 
     output = output or default_output(catalog)
+    journal = output.with_name(output.name + ".partial")
     if output.resolve() == catalog.resolve() and not overwrite:
         raise UserError(f"output {output} is the input catalog; pass --overwrite to replace it")
     guess_format(output, output_format)  # fail before the run, not after it
@@ -101,10 +105,12 @@ def classify(catalog: Path, output: Path | None, source: str, image_dir: Path | 
             centring_options={"crop_fraction": crop_fraction} if crop_fraction else None,
             prefix=prefix, chunk_size=chunk_size, workers=workers, progress=progress,
             image_dir=image_dir, id_column=id_column, path_column=path_column,
+            journal_dir=journal, resume=resume,
         )
     finally:
         logging.getLogger("astro_morph").removeHandler(handler)
     write_catalog(out, output, output_format, overwrite=overwrite)
+    shutil.rmtree(journal, ignore_errors=True)
     flags = out[f"{prefix}flags"]
     n_flagged = int((flags != 0).sum())
     if handler.count > MAX_ROW_WARNINGS:
@@ -221,8 +227,9 @@ def export_onnx_cmd(model: Path, output: Path, overwrite: bool) -> None:
               help="Loss weights against class imbalance (sqrt: 1/sqrt(count)).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
-@click.option("--init", "init_model", type=click.Path(exists=True),
-              help="Fine-tune from this model file (new classes get a new head).")
+@click.option("--init", "init_model",
+              help="Fine-tune from this model file or shipped model name, e.g. default "
+                   "(new classes get a new head).")
 @click.option("--freeze-backbone", is_flag=True, help="With --init: train only the head.")
 @click.option("--limit", type=click.IntRange(1), help="Use at most N images per split.")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint.")
@@ -233,9 +240,12 @@ def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
           init_model: str | None, freeze_backbone: bool, limit: int | None, resume: bool,
           name: str | None) -> None:
     """Train a classifier on LABELS (a table with id, label and split columns)."""
+    from .models.registry import model_path
     from .training.train import TrainConfig
     from .training.train import train as train_api
 
+    if init_model is not None:
+        init_model = str(model_path(init_model))
     cfg = TrainConfig(
         labels=str(labels), image_dir=str(image_dir), output=str(output), id_column=id_column,
         arch=arch, resolution=resolution,
@@ -283,6 +293,32 @@ def evaluate(labels: Path, image_dir: str, model: str | None, id_column: str, sp
                    f"{r['images_per_s']:.0f} images/s (batch 256, model only)")
     if json_out:
         json_out.write_text(json.dumps(r, indent=2))
+
+
+@cli.command()
+@click.argument("catalog", type=click.Path(exists=True, path_type=Path))
+@click.option("--png", type=click.Path(path_type=Path), required=True, help="Image to write.")
+@click.option("--image-dir", type=click.Path(path_type=Path), help="Folder of cutout images.")
+@click.option("--id-column", default="GalaxyID", show_default=True)
+@click.option("--path-column")
+@click.option("--source", default="galaxyzoo", show_default=True)
+@click.option("-n", "--number", type=click.IntRange(1, 400), default=36, show_default=True)
+@click.option("--sort", type=click.Choice(["confidence", "-confidence", "row"]),
+              default="confidence", show_default=True,
+              help="-confidence shows the least confident first (where mistakes hide).")
+@click.option("--label", help="Only rows with this predicted class.")
+@click.option("--prefix", default="morph_", show_default=True)
+def gallery(catalog: Path, png: Path, image_dir: Path | None, id_column: str,
+            path_column: str | None, source: str, number: int, sort: str, label: str | None,
+            prefix: str) -> None:
+    """Draw classified cutouts of CATALOG (a classify output) with label and probability."""
+    from .catalog_io import read_catalog
+    from .gallery import draw_gallery
+
+    draw_gallery(read_catalog(catalog), png, source=source, n=number, sort=sort, label=label,
+                 prefix=prefix, image_dir=image_dir, id_column=id_column,
+                 path_column=path_column)
+    click.echo(f"wrote {png}", err=True)
 
 
 def main() -> None:

@@ -45,8 +45,12 @@ def _prepare_all(cutouts: list, step: Callable, size: int, workers: int) -> list
 
 def run_chunks(table: Table, source: Any, step: Callable, classifier: Classifier,
                chunk_size: int = 1024, workers: int | None = None,
-               progress: bool | None = None) -> RunResult:
-    """Classify every row of ``table``; a bad row is flagged, never dropped or fatal."""
+               progress: bool | None = None, journal: Any = None) -> RunResult:
+    """Classify every row of ``table``; a bad row is flagged, never dropped or fatal.
+
+    With a :class:`astro_morph.journal.Journal`, finished chunks are read back instead of
+    recomputed and each new chunk is saved as soon as it is done.
+    """
     from tqdm.auto import tqdm
 
     n = len(table)
@@ -61,6 +65,16 @@ def run_chunks(table: Table, source: Any, step: Callable, classifier: Classifier
     try:
         for start in range(0, n, chunk_size):
             stop = min(n, start + chunk_size)
+            done = journal.load(start) if journal is not None else None
+            if done is not None:
+                sl = slice(start, stop)
+                result.probs[sl], result.flags[sl] = done["probs"], done["flags"]
+                result.dx[sl], result.dy[sl] = done["dx"], done["dy"]
+                result.messages += [(int(r), str(m)) for r, m in
+                                    zip(done["message_rows"], done["messages"], strict=True)]
+                bar.update(stop - start)
+                continue
+            n_messages = len(result.messages)
             cutouts = source.fetch(table[start:stop])
             if len(cutouts) != stop - start:
                 raise RuntimeError(f"source returned {len(cutouts)} cutouts for "
@@ -86,6 +100,13 @@ def run_chunks(table: Table, source: Any, step: Callable, classifier: Classifier
                         result.messages.append((row, "classifier returned non-finite values"))
                     else:
                         result.probs[row] = row_probs
+            if journal is not None:
+                new = result.messages[n_messages:]
+                sl = slice(start, stop)
+                journal.save(start, probs=result.probs[sl], flags=result.flags[sl],
+                             dx=result.dx[sl], dy=result.dy[sl],
+                             message_rows=np.array([r for r, _ in new], np.int64),
+                             messages=np.array([m for _, m in new], dtype=str))
             bar.update(stop - start)
     finally:
         bar.close()

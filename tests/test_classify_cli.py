@@ -166,3 +166,66 @@ def test_export_onnx(tiny_model, tmp_path):
     assert meta["name"] == '"tiny-g0"' and "elliptical" in meta["class_names"]
     res = CliRunner().invoke(cli, ["export-onnx", str(tiny_model), "-o", str(tmp_path / "m.amz")])
     assert res.exit_code == 0
+
+
+def test_gallery_draws_classified_rows(tiny_model, image_dir, tmp_path):
+    cat = tmp_path / "c.fits"
+    Table({"GalaxyID": [1, 2, 404]}).write(cat)
+    out = tmp_path / "o.fits"
+    base = ["--image-dir", str(image_dir)]
+    assert CliRunner().invoke(cli, ["classify", str(cat), "--model", str(tiny_model), "-o",
+                                    str(out), *base]).exit_code == 0
+    png = tmp_path / "g.png"
+    res = CliRunner().invoke(cli, ["gallery", str(out), "--png", str(png), "--sort",
+                                   "-confidence", *base])
+    assert res.exit_code == 0, res.output
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    res = run("gallery", out, "--png", png, "--label", "nonexistent", *base)
+    assert res.returncode == 1 and "no classified rows" in res.stderr
+    res = run("gallery", cat, "--png", png, *base)
+    assert res.returncode == 1 and "classify output" in res.stderr
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_gives_the_clean_result(tiny_model, tmp_path):
+    import signal
+    import time
+
+    data = shared_data("galaxyzoo")
+    labels = Table.read(data / "labels.csv", format="ascii.csv")
+    cat = tmp_path / "val.ecsv"
+    labels[labels["split"] == "val"].write(cat)
+    args = ["classify", cat, "--image-dir", data / "images", "--model", tiny_model,
+            "--chunk-size", "40", "--workers", "1"]
+    clean = tmp_path / "clean.fits"
+    assert run(*args, "-o", clean).returncode == 0
+    out = tmp_path / "out.fits"
+    journal = tmp_path / "out.fits.partial"
+    exe = shutil.which("astromorph")
+    proc = subprocess.Popen([exe or sys.executable] + ([] if exe else ["-m", "astro_morph"])
+                            + [str(a) for a in args] + ["-o", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(journal.glob("chunk-*.npz"))) < 3:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(list(journal.glob("chunk-*.npz")))
+    assert 3 <= done < 17 and not out.exists()
+    again = run(*args, "-o", out)
+    assert again.returncode == 1 and "--resume" in again.stderr
+    assert run(*args, "-o", out, "--resume").returncode == 0
+    a, b = Table.read(clean), Table.read(out)
+    assert a.colnames == b.colnames and len(a) == len(b) == 651
+    for name in a.colnames:
+        assert np.array_equal(np.ma.filled(a[name]), np.ma.filled(b[name])), name
+    assert not journal.exists()
+
+
+def test_resume_refuses_a_different_run(tiny_model, image_dir, tmp_path):
+    cat = tmp_path / "c.fits"
+    Table({"GalaxyID": [1, 2]}).write(cat)
+    (tmp_path / "c_morph.fits.partial").mkdir()
+    (tmp_path / "c_morph.fits.partial" / "run.json").write_text('{"model": "other"}')
+    res = run("classify", cat, "--image-dir", image_dir, "--model", tiny_model, "--resume")
+    assert res.returncode == 1 and "cannot resume" in res.stderr and "model" in res.stderr

@@ -19,6 +19,29 @@ def shipped_models() -> dict[str, Path]:
     return {p.name[: -len(".amz")]: p for p in sorted(MODELS_DIR.glob("*.amz"))}
 
 
+def default_name() -> str | None:
+    """The shipped model that ``default`` names, if any."""
+    models = shipped_models()
+    default_file = MODELS_DIR / "DEFAULT.txt"
+    default = default_file.read_text().strip() if default_file.is_file() else None
+    if default is None and len(models) == 1:
+        default = next(iter(models))
+    return default if default in models else None
+
+
+def model_path(name_or_path: str) -> Path:
+    """A model file path from a path, a shipped model's name or ``default``."""
+    if Path(name_or_path).exists():
+        return Path(name_or_path)
+    models = shipped_models()
+    name = default_name() if name_or_path == "default" else name_or_path
+    if name in models:
+        return models[name]
+    from ..errors import UserError
+
+    raise UserError(f"no model file or shipped model named {name_or_path!r}")
+
+
 def _load(path: Path, backend: str = "onnx", device: str = "cpu", batch_size: int = 256):
     from ..inference.load import classifier_from_file
 
@@ -30,9 +53,6 @@ def astromorph_register_models(register):
     models = shipped_models()
     for name, path in models.items():
         register(name, partial(_load, path), f"shipped model file {path.name}")
-    default_file = MODELS_DIR / "DEFAULT.txt"
-    default = default_file.read_text().strip() if default_file.is_file() else None
-    if default is None and len(models) == 1:
-        default = next(iter(models))
-    if default in models:
+    default = default_name()
+    if default is not None:
         register("default", partial(_load, models[default]), f"alias of {default}")

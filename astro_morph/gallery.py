@@ -1,0 +1,66 @@
+"""``astromorph gallery``: a grid of cutouts with predicted labels, to eyeball a run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from astropy.table import Table
+
+from .errors import UserError
+from .plugins import lookup
+
+__all__ = ["draw_gallery"]
+
+
+def draw_gallery(table: Table, png: str | os.PathLike, source: str = "galaxyzoo",
+                 n: int = 36, sort: str = "confidence", label: str | None = None,
+                 prefix: str = "morph_", **source_options) -> Path:
+    """Draw up to ``n`` classified rows of ``table`` with label and probability.
+
+    ``sort`` is ``confidence`` (most confident first), ``-confidence`` (least confident
+    first, to find mistakes) or ``row`` (catalog order); ``label`` keeps one class.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    label_col, flags_col = f"{prefix}label", f"{prefix}flags"
+    for col in (label_col, flags_col):
+        if col not in table.colnames:
+            raise UserError(f"no column {col!r}: is this an astromorph classify output?")
+    prob_cols = [c for c in table.colnames if c.startswith(f"{prefix}prob_")]
+    probs = np.stack([np.ma.filled(table[c], np.nan).astype(float) for c in prob_cols], 1)
+    conf = np.nanmax(np.where(np.isfinite(probs), probs, -1), 1)
+    labels = np.ma.filled(table[label_col], "").astype(str)
+    keep = np.isfinite(probs).all(1)
+    if label is not None:
+        keep &= labels == label
+    rows = np.flatnonzero(keep)
+    if sort == "confidence":
+        rows = rows[np.argsort(-conf[rows], kind="stable")]
+    elif sort == "-confidence":
+        rows = rows[np.argsort(conf[rows], kind="stable")]
+    elif sort != "row":
+        raise UserError(f"--sort must be confidence, -confidence or row, not {sort!r}")
+    rows = rows[:n]
+    if len(rows) == 0:
+        raise UserError("no classified rows to draw" + (f" with label {label!r}" if label else ""))
+    src = lookup("source", source).factory(**source_options)
+    cutouts = src.fetch(table[rows])
+    cols = int(np.ceil(np.sqrt(len(rows))))
+    nrows = int(np.ceil(len(rows) / cols))
+    fig, axes = plt.subplots(nrows, cols, figsize=(1.9 * cols, 2.1 * nrows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, row, cut in zip(axes.flat, rows, cutouts, strict=False):
+        if cut.image is not None:
+            img = cut.image if cut.image.dtype == np.uint8 else np.clip(cut.image, 0, 1)
+            ax.imshow(img)
+        ax.set_title(f"#{row} {labels[row]} {conf[row]:.2f}", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return Path(png)
