@@ -55,6 +55,15 @@ def default_output(path: Path) -> Path:
 @click.option("--id-column", default="GalaxyID", show_default=True,
               help="Column naming the image (<id>.jpg / <id>.jpeg).")
 @click.option("--path-column", help="Column with image paths relative to --image-dir.")
+@click.option("--image", "images", multiple=True, type=click.Path(path_type=Path),
+              help="FITS mosaic, one per band, reddest first (--source fits).")
+@click.option("--ra-column", default="RA", show_default=True,
+              help="RA column (case-insensitive; degrees, angle units or sexagesimal).")
+@click.option("--dec-column", default="DEC", show_default=True)
+@click.option("--size-column", help="Galaxy radius column in arcsec (petroR90-like); "
+              "cutouts then span Galaxy Zoo's 10.2 radii.")
+@click.option("--size-arcsec", type=click.FloatRange(0, min_open=True),
+              help="Fixed cutout side in arcsec (network sources; default 60).")
 @click.option("--model", help="Registered model name or model file (.amz).")
 @click.option("--backend", type=click.Choice(["onnx", "torch"]), default="onnx",
               show_default=True)
@@ -77,7 +86,9 @@ def default_output(path: Path) -> Path:
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted run from <output>.partial/.")
 def classify(catalog: Path, output: Path | None, source: str, image_dir: Path | None,
-             id_column: str, path_column: str | None, model: str | None, backend: str,
+             id_column: str, path_column: str | None, images: tuple[Path, ...],
+             ra_column: str, dec_column: str, size_column: str | None,
+             size_arcsec: float | None, model: str | None, backend: str,
              device: str, batch_size: int, chunk_size: int, centring: str,
              crop_fraction: float | None, prefix: str, in_format: str | None,
              output_format: str | None, overwrite: bool, workers: int | None,
@@ -105,6 +116,8 @@ def classify(catalog: Path, output: Path | None, source: str, image_dir: Path | 
             centring_options={"crop_fraction": crop_fraction} if crop_fraction else None,
             prefix=prefix, chunk_size=chunk_size, workers=workers, progress=progress,
             image_dir=image_dir, id_column=id_column, path_column=path_column,
+            image=list(images) or None, ra_column=ra_column, dec_column=dec_column,
+            size_column=size_column, size_arcsec=size_arcsec,
             journal_dir=journal, resume=resume,
         )
     finally:

@@ -99,7 +99,8 @@ class CentreCrop:
         flags = cutout.flags
         if cutout.image.dtype != np.uint8 and not np.all(np.isfinite(cutout.image)):
             flags |= MorphFlag.NAN_PIXELS
-        return Prepared(crop_resize(cutout.image, size, self.crop_fraction), flags,
+        return Prepared(crop_resize(cutout.image, size, self.crop_fraction,
+                                    centre=cutout.meta.get("position")), flags,
                         message=cutout.message)
 
 

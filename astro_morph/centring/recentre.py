@@ -19,8 +19,8 @@ __all__ = ["Recentre", "find_centre"]
 
 
 def find_centre(gray: np.ndarray, nsigma: float = 2.0, npixels: int = 10,
-                deblend: bool = True, max_offset: float | None = None
-                ) -> tuple[float, float] | None:
+                deblend: bool = True, max_offset: float | None = None,
+                reference: tuple[float, float] | None = None) -> tuple[float, float] | None:
     """Centroid (x, y) of the source nearest the image centre, or ``None`` when none is found.
 
     Parameters
@@ -35,6 +35,8 @@ def find_centre(gray: np.ndarray, nsigma: float = 2.0, npixels: int = 10,
         Split blended sources (photutils ``deblend_sources``) before choosing.
     max_offset : float, optional
         Ignore sources whose centroid is further than this from the centre (pixels).
+    reference : (x, y), optional
+        Where the galaxy should be (default: the image centre).
     """
     from astropy.convolution import convolve
     from astropy.stats import sigma_clipped_stats
@@ -67,14 +69,15 @@ def find_centre(gray: np.ndarray, nsigma: float = 2.0, npixels: int = 10,
             pass  # deblending needs enough pixels; keep the undeblended map
     cat = SourceCatalog(data, segm, convolved_data=smooth, mask=mask)
     h, w = gray.shape
-    cx, cy = (w - 1) / 2, (h - 1) / 2
+    cx, cy = reference or ((w - 1) / 2, (h - 1) / 2)
     # photutils 3 renamed xcentroid -> x_centroid; accept both.
     xs = np.asarray(_attr(cat, "x_centroid", "xcentroid"), dtype=float)
     ys = np.asarray(_attr(cat, "y_centroid", "ycentroid"), dtype=float)
     dist = np.hypot(xs - cx, ys - cy)
     # Prefer the segment that covers the centre pixel: a bright neighbour may be nearer in
     # centroid distance than a large galaxy's own centroid.
-    label = segm.data[int(round(cy)), int(round(cx))]
+    iy, ix = int(round(cy)), int(round(cx))
+    label = segm.data[iy, ix] if 0 <= iy < h and 0 <= ix < w else 0
     if label:
         i = int(np.flatnonzero(np.asarray(cat.labels) == label)[0])
     else:
@@ -121,8 +124,10 @@ class Recentre(CentreCrop):
         if not np.all(np.isfinite(gray)):
             flags |= MorphFlag.NAN_PIXELS
         h, w = gray.shape
-        centre = find_centre(gray, nsigma=self.nsigma)
-        geometric = ((w - 1) / 2, (h - 1) / 2)
+        # Offsets are measured from the catalog position when the source knows where it
+        # falls in the cutout, else from the image centre.
+        geometric = cutout.meta.get("position") or ((w - 1) / 2, (h - 1) / 2)
+        centre = find_centre(gray, nsigma=self.nsigma, reference=geometric)
         if centre is None:
             flags |= MorphFlag.RECENTRE_FAILED
             dx = dy = 0.0

@@ -26,6 +26,9 @@ class Cutout:
         Why the row was flagged, naming the row/file (empty when ok).
     pixel_scale : float or None
         Arcsec per pixel when known (survey sources), else ``None``.
+    meta : dict
+        Extra facts for later steps; ``meta["position"]`` is the catalog position (x, y) in
+        the cutout's pixels when it is not the image centre.
     """
 
     image: np.ndarray | None

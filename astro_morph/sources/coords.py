@@ -1,0 +1,68 @@
+"""RA/Dec columns to degrees: floats, Quantities or sexagesimal strings, bad rows flagged."""
+
+from __future__ import annotations
+
+import numpy as np
+from astropy import units as u
+from astropy.table import Table
+
+from ..errors import UserError, suggest_names
+
+__all__ = ["find_column", "radec_degrees"]
+
+
+def find_column(colnames: list[str], name: str, option: str) -> str:
+    """The column called ``name``, compared case-insensitively, or a UserError naming it."""
+    if name in colnames:
+        return name
+    matches = [c for c in colnames if c.lower() == name.lower()]
+    if matches:
+        return matches[0]
+    raise UserError(f"catalog has no column {name!r}{suggest_names(name, colnames)}; "
+                    f"choose one with {option}")
+
+
+def _to_degrees(column, is_ra: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Degrees and a bad-row mask for one coordinate column."""
+    n = len(column)
+    mask = np.ma.getmaskarray(column)
+    data = np.ma.getdata(column)
+    if data.dtype.kind in "fiu":
+        unit = getattr(column, "unit", None)
+        values = np.asarray(data, dtype=float)
+        if unit is not None and unit != u.deg:
+            try:
+                values = (values * unit).to_value(u.deg)
+            except u.UnitConversionError:
+                raise UserError(f"column {column.name!r} has unit {unit}, not an angle") from None
+    else:
+        from astropy.coordinates import Angle
+
+        values = np.full(n, np.nan)
+        for i, text in enumerate(data):
+            text = text.decode() if isinstance(text, bytes) else str(text)
+            if mask[i] or not text.strip():
+                continue
+            try:
+                has_sep = any(ch in text for ch in ": hdms")
+                unit = (u.hourangle if is_ra and has_sep else u.deg)
+                values[i] = Angle(text.strip(), unit=unit).deg
+            except (ValueError, u.UnitsError):
+                pass
+    bad = mask | ~np.isfinite(values)
+    if is_ra:
+        bad |= (values < 0) | (values >= 360)
+    else:
+        bad |= np.abs(values) > 90
+    return np.where(bad, np.nan, values), bad
+
+
+def radec_degrees(table: Table, ra_column: str = "RA", dec_column: str = "DEC"
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ra, dec, bad) in degrees; bad rows (masked, NaN, out of range, unparseable) are NaN."""
+    ra_name = find_column(table.colnames, ra_column, "--ra-column")
+    dec_name = find_column(table.colnames, dec_column, "--dec-column")
+    ra, bad_ra = _to_degrees(table[ra_name], True)
+    dec, bad_dec = _to_degrees(table[dec_name], False)
+    bad = bad_ra | bad_dec
+    return np.where(bad, np.nan, ra), np.where(bad, np.nan, dec), bad

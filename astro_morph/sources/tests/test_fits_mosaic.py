@@ -1,0 +1,129 @@
+"""A generated mosaic with a real TAN WCS and Sersic galaxies injected at known RA/Dec."""
+
+import numpy as np
+import pytest
+from astropy import units as u
+from astropy.io import fits
+from astropy.modeling.models import Sersic2D
+from astropy.table import Table
+from astropy.wcs import WCS
+
+from astro_morph.errors import UserError
+from astro_morph.flags import MorphFlag
+from astro_morph.sources.fits_mosaic import FitsMosaicSource
+
+PIXEL = 0.396  # arcsec, SDSS
+# (true RA, true Dec) of each galaxy, and the catalog's pixel error (dx, dy) on top.
+OFFSETS = [(0.0, 0.0), (3.4, -2.2), (-4.1, 1.7), (2.0, 4.5)]
+
+
+def _wcs(n=800):
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = [150.1, 2.2]
+    w.wcs.crpix = [n / 2 + 0.5, n / 2 + 0.5]
+    w.wcs.cdelt = [-PIXEL / 3600, PIXEL / 3600]
+    w.wcs.cunit = ["deg", "deg"]
+    return w
+
+
+@pytest.fixture(scope="module")
+def mosaic(tmp_path_factory):
+    """i, r, g mosaics with four galaxies; returns (paths, catalog with offset positions)."""
+    d = tmp_path_factory.mktemp("mosaic")
+    n = 800
+    wcs = _wcs(n)
+    y, x = np.mgrid[:n, :n]
+    truth = [(100, 100), (300, 500), (550, 250), (650, 650)]  # pixel (x, y)
+    rng = np.random.default_rng(3)
+    paths = []
+    for band, amp in (("i", 1.2), ("r", 1.0), ("g", 0.6)):
+        img = rng.normal(0, 0.01, (n, n))
+        for k, (gx, gy) in enumerate(truth):
+            img += Sersic2D(amp, r_eff=6 + 2 * k, n=1 + k % 3, x_0=gx, y_0=gy,
+                            ellip=0.3, theta=0.5 * k)(x, y)
+        path = d / f"{band}.fits"
+        fits.PrimaryHDU(img.astype(np.float32), header=wcs.to_header()).writeto(path)
+        paths.append(path)
+    # The catalog position is off the true centre by OFFSETS pixels (x, y).
+    cat_xy = np.array(truth, float) - np.array(OFFSETS)
+    sky = wcs.pixel_to_world(cat_xy[:, 0], cat_xy[:, 1])
+    cat = Table({"ra": sky.ra.deg, "Dec": sky.dec.deg})
+    return paths, cat, wcs
+
+
+def test_recentring_recovers_injected_offsets(mosaic, tiny_model):
+    import astro_morph
+
+    paths, cat, _ = mosaic
+    out = astro_morph.classify(cat, source="fits", image=paths, size_arcsec=40,
+                               centring="recentre", model=tiny_model, progress=False)
+    assert list(out["morph_flags"]) == [0, 0, 0, 0]
+    for (dx, dy), mdx, mdy in zip(OFFSETS, out["morph_dx"], out["morph_dy"], strict=True):
+        assert abs(mdx - dx) < 1 and abs(mdy - dy) < 1
+    assert out["morph_dx"].unit == u.pix
+    assert out.meta["MORPHSRC"] == "fits"
+
+
+def test_footprint_nan_and_bad_coordinates(mosaic):
+    paths, cat, wcs = mosaic
+    edge = wcs.pixel_to_world(5, 400)
+    rows = Table({"RA": [cat["ra"][0], 10.0, edge.ra.deg, np.nan, 150.1],
+                  "DEC": [cat["Dec"][0], -40.0, edge.dec.deg, 2.2, 95.0]})
+    out = FitsMosaicSource(paths, size_arcsec=30).fetch(rows)
+    assert out[0].flags == 0 and out[0].image.shape[:2] == (76, 76)
+    assert out[0].image.dtype == np.float32 and np.nanmax(out[0].image) <= 1
+    assert out[1].flags == MorphFlag.OUTSIDE_FOOTPRINT and "outside" in out[1].message
+    assert out[2].flags == MorphFlag.NAN_PIXELS  # half off the edge: NaN-filled, still used
+    assert out[3].flags == MorphFlag.BAD_COORDINATES == out[4].flags
+
+
+def test_sexagesimal_quantities_and_size_column(mosaic):
+    paths, cat, _ = mosaic
+    from astropy.coordinates import SkyCoord
+
+    c = SkyCoord(cat["ra"][1] * u.deg, cat["Dec"][1] * u.deg)
+    rows = Table({"ra": [c.ra.to_string(u.hourangle, sep=":"), "nonsense"],
+                  "dec": [c.dec.to_string(sep=":", alwayssign=True), "+02:00:00"],
+                  "petroR90": [3.0, 3.0]})
+    out = FitsMosaicSource(paths, size_column="petroR90").fetch(rows)
+    assert out[0].flags == 0 and out[1].flags == MorphFlag.BAD_COORDINATES
+    side = round(3.0 * 424 * 0.024 / PIXEL)
+    assert abs(out[0].image.shape[0] - side) <= 1
+    rad = Table({"RA": (np.asarray(cat["ra"][:1]) * u.deg).to(u.rad),
+                 "DEC": (np.asarray(cat["Dec"][:1]) * u.deg).to(u.rad)})
+    assert FitsMosaicSource(paths).fetch(rad)[0].flags == 0
+
+
+def test_bad_files_and_columns(tmp_path, mosaic):
+    paths, _, _ = mosaic
+    with pytest.raises(UserError, match="needs at least one --image"):
+        FitsMosaicSource([])
+    bad = tmp_path / "bad.fits"
+    bad.write_bytes(b"not fits at all" * 10)
+    with pytest.raises(UserError, match="cannot read FITS image"):
+        FitsMosaicSource([bad])
+    nowcs = tmp_path / "nowcs.fits"
+    fits.PrimaryHDU(np.zeros((10, 10), np.float32)).writeto(nowcs)
+    with pytest.raises(UserError, match="no celestial WCS"):
+        FitsMosaicSource([nowcs])
+    with pytest.raises(UserError, match=r"no column 'RA' \(did you mean 'R_A'\?\)"):
+        FitsMosaicSource(paths).check_columns(["R_A", "DEC"])
+
+
+def test_cli_fits_source(mosaic, tiny_model, tmp_path):
+    from click.testing import CliRunner
+
+    from astro_morph.cli import cli
+
+    paths, cat, _ = mosaic
+    path = tmp_path / "cat.fits"
+    cat.write(path)
+    args = ["classify", str(path), "--source", "fits", "--ra-column", "RA", "--dec-column",
+            "dec", "--model", str(tiny_model), "--centring", "recentre"]
+    for p in paths:
+        args += ["--image", str(p)]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    out = Table.read(tmp_path / "cat_morph.fits")
+    assert len(out) == 4 and (out["morph_flags"] == 0).all()
