@@ -64,6 +64,13 @@ def default_output(path: Path) -> Path:
               "cutouts then span Galaxy Zoo's 10.2 radii.")
 @click.option("--size-arcsec", type=click.FloatRange(0, min_open=True),
               help="Fixed cutout side in arcsec (network sources; default 60).")
+@click.option("--pixels", type=click.IntRange(16, 2048),
+              help="Cutout side in pixels asked of a network source (default 128).")
+@click.option("--cache-dir", type=click.Path(path_type=Path),
+              help="Network sources' response cache (default: $ASTROMORPH_CACHE or "
+              "astropy's cache dir).")
+@click.option("--offline", is_flag=True,
+              help="Network sources use the cache only; uncached rows are flagged.")
 @click.option("--model", help="Registered model name or model file (.amz).")
 @click.option("--backend", type=click.Choice(["onnx", "torch"]), default="onnx",
               show_default=True)
@@ -88,7 +95,8 @@ def default_output(path: Path) -> Path:
 def classify(catalog: Path, output: Path | None, source: str, image_dir: Path | None,
              id_column: str, path_column: str | None, images: tuple[Path, ...],
              ra_column: str, dec_column: str, size_column: str | None,
-             size_arcsec: float | None, model: str | None, backend: str,
+             size_arcsec: float | None, pixels: int | None, cache_dir: Path | None,
+             offline: bool, model: str | None, backend: str,
              device: str, batch_size: int, chunk_size: int, centring: str,
              crop_fraction: float | None, prefix: str, in_format: str | None,
              output_format: str | None, overwrite: bool, workers: int | None,
@@ -117,7 +125,9 @@ def classify(catalog: Path, output: Path | None, source: str, image_dir: Path | 
             prefix=prefix, chunk_size=chunk_size, workers=workers, progress=progress,
             image_dir=image_dir, id_column=id_column, path_column=path_column,
             image=list(images) or None, ra_column=ra_column, dec_column=dec_column,
-            size_column=size_column, size_arcsec=size_arcsec,
+            size_column=size_column, size_arcsec=size_arcsec, offline=offline,
+            **({"pixels": pixels} if pixels else {}),
+            **({"cache_dir": cache_dir} if cache_dir else {}),
             journal_dir=journal, resume=resume,
         )
     finally:

@@ -35,6 +35,8 @@ __all__ = [
 DEFAULT_PLUGINS = (
     "astro_morph.sources.galaxyzoo",
     "astro_morph.sources.fits_mosaic",
+    "astro_morph.sources.sdss",
+    "astro_morph.sources.legacysurvey",
     "astro_morph.centring.crop",
     "astro_morph.centring.recentre",
     "astro_morph.models.registry",

@@ -1,0 +1,214 @@
+"""Shared machinery of network cutout sources: disk cache, retries, rate limit, offline mode.
+
+HTTP goes through astroquery's ``BaseQuery._request`` (its session, user agent and timeout
+handling). Responses are cached on disk by a hash of URL and parameters, so a rerun, a
+``--resume`` or ``--offline`` costs no request. Timeouts, connection errors, HTTP 429 and 5xx
+are retried with exponential backoff; other 4xx are final. A row whose download fails is
+flagged ``DOWNLOAD_FAILED`` and the run goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from astropy.table import Table
+
+from ..flags import MorphFlag
+from .base import Cutout
+from .coords import find_column, radec_degrees
+
+__all__ = ["NetworkSource", "DownloadError", "default_cache_dir"]
+
+RETRY_STATUS = {429, 500, 502, 503, 504}
+
+
+class DownloadError(Exception):
+    """A request failed for good (after retries, or a final 4xx, or offline and uncached)."""
+
+
+def default_cache_dir(name: str) -> Path:
+    """``ASTROMORPH_CACHE``/cutouts/<name>, else astropy's cache dir/astro_morph/cutouts/<name>."""
+    root = os.environ.get("ASTROMORPH_CACHE")
+    if not root:
+        from astropy.config import get_cache_dir
+
+        root = Path(get_cache_dir()) / "astro_morph"
+    return Path(root) / "cutouts" / name
+
+
+class _RateLimiter:
+    """At most ``rate`` request starts per second across threads."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.lock = threading.Lock()
+        self.next = 0.0
+
+    def wait(self) -> None:
+        with self.lock:
+            now = time.monotonic()
+            start = max(now, self.next)
+            self.next = start + self.interval
+        if start > now:
+            time.sleep(start - now)
+
+
+class NetworkSource:
+    """Base of the SDSS and Legacy Survey sources; subclasses give ``request`` and ``decode``.
+
+    Parameters
+    ----------
+    ra_column, dec_column : str
+        Coordinate columns (case-insensitive; degrees, angle Quantities or sexagesimal).
+    size_arcsec : float
+        Cutout side when there is no size column.
+    size_column : str, optional
+        Galaxy radius column in arcsec (petroR90-like): side = 10.18 radii (Galaxy Zoo).
+    pixels : int
+        Cutout side in pixels requested from the service.
+    cache_dir : path, optional
+        Response cache (default: astropy's cache dir / astro_morph / cutouts / <name>).
+    offline : bool
+        Use the cache only; uncached rows are flagged ``DOWNLOAD_FAILED``.
+    retries, backoff, timeout : int, float, float
+        Attempts after the first, first backoff in seconds (doubling), request timeout.
+    rate : float
+        Maximum requests started per second (politeness to the archive).
+    concurrency : int
+        Requests in flight at once.
+    """
+
+    name = "network"
+
+    def __init__(self, ra_column: str = "RA", dec_column: str = "DEC",
+                 size_arcsec: float | None = None, size_column: str | None = None,
+                 pixels: int = 128, cache_dir: str | os.PathLike | None = None,
+                 offline: bool = False, retries: int = 4, backoff: float = 1.0,
+                 timeout: float = 30.0, rate: float = 5.0, concurrency: int = 4,
+                 **_ignored: object) -> None:
+        from astroquery.query import BaseQuery
+
+        self.ra_column, self.dec_column = ra_column, dec_column
+        self.size_arcsec = size_arcsec or 60.0
+        self.size_column = size_column
+        self.pixels = int(pixels)
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir(self.name)
+        self.offline = offline
+        self.retries, self.backoff, self.timeout = retries, backoff, timeout
+        self.limiter = _RateLimiter(rate)
+        self.concurrency = max(1, concurrency)
+        self.query = BaseQuery()
+        self.requests_made = 0
+
+    # --- to be provided by subclasses ---------------------------------------------------
+    def request(self, ra: float, dec: float, size_arcsec: float) -> tuple[str, dict]:
+        """URL and query parameters of one cutout."""
+        raise NotImplementedError
+
+    def decode(self, content: bytes) -> np.ndarray:
+        """Response bytes to an (H, W, 3) image; raises on a corrupt payload."""
+        from PIL import Image
+
+        with Image.open(io.BytesIO(content)) as im:
+            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+    # --- shared ---------------------------------------------------------------------------
+    def check_columns(self, columns: list[str]) -> None:
+        """Raise a UserError naming a missing coordinate or size column."""
+        find_column(columns, self.ra_column, "--ra-column")
+        find_column(columns, self.dec_column, "--dec-column")
+        if self.size_column:
+            find_column(columns, self.size_column, "--size-column")
+
+    def _cache_path(self, url: str, params: dict) -> Path:
+        key = json.dumps([url, sorted((k, str(v)) for k, v in params.items())])
+        return self.cache_dir / f"{hashlib.sha256(key.encode()).hexdigest()}.bin"
+
+    def get(self, url: str, params: dict) -> bytes:
+        """Response content from the cache, or the network with retries; DownloadError."""
+        import requests
+
+        path = self._cache_path(url, params)
+        if path.is_file():
+            return path.read_bytes()
+        if self.offline:
+            raise DownloadError("not in the cache and --offline is set")
+        last = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            self.limiter.wait()
+            try:
+                self.requests_made += 1
+                resp = self.query._request("GET", url, params=params, timeout=self.timeout,
+                                           cache=False)
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                last = f"{type(exc).__name__}: {exc}"
+                continue
+            if resp.status_code in RETRY_STATUS:
+                last = f"HTTP {resp.status_code}"
+                continue
+            if resp.status_code >= 400:
+                raise DownloadError(f"HTTP {resp.status_code} from {url}")
+            content = resp.content
+            if not content:
+                last = "empty response"
+                continue
+            self._store(path, content)
+            return content
+        raise DownloadError(f"gave up after {self.retries + 1} attempts: {last}")
+
+    def _store(self, path: Path, content: bytes) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(content)
+            os.replace(tmp, path)
+        except OSError:
+            pass  # an unwritable cache costs a re-download, not the row
+
+    def _one(self, ra: float, dec: float, size: float) -> Cutout:
+        url, params = self.request(ra, dec, size)
+        where = f"RA={ra:.6f} Dec={dec:.6f}"
+        try:
+            content = self.get(url, params)
+        except DownloadError as exc:
+            return Cutout(None, MorphFlag.DOWNLOAD_FAILED, f"{self.name} {where}: {exc}")
+        try:
+            image = self.decode(content)
+        except Exception as exc:  # a corrupt payload is the row's problem, not the run's
+            self._cache_path(url, params).unlink(missing_ok=True)
+            return Cutout(None, MorphFlag.IMAGE_UNREADABLE,
+                          f"{self.name} {where}: unreadable response ({exc})")
+        return Cutout(image, pixel_scale=size / self.pixels)
+
+    def fetch(self, rows: Table) -> list[Cutout]:
+        """One Cutout per row; requests run ``concurrency`` at a time under the rate limit."""
+        ra, dec, bad = radec_degrees(rows, self.ra_column, self.dec_column)
+        if self.size_column:
+            from .fits_mosaic import GZ_FIELD_PER_PETROR90
+
+            col = rows[find_column(rows.colnames, self.size_column, "--size-column")]
+            sizes = np.ma.filled(col.astype(float), np.nan) * GZ_FIELD_PER_PETROR90
+        else:
+            sizes = np.full(len(rows), self.size_arcsec)
+        sizes = np.where(np.isfinite(sizes) & (sizes > 0), sizes, self.size_arcsec)
+
+        def job(i: int) -> Cutout:
+            if bad[i]:
+                return Cutout(None, MorphFlag.BAD_COORDINATES,
+                              "RA/Dec missing, NaN, out of range or unparseable")
+            return self._one(float(ra[i]), float(dec[i]), float(sizes[i]))
+
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            return list(pool.map(job, range(len(rows))))
