@@ -11,6 +11,7 @@ import pytest
 from astropy.table import Table
 
 PLUGIN_DIR = Path(__file__).resolve().parent.parent / "plugins" / "astromorph-npy"
+PS1_DIR = PLUGIN_DIR.parent / "astromorph-panstarrs"
 
 
 @pytest.fixture
@@ -29,6 +30,56 @@ def npy_plugin():
         sys.path.remove(str(PLUGIN_DIR))
 
 
+@pytest.fixture
+def ps1_plugin():
+    from astro_morph import plugins
+
+    sys.path.insert(0, str(PS1_DIR))
+    import astromorph_panstarrs
+
+    plugins.load_plugins()
+    plugins.pm.register(astromorph_panstarrs, name="panstarrs")
+    try:
+        yield astromorph_panstarrs
+    finally:
+        plugins.pm.unregister(name="panstarrs")
+        sys.path.remove(str(PS1_DIR))
+
+
+def test_tutorial_plugin_is_under_50_lines():
+    lines = (PS1_DIR / "astromorph_panstarrs" / "__init__.py").read_text().splitlines()
+    assert len(lines) < 50
+
+
+def test_classify_with_the_panstarrs_source(ps1_plugin, tiny_model, tmp_path, monkeypatch):
+    """The plugin's requests, through a mocked transport; retries and cache come for free."""
+    import io
+
+    import requests
+    from PIL import Image
+
+    import astro_morph
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), (90, 60, 30)).save(buf, "JPEG")
+    calls = []
+
+    def fake(self, method, url, params=None, **kw):
+        calls.append(dict(params))
+        resp = requests.Response()
+        resp.status_code, resp.url = (503, url) if len(calls) == 1 else (200, url)
+        resp._content = buf.getvalue()
+        return resp
+
+    monkeypatch.setattr(requests.Session, "request", fake)
+    cat = Table({"ra": [202.46958, 999.0], "dec": [47.19526, 0.0]})
+    out = astro_morph.classify(cat, source="panstarrs", model=tiny_model, pixels=64,
+                               cache_dir=tmp_path, backoff=0, rate=0, progress=False)
+    assert list(out["morph_flags"]) == [0, 16]  # the bad RA is flagged, not fatal
+    assert len(calls) == 2 and calls[1]["hips"] == "CDS/P/PanSTARRS/DR1/color-z-zg-g"
+    assert calls[1]["width"] == "64" and calls[1]["format"] == "jpg"
+
+
 def test_classify_with_the_npy_source(npy_plugin, tiny_model, tmp_path):
     import astro_morph
 
@@ -43,7 +94,8 @@ def test_classify_with_the_npy_source(npy_plugin, tiny_model, tmp_path):
 def test_installed_plugin_is_listed_via_its_entry_point(tmp_path):
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-                    "--no-build-isolation", "--target", str(target), str(PLUGIN_DIR)],
+                    "--no-build-isolation", "--target", str(target), str(PLUGIN_DIR),
+                    str(PS1_DIR)],
                    check=True, capture_output=True)
     env = {k: v for k, v in os.environ.items() if k != "ASTROMORPH_LOAD_PLUGINS"}
     env["PYTHONPATH"] = os.pathsep.join([str(target), env.get("PYTHONPATH", "")])
@@ -52,8 +104,14 @@ def test_installed_plugin_is_listed_via_its_entry_point(tmp_path):
         subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout)}
     assert info["npy"]["sources"] == ["npy"]
     assert info["npy"]["version"] == "astromorph-npy 0.1.0"
+    assert info["panstarrs"]["sources"] == ["panstarrs"]
     # ASTROMORPH_LOAD_PLUGINS limits installed plugins: an empty list loads none.
     env["ASTROMORPH_LOAD_PLUGINS"] = ""
     names = [e["name"] for e in json.loads(
         subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout)]
     assert "npy" not in names and "astro_morph.sources.galaxyzoo" in names
+    # ... and naming one loads only that one.
+    env["ASTROMORPH_LOAD_PLUGINS"] = "panstarrs"
+    names = [e["name"] for e in json.loads(
+        subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout)]
+    assert "panstarrs" in names and "npy" not in names

@@ -2,7 +2,8 @@
 
 astroquery (0.4.11 here) has no DESI Legacy Imaging module, so the cutout comes from CDS's
 hips2fits service, whose request payload astroquery's ``hips2fits`` builds: a TAN projection
-of the survey's colour HiPS, ``pixels`` square over ``size_arcsec``.
+of the survey's colour HiPS, ``pixels`` square over ``size_arcsec``. ``image_format="fits"``
+asks for FITS instead (e.g. with a single-band HiPS); it is stretched like a FITS mosaic.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ class LegacySurveySource(NetworkSource):
 
     name = "legacysurvey"
 
-    def __init__(self, hips: str = LEGACY_HIPS, **options) -> None:
+    def __init__(self, hips: str = LEGACY_HIPS, image_format: str = "jpg", **options) -> None:
         super().__init__(**options)
-        self.hips = hips
+        if image_format not in ("jpg", "fits"):
+            raise ValueError(f"image_format must be 'jpg' or 'fits', not {image_format!r}")
+        self.hips, self.image_format = hips, image_format
 
     def request(self, ra: float, dec: float, size_arcsec: float) -> tuple[str, dict]:
         from astropy import units as u
@@ -32,7 +35,8 @@ class LegacySurveySource(NetworkSource):
         payload = hips2fits.query(
             hips=self.hips, width=self.pixels, height=self.pixels, projection="TAN",
             ra=Longitude(ra * u.deg), dec=Latitude(dec * u.deg),
-            fov=Angle(size_arcsec * u.arcsec), format="jpg", get_query_payload=True)
+            fov=Angle(size_arcsec * u.arcsec), format=self.image_format,
+            get_query_payload=True)
         return hips2fits.server, {k: str(v) for k, v in payload.items()}
 
 

@@ -85,6 +85,8 @@ class NetworkSource:
         Maximum requests started per second (politeness to the archive).
     concurrency : int
         Requests in flight at once.
+    max_blank_fraction : float
+        A FITS cutout with more NaN pixels than this is flagged ``OUTSIDE_FOOTPRINT``.
     """
 
     name = "network"
@@ -94,7 +96,7 @@ class NetworkSource:
                  pixels: int = 128, cache_dir: str | os.PathLike | None = None,
                  offline: bool = False, retries: int = 4, backoff: float = 1.0,
                  timeout: float = 30.0, rate: float = 5.0, concurrency: int = 4,
-                 **_ignored: object) -> None:
+                 max_blank_fraction: float = 0.5, **_ignored: object) -> None:
         from astroquery.query import BaseQuery
 
         self.ra_column, self.dec_column = ra_column, dec_column
@@ -106,6 +108,7 @@ class NetworkSource:
         self.retries, self.backoff, self.timeout = retries, backoff, timeout
         self.limiter = _RateLimiter(rate)
         self.concurrency = max(1, concurrency)
+        self.max_blank_fraction = max_blank_fraction
         self.query = BaseQuery()
         self.requests_made = 0
 
@@ -115,11 +118,36 @@ class NetworkSource:
         raise NotImplementedError
 
     def decode(self, content: bytes) -> np.ndarray:
-        """Response bytes to an (H, W, 3) image; raises on a corrupt payload."""
+        """Response bytes to an (H, W, 3) image; raises on a corrupt payload.
+
+        JPEG/PNG give uint8 RGB. A FITS payload (an image, or a cube of up to three band
+        planes, reddest first) goes through the survey's Lupton stretch to float32 in [0, 1],
+        with blank pixels left NaN for the centring step to flag.
+        """
+        if content[:6] == b"SIMPLE":
+            return self.decode_fits(content)
         from PIL import Image
 
         with Image.open(io.BytesIO(content)) as im:
             return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+    def decode_fits(self, content: bytes) -> np.ndarray:
+        """A FITS response to a stretched (H, W, 3) float32 image."""
+        from astropy.io import fits
+
+        from ..centring.stretch import SURVEY_STRETCH, lupton_rgb
+
+        with fits.open(io.BytesIO(content)) as hdul:
+            hdu = next((h for h in hdul if h.data is not None and h.data.ndim in (2, 3)), None)
+            if hdu is None:
+                raise ValueError("FITS response has no 2-D image or 3-plane cube")
+            data = np.asarray(hdu.data, dtype=np.float32)
+        planes = [data] if data.ndim == 2 else list(data)
+        if not 1 <= len(planes) <= 3:
+            raise ValueError(f"FITS cube has {len(planes)} planes; expected 1-3 bands")
+        # FITS rows run south to north; flip to the image-row order JPEG cutouts use.
+        planes = [p[::-1] for p in planes]
+        return lupton_rgb(planes, **SURVEY_STRETCH.get(self.name, SURVEY_STRETCH["default"]))
 
     # --- shared ---------------------------------------------------------------------------
     def check_columns(self, columns: list[str]) -> None:
@@ -190,6 +218,11 @@ class NetworkSource:
             self._cache_path(url, params).unlink(missing_ok=True)
             return Cutout(None, MorphFlag.IMAGE_UNREADABLE,
                           f"{self.name} {where}: unreadable response ({exc})")
+        if image.dtype.kind == "f":
+            blank = float(np.isnan(image[..., 0]).mean())
+            if blank > self.max_blank_fraction:  # hips2fits answers NaN off the survey
+                return Cutout(None, MorphFlag.OUTSIDE_FOOTPRINT,
+                              f"{self.name} {where}: {blank:.0%} of the cutout is blank")
         return Cutout(image, pixel_scale=size / self.pixels)
 
     def fetch(self, rows: Table) -> list[Cutout]:

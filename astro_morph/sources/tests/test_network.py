@@ -200,3 +200,87 @@ def test_cli_cache_dir_then_offline(recorded, tiny_model, tmp_path, monkeypatch)
     assert third.exit_code == 0, third.output
     flags = Table.read(tmp_path / "c.fits")["morph_flags"]
     assert len(flags) == 4 and (flags == int(MorphFlag.DOWNLOAD_FAILED)).all()
+
+
+def _fits_response(planes, blank=False):
+    """A hips2fits-like FITS answer: real TAN WCS header, generated galaxy pixels."""
+    import io
+
+    from astropy.io import fits
+    from astropy.modeling.models import Sersic2D
+    from astropy.wcs import WCS
+
+    n = 64
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crval = [202.46958, 47.19526]
+    wcs.wcs.crpix = [n / 2 + 0.5, n / 2 + 0.5]
+    wcs.wcs.cdelt = [-36 / 3600 / n, 36 / 3600 / n]
+    y, x = np.mgrid[:n, :n]
+    galaxy = Sersic2D(amplitude=1.0, r_eff=6, n=1.5, x_0=n / 2, y_0=n / 2, ellip=0.5)(x, y)
+    data = np.stack([galaxy * (1.2 - 0.2 * k) for k in range(planes)]).astype(np.float32)
+    if blank:
+        data[:, :, : n * 3 // 4] = np.nan
+    hdu = fits.PrimaryHDU(data[0] if planes == 1 else data, header=wcs.to_header())
+    buf = io.BytesIO()
+    hdu.writeto(buf)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("planes", [1, 3])
+def test_fits_responses_are_stretched_like_mosaics(planes, tmp_path, monkeypatch):
+    fake = FakeTransport(lambda url, p, n: (200, _fits_response(planes)))
+    monkeypatch.setattr(requests.Session, "request", fake)
+    src = LegacySurveySource(pixels=64, size_arcsec=36, cache_dir=tmp_path, rate=0,
+                             image_format="fits")
+    out = src.fetch(Table({"RA": [202.46958], "DEC": [47.19526]}))
+    assert fake.calls[0][1]["format"] == "fits"
+    img = out[0].image
+    assert out[0].flags == 0 and img.dtype == np.float32 and img.shape == (64, 64, 3)
+    assert np.isfinite(img).all() and 0 <= img.min() and img.max() <= 1
+    # The light's centroid is the galaxy's centre: the stretch kept the geometry.
+    g = img[..., 1]
+    y, x = np.mgrid[: g.shape[0], : g.shape[1]]
+    cy, cx = (g * y).sum() / g.sum(), (g * x).sum() / g.sum()
+    assert abs(cy - 31.5) < 1 and abs(cx - 31.5) < 1 and g[32, 32] > g[32, 2] + 0.3
+
+
+def test_blank_fits_response_is_flagged_outside_footprint(tmp_path, monkeypatch):
+    monkeypatch.setattr(requests.Session, "request",
+                        FakeTransport(lambda url, p, n: (200, _fits_response(3, blank=True))))
+    src = LegacySurveySource(pixels=64, cache_dir=tmp_path, rate=0, image_format="fits")
+    out = src.fetch(Table({"RA": [10.0], "DEC": [-80.0]}))
+    assert out[0].flags == MorphFlag.OUTSIDE_FOOTPRINT and "blank" in out[0].message
+
+
+def test_query_region_replays_astroquerys_recorded_skyserver_response(recorded, tiny_model,
+                                                                      monkeypatch):
+    """astroquery's own recorded crossid response (xid_im.txt): 18 detections of one galaxy."""
+    import os
+
+    import astroquery
+    from astroquery.query import BaseQuery
+    from astroquery.utils.mocks import MockResponse
+
+    import astro_morph
+    from astro_morph.sources.sdss import query_region
+
+    path = os.path.join(os.path.dirname(astroquery.__file__), "sdss/tests/data/xid_im.txt")
+    if not os.path.isfile(path):
+        pytest.skip("astroquery's test data (sdss/tests/data/xid_im.txt) is not installed")
+    with open(path, "rb") as fh:
+        content = fh.read()
+    monkeypatch.setattr(BaseQuery, "_request",
+                        lambda self, method, url, **kw: MockResponse(content, url=url))
+    found = query_region("2.02344 14.8398", radius="5 arcsec")
+    assert len(found) == 1 and found["objid"][0] == 1237653651835781245
+    assert found["RA"].unit == "deg"
+    # ... and that one-row catalog goes straight into the SDSS source.
+    by_pos, _ = recorded
+    jpeg = next(iter(by_pos.values()))
+    monkeypatch.undo()
+    fake = FakeTransport(lambda url, p, n: (200, jpeg))
+    monkeypatch.setattr(requests.Session, "request", fake)
+    out = astro_morph.classify(found, source="sdss", model=tiny_model, cache_dir=None,
+                               offline=False, rate=0, progress=False)
+    assert out["morph_flags"][0] == 0 and fake.calls[0][1]["ra"] == "2.023443"
