@@ -284,6 +284,64 @@ def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
                f"{val['f1_weighted']:.4f}, temperature {result['temperature']:.3f}", err=True)
 
 
+@cli.command("kaggle-select")
+@click.argument("solutions", type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="labels.csv for `astromorph train --id-column GalaxyID`.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--overwrite", is_flag=True)
+def kaggle_select(solutions: Path, output: Path, seed: int, overwrite: bool) -> None:
+    """The paper's Table-1 five-class sample from Kaggle's training_solutions_rev1.csv."""
+    from .catalog_io import read_catalog, write_catalog
+    from .training.kaggle import select_table1
+
+    out = select_table1(read_catalog(solutions, "csv"), seed=seed)
+    write_catalog(out, output, "csv", overwrite=overwrite)
+    counts = ", ".join(f"{k} {v}" for k, v in out.meta["counts"].items())
+    click.echo(f"wrote {output}: {len(out)} galaxies ({counts}); "
+               f"{out.meta['ambiguous']} ambiguous left out", err=True)
+
+
+@cli.command()
+@click.argument("labels", type=click.Path(exists=True, path_type=Path))
+@click.option("--image-dir", type=click.Path(exists=True, file_okay=False), required=True)
+@click.option("--arch", "archs", default="efficientnet-g0,efficientnet-g1,efficientnet-g2,"
+              "efficientnet-g3,efficientnet-b0,mobilenet-v2", show_default=True,
+              help="Comma-separated architectures; NAME@SIZE trains at another input size.")
+@click.option("-o", "--out-dir", type=click.Path(path_type=Path), required=True,
+              help="Model files, JSON reports and confusion PNGs (reused on a rerun).")
+@click.option("--md", type=click.Path(path_type=Path), help="Write the Markdown table here.")
+@click.option("--id-column", default="OBJID", show_default=True)
+@click.option("--classes", help="Comma-separated class list (default: labels in train split).")
+@click.option("--epochs", type=click.IntRange(1), default=12, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--schedule", type=click.Choice(["constant", "cosine"]), default="cosine",
+              show_default=True)
+@click.option("--class-weighting", type=click.Choice(["none", "sqrt", "balanced"]),
+              default="sqrt", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+def compare(labels: Path, image_dir: str, archs: str, out_dir: Path, md: Path | None,
+            id_column: str, classes: str | None, epochs: int, batch_size: int, lr: float,
+            schedule: str, class_weighting: str, seed: int, device: str) -> None:
+    """Train ARCHS with one recipe on LABELS and tabulate them on its test split."""
+    from .catalog_io import atomic_write_text
+    from .training.compare import compare as compare_api
+    from .training.compare import markdown_table
+
+    reports = compare_api(
+        labels, image_dir, [a.strip() for a in archs.split(",") if a.strip()], out_dir,
+        id_column=id_column,
+        classes=[c.strip() for c in classes.split(",")] if classes else None,
+        epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule,
+        class_weighting=class_weighting, seed=seed, device=device)
+    table = markdown_table(reports)
+    click.echo(table)
+    if md:
+        atomic_write_text(md, table)
+
+
 @cli.command()
 @click.argument("labels", type=click.Path(exists=True, path_type=Path))
 @click.option("--image-dir", type=click.Path(exists=True, file_okay=False), required=True)
