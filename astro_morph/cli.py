@@ -284,6 +284,102 @@ def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
                f"{val['f1_weighted']:.4f}, temperature {result['temperature']:.3f}", err=True)
 
 
+@cli.command()
+@click.argument("labels", type=click.Path(exists=True, path_type=Path))
+@click.option("--image-dir", type=click.Path(exists=True, file_okay=False), required=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Genotype JSON (for `train --arch FILE` and `scale --base FILE`); the log "
+              "(.log.jsonl), reward plot (.png) and checkpoint (.ckpt.pt) go beside it.")
+@click.option("--id-column", default="OBJID", show_default=True)
+@click.option("--classes", help="Comma-separated class list (default: labels in train split).")
+@click.option("--iterations", type=click.IntRange(1), default=40, show_default=True,
+              help="Shared-weight + controller rounds.")
+@click.option("--budget", "budget_minutes", type=click.FloatRange(0, min_open=True),
+              help="Stop after this many minutes (then derive from what was learnt).")
+@click.option("--shared-steps", type=click.IntRange(1), default=20, show_default=True)
+@click.option("--controller-steps", type=click.IntRange(1), default=10, show_default=True)
+@click.option("--target-flops", type=float, default=20e6, show_default=True,
+              help="T of paper Eq. 1, in multiply-adds.")
+@click.option("--w", "w", type=float, default=-0.07, show_default=True,
+              help="Exponent of Eq. 1 (negative penalises FLOPs above T; see docs/search.md).")
+@click.option("--w-below", type=float, help="Exponent when FLOPs <= T (default: --w).")
+@click.option("--metric", type=click.Choice(["accuracy", "f1"]), default="accuracy",
+              show_default=True)
+@click.option("--limit", type=click.IntRange(1), help="Use at most N images per split.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue from the checkpoint beside OUTPUT.")
+def search(labels: Path, image_dir: str, output: Path, id_column: str, classes: str | None,
+           iterations: int, budget_minutes: float | None, shared_steps: int,
+           controller_steps: int, target_flops: float, w: float, w_below: float | None,
+           metric: str, limit: int | None, seed: int, resume: bool) -> None:
+    """ENAS search for a baseline network on LABELS (train split trains, val rewards)."""
+    from .search.enas import SearchConfig
+    from .search.enas import search as search_api
+
+    cfg = SearchConfig(
+        output=str(output), labels=str(labels), image_dir=str(image_dir), id_column=id_column,
+        class_names=[c.strip() for c in classes.split(",")] if classes else None,
+        iterations=iterations, budget_minutes=budget_minutes, shared_steps=shared_steps,
+        controller_steps=controller_steps, target_flops=target_flops, w=w, w_below=w_below,
+        metric=metric, limit=limit, seed=seed)
+    r = search_api(cfg, resume=resume)
+    click.echo(f"wrote {output}: {' '.join(b.to_string() for b in r['arch'].blocks)}; "
+               f"reward {r['reward']:.4f}, {metric} {r[metric]:.4f} (shared weights), "
+               f"{r['macs'] / 1e6:.2f} M MACs after {r['iterations']} iterations "
+               f"({r['minutes']:.1f} min)", err=True)
+    if r["reference"]:
+        ref = r["reference"]
+        click.echo(f"paper G0 under the same shared weights: reward {ref['reward']:.4f}, "
+                   f"{metric} {ref[metric]:.4f}, {ref['macs'] / 1e6:.2f} M MACs", err=True)
+
+
+@cli.command()
+@click.argument("labels", type=click.Path(exists=True, path_type=Path))
+@click.option("--image-dir", type=click.Path(exists=True, file_okay=False), required=True)
+@click.option("--base", default="efficientnet-g0", show_default=True,
+              help="Baseline: a variant name or a genotype JSON from `astromorph search`.")
+@click.option("-o", "--out-dir", type=click.Path(path_type=Path), required=True)
+@click.option("--id-column", default="OBJID", show_default=True)
+@click.option("--classes", help="Comma-separated class list (default: labels in train split).")
+@click.option("--epochs", type=click.IntRange(1), default=3, show_default=True,
+              help="Training epochs per candidate.")
+@click.option("--max-candidates", type=click.IntRange(1), default=6, show_default=True)
+@click.option("--budget", "budget_minutes", type=click.FloatRange(0, min_open=True),
+              help="Start no new candidate after this many minutes.")
+@click.option("--phis", type=click.IntRange(1), default=3, show_default=True,
+              help="Write G1..G<phis>.")
+@click.option("--tolerance", type=float, default=0.1, show_default=True,
+              help="Accept |alpha*beta^2*gamma^2 - 2| <= this.")
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
+@click.option("--limit", type=click.IntRange(1), help="Use at most N images per split.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--resume", is_flag=True, help="Skip candidates already in OUT_DIR/scale.json.")
+def scale(labels: Path, image_dir: str, base: str, out_dir: Path, id_column: str,
+          classes: str | None, epochs: int, max_candidates: int,
+          budget_minutes: float | None, phis: int, tolerance: float, lr: float,
+          batch_size: int, limit: int | None, seed: int, resume: bool) -> None:
+    """Grid-search compound-scaling alpha, beta, gamma at phi=1, then write G1..Gn."""
+    from .models.arch import get_arch
+    from .search.scale import scale_search
+
+    r = scale_search(get_arch(base), labels, image_dir, out_dir, id_column=id_column,
+                     class_names=[c.strip() for c in classes.split(",")] if classes else None,
+                     epochs=epochs, max_candidates=max_candidates,
+                     budget_minutes=budget_minutes, phis=phis, tolerance=tolerance,
+                     resume=resume, lr=lr, batch_size=batch_size, limit=limit, seed=seed,
+                     schedule="cosine")
+    click.echo("alpha  beta  gamma  a*b^2*g^2  input  MACs(M)  val acc")
+    for c in sorted(r["candidates"].values(), key=lambda c: -c["val_accuracy"]):
+        click.echo(f"{c['alpha']:.2f}  {c['beta']:.2f}  {c['gamma']:.2f}   "
+                   f"{c['flops_factor']:.3f}      {c['resolution']:>3}  "
+                   f"{c['macs'] / 1e6:7.2f}  {c['val_accuracy']:.4f}")
+    b, p = r["best"], r["paper"]
+    click.echo(f"chosen alpha {b['alpha']:.2f}, beta {b['beta']:.2f}, gamma {b['gamma']:.2f} "
+               f"(paper: {p['alpha']}, {p['beta']}, {p['gamma']}); wrote "
+               + ", ".join(str(f) for f in r["files"]))
+
+
 @cli.command("kaggle-select")
 @click.argument("solutions", type=click.Path(exists=True, path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,

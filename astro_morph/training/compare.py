@@ -55,8 +55,10 @@ def compare(labels: str | os.PathLike, image_dir: str | os.PathLike, archs: list
     for name, _ in specs:
         get_arch(name)  # unknown names fail before hours of training, not after
     reports = []
-    for spec, (name, res) in zip(archs, specs, strict=True):
-        stem = spec.replace("@", "-")
+    for name, res in specs:
+        # A genotype file (from `astromorph search`) is named by its file stem.
+        label = (Path(name).stem if name.endswith(".json") else name) + (f"@{res}" if res else "")
+        stem = label.replace("@", "-")
         model = out_dir / f"{stem}.amz"
         if not model.exists():
             cfg = TrainConfig(labels=str(labels), image_dir=str(image_dir), output=str(model),
@@ -66,7 +68,7 @@ def compare(labels: str | os.PathLike, image_dir: str | os.PathLike, archs: list
             train(cfg, resume=ckpt.exists(), progress=progress)
         report = evaluate(model, labels, image_dir, id_column=id_column, split="test",
                           png=out_dir / f"{stem}_confusion.png", progress=progress)
-        report["arch"], report["recipe"] = spec, recipe
+        report["arch"], report["recipe"] = label, recipe
         (out_dir / f"{stem}.json").write_text(json.dumps(report, indent=1, default=str))
         reports.append(report)
     return reports

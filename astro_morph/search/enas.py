@@ -1,0 +1,291 @@
+"""``astromorph search``: ENAS (Pham et al. 2018) for the baseline network, reward paper Eq. 1.
+
+One iteration = ``shared_steps`` minibatches training the supernet's shared weights (Adam,
+lr 3.5e-4, paper Sec. 3.3), each on a freshly sampled path, then ``controller_steps``
+REINFORCE updates of the LSTM controller: sample a genotype, score it with the shared weights
+on a validation minibatch, reward = ACC x (FLOPs / T)^w, advantage against a moving-average
+baseline, plus an entropy bonus. After the budget, ``final_samples`` genotypes are drawn and
+the best by reward on the whole validation split is written as an architecture JSON that
+``astromorph train --arch FILE`` and ``astromorph scale`` read. State is checkpointed after
+every iteration; ``resume=True`` continues the same run exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import UserError
+from ..models.flops import count
+from .controller import Controller, reward
+from .space import DEFAULT_SPACE, SearchSpace
+from .supernet import SuperNet
+
+__all__ = ["SearchConfig", "search", "search_arrays", "plot_rewards"]
+
+#: Settings that may change between a run and its resumption (they bound it, not shape it).
+BUDGET_FIELDS = ("iterations", "budget_minutes")
+
+
+@dataclass
+class SearchConfig:
+    """Settings of one search (see the module docstring for the loop)."""
+
+    output: str
+    labels: str | None = None
+    image_dir: str | None = None
+    id_column: str = "OBJID"
+    class_names: list[str] | None = None
+    iterations: int = 40
+    budget_minutes: float | None = None
+    shared_steps: int = 20
+    controller_steps: int = 10
+    batch_size: int = 64
+    val_batch: int = 256
+    lr_shared: float = 3.5e-4
+    lr_controller: float = 3.5e-4
+    entropy_weight: float = 1e-4
+    baseline_decay: float = 0.95
+    target_flops: float = 20e6
+    w: float = -0.07
+    w_below: float | None = None
+    metric: str = "accuracy"  # accuracy | f1
+    final_samples: int = 16
+    seed: int = 0
+    limit: int | None = None
+
+
+def _paths(output: str | os.PathLike) -> dict[str, Path]:
+    out = Path(output)
+    stem = out.with_suffix("")
+    return {"genotype": out, "log": Path(f"{stem}.log.jsonl"), "png": Path(f"{stem}.png"),
+            "ckpt": Path(f"{stem}.ckpt.pt")}
+
+
+def _score(net: SuperNet, genotype: list[int], x: torch.Tensor, y: torch.Tensor,
+           metric: str, classes: list[str]) -> float:
+    net.eval()
+    with torch.no_grad():
+        logits = torch.cat([net(x[i:i + 512], genotype) for i in range(0, len(x), 512)])
+    if metric == "f1":
+        from ..training.metrics import classification_report
+
+        probs = torch.softmax(logits, 1).numpy()
+        return float(classification_report(y.numpy(), probs, classes)["f1_weighted"])
+    return float((logits.argmax(1) == y).float().mean())
+
+
+def search_arrays(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
+                  val_y: np.ndarray, class_names: list[str], cfg: SearchConfig,
+                  space: SearchSpace = DEFAULT_SPACE, train_region: float | None = None,
+                  resume: bool = False, progress: bool | None = None) -> dict[str, Any]:
+    """Run the search on decoded images (uint8 ``(N, H, W, 3)``; val at ``space.resolution``).
+
+    ``train_x`` covers ``train_region`` of the original image (the trainer's rotation-safe
+    cache); ``None`` skips augmentation. Returns the summary also written to ``cfg.output``.
+    """
+    from tqdm.auto import tqdm
+
+    from ..training.augment import augment_batch
+
+    if cfg.metric not in ("accuracy", "f1"):
+        raise UserError(f"metric must be accuracy or f1, not {cfg.metric!r}")
+    paths = _paths(cfg.output)
+    paths["genotype"].parent.mkdir(parents=True, exist_ok=True)
+    signature = json.dumps({k: v for k, v in asdict(cfg).items() if k not in BUDGET_FIELDS},
+                           sort_keys=True, default=str)
+    torch.manual_seed(cfg.seed)
+    net = SuperNet(space, len(class_names))
+    ctrl = Controller(space.sizes)
+    opt_w = torch.optim.Adam(net.parameters(), lr=cfg.lr_shared)
+    opt_c = torch.optim.Adam(ctrl.parameters(), lr=cfg.lr_controller)
+    data_gen = torch.Generator().manual_seed(cfg.seed)
+    sample_gen = torch.Generator().manual_seed(cfg.seed + 1)
+    state = {"iteration": 0, "baseline": None, "elapsed": 0.0, "log": []}
+    if resume and paths["ckpt"].is_file():
+        ck = torch.load(paths["ckpt"], weights_only=True)
+        if ck["signature"] != signature:
+            raise UserError(f"{paths['ckpt']} was made with other settings; start without "
+                            "--resume or with the same options")
+        net.load_state_dict(ck["net"])
+        ctrl.load_state_dict(ck["ctrl"])
+        opt_w.load_state_dict(ck["opt_w"])
+        opt_c.load_state_dict(ck["opt_c"])
+        data_gen.set_state(ck["data_gen"])
+        sample_gen.set_state(ck["sample_gen"])
+        torch.set_rng_state(ck["torch_rng"])
+        state = json.loads(ck["state"])
+    elif resume:
+        raise UserError(f"--resume: no search checkpoint at {paths['ckpt']}")
+
+    size = space.resolution
+    pix = train_x.reshape(-1, 3).astype(np.float64) / 255
+    mean = torch.tensor(pix.mean(0), dtype=torch.float32).view(1, 3, 1, 1)
+    std = torch.tensor(pix.std(0).clip(1e-3), dtype=torch.float32).view(1, 3, 1, 1)
+    tx = torch.from_numpy(train_x)
+    ty = torch.from_numpy(np.asarray(train_y, dtype=np.int64))
+    vx = (torch.from_numpy(val_x).permute(0, 3, 1, 2).float() / 255 - mean) / std
+    vy = torch.from_numpy(np.asarray(val_y, dtype=np.int64))
+    flops_cache: dict[tuple, int] = {}
+
+    def macs(genotype: list[int]) -> int:
+        key = tuple(genotype)
+        if key not in flops_cache:
+            flops_cache[key] = count(space.to_arch(genotype), len(class_names), size).macs
+        return flops_cache[key]
+
+    def rate(genotype: list[int], x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, int]:
+        score = _score(net, genotype, x, y, cfg.metric, class_names)
+        m = macs(genotype)
+        return reward(score, m, cfg.target_flops, cfg.w, cfg.w_below), score, m
+
+    bar = tqdm(total=cfg.iterations, initial=state["iteration"], desc="search",
+               disable=None if progress is None else not progress)
+    started = time.perf_counter() - state["elapsed"]
+    while state["iteration"] < cfg.iterations:
+        if cfg.budget_minutes is not None and state["elapsed"] >= cfg.budget_minutes * 60:
+            break
+        # 1. Shared weights, one sampled path per minibatch.
+        net.train()
+        ctrl.eval()
+        for _ in range(cfg.shared_steps):
+            with torch.no_grad():
+                genotype, _, _ = ctrl.sample(sample_gen)
+            idx = torch.randint(len(tx), (cfg.batch_size,), generator=data_gen)
+            x = tx[idx].permute(0, 3, 1, 2).float() / 255
+            if train_region is not None:
+                x = augment_batch(x, size, train_region, generator=data_gen)
+            loss = F.cross_entropy(net((x - mean) / std, genotype), ty[idx])
+            opt_w.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+            opt_w.step()
+        # 2. Controller by REINFORCE on validation minibatches.
+        ctrl.train()
+        for _ in range(cfg.controller_steps):
+            genotype, logp, ent = ctrl.sample(sample_gen)
+            idx = torch.randint(len(vx), (min(cfg.val_batch, len(vx)),), generator=data_gen)
+            r, score, m = rate(genotype, vx[idx], vy[idx])
+            b = state["baseline"]
+            b = r if b is None else cfg.baseline_decay * b + (1 - cfg.baseline_decay) * r
+            state["baseline"] = b
+            loss = -(r - b) * logp - cfg.entropy_weight * ent
+            opt_c.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_c.step()
+            state["log"].append({"iteration": state["iteration"], "genotype": genotype,
+                                 "arch": [s.to_string() for s in space.to_arch(genotype).blocks],
+                                 cfg.metric: score, "macs": m, "reward": r, "baseline": b,
+                                 "entropy": float(ent.detach())})
+        state["iteration"] += 1
+        state["elapsed"] = time.perf_counter() - started
+        torch.save({"signature": signature, "net": net.state_dict(), "ctrl": ctrl.state_dict(),
+                    "opt_w": opt_w.state_dict(), "opt_c": opt_c.state_dict(),
+                    "data_gen": data_gen.get_state(), "sample_gen": sample_gen.get_state(),
+                    "torch_rng": torch.get_rng_state(), "state": json.dumps(state)},
+                   str(paths["ckpt"]) + ".tmp")
+        os.replace(str(paths["ckpt"]) + ".tmp", paths["ckpt"])
+        last = state["log"][-cfg.controller_steps:]
+        bar.update(1)
+        bar.set_postfix(reward=f"{np.mean([e['reward'] for e in last]):.3f}",
+                        entropy=f"{float(ent.detach()):.1f}")
+    bar.close()
+
+    # 3. Derive: the best of several sampled genotypes on the whole validation split.
+    ctrl.eval()
+    candidates = []
+    with torch.no_grad():
+        for _ in range(cfg.final_samples):
+            g, _, _ = ctrl.sample(sample_gen)
+            if g not in candidates:
+                candidates.append(g)
+    rated = [(rate(g, vx, vy), g) for g in candidates]
+    (best_r, best_score, best_m), best = max(rated, key=lambda t: t[0][0])
+    reference = {}
+    try:  # the paper's G0 under the same shared weights, for the report
+        from ..models.arch import G0
+
+        g0 = space.encode(G0)
+        r0, s0, m0 = rate(g0, vx, vy)
+        reference = {"genotype": g0, cfg.metric: s0, "macs": m0, "reward": r0}
+    except ValueError:
+        pass
+    arch = space.to_arch(best)
+    arch = replace(arch, meta={**arch.meta, "search": {
+        "reward": best_r, cfg.metric: best_score, "macs": best_m,
+        "iterations": state["iteration"], "minutes": state["elapsed"] / 60,
+        "config": asdict(cfg), "paper_g0_shared_weights": reference,
+        "candidates": [{"genotype": g, "reward": r[0], cfg.metric: r[1], "macs": r[2]}
+                       for r, g in rated]}})
+    summary = {"arch": arch.to_dict()}
+    tmp = str(paths["genotype"]) + ".tmp"
+    Path(tmp).write_text(json.dumps(summary, indent=1, default=str))
+    os.replace(tmp, paths["genotype"])
+    with open(str(paths["log"]) + ".tmp", "w") as fh:
+        for entry in state["log"]:
+            fh.write(json.dumps(entry) + "\n")
+    os.replace(str(paths["log"]) + ".tmp", paths["log"])
+    if state["log"]:
+        plot_rewards(state["log"], paths["png"], cfg.metric)
+    return {"arch": arch, "reward": best_r, cfg.metric: best_score, "macs": best_m,
+            "iterations": state["iteration"], "minutes": state["elapsed"] / 60,
+            "log": state["log"], "reference": reference, "paths": paths}
+
+
+def plot_rewards(log: list[dict], path: str | os.PathLike, metric: str = "accuracy") -> Path:
+    """Reward, score and MACs of every sampled architecture over controller steps, as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    r = np.array([e["reward"] for e in log])
+    s = np.array([e[metric] for e in log])
+    m = np.array([e["macs"] for e in log]) / 1e6
+    steps = np.arange(len(r))
+    k = max(1, len(r) // 20)
+    smooth = np.convolve(r, np.ones(k) / k, mode="valid")
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+    a1.plot(steps, r, ".", ms=3, alpha=0.4, label="reward (Eq. 1)")
+    a1.plot(steps[k - 1:], smooth, "-", label=f"reward, mean of {k}")
+    a1.plot(steps, s, ".", ms=3, alpha=0.3, label=metric)
+    a1.set_ylabel("reward / " + metric)
+    a1.legend(fontsize=8)
+    a2.plot(steps, m, ".", ms=3, alpha=0.5)
+    a2.set_ylabel("MACs (M)")
+    a2.set_xlabel("controller step")
+    fig.suptitle("ENAS search: sampled architectures")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def search(cfg: SearchConfig, space: SearchSpace = DEFAULT_SPACE, resume: bool = False,
+           progress: bool | None = None) -> dict[str, Any]:
+    """Load ``cfg.labels``' train and val splits at the search resolution and search."""
+    from ..training.data import TRAIN_REGION, cache_size_for, load_labels, load_split
+
+    if not cfg.labels or not cfg.image_dir:
+        raise UserError("search needs a labels table and an image directory")
+    table = load_labels(cfg.labels, cfg.id_column)
+    split = np.asarray(table["split"]).astype(str)
+    names = cfg.class_names or sorted({t for t in np.asarray(table["label"]).astype(str)[
+        split == "train"] if t})
+    cfg = replace(cfg, class_names=list(names))
+    size = space.resolution
+    tr = load_split(table, cfg.image_dir, "train", names, cfg.id_column, cache_size_for(size),
+                    train=True, limit=cfg.limit)
+    va = load_split(table, cfg.image_dir, "val", names, cfg.id_column, size, train=False,
+                    limit=cfg.limit)
+    return search_arrays(tr.images, tr.labels, va.images, va.labels, names, cfg, space,
+                         train_region=TRAIN_REGION, resume=resume, progress=progress)

@@ -1,0 +1,133 @@
+"""``astromorph scale``: the paper's compound-scaling grid search (Sec. 3.3).
+
+Step 1: with phi = 1, try alpha, beta, gamma >= 1 on a grid (step 0.05 by default) whose
+FLOPs factor alpha * beta**2 * gamma**2 lies within ``tolerance`` of 2 (the paper's
+constraint; 0.1 by default, i.e. 1.9-2.1, because a 0.05 grid rarely hits 2 exactly), train
+each scaled baseline briefly with the ordinary trainer, and keep the best validation
+accuracy. Candidates are tried nearest-to-2 first, and the paper's (1.15, 1.1, 1.2) first of
+all, so a small budget still compares the paper's choice with its closest rivals. Step 2:
+build G1..Gn = the baseline scaled with phi = 1..n and write each as an architecture JSON.
+
+Finished candidates are recorded in ``<out>/scale.json``; a rerun (``resume``) skips them and
+a half-trained candidate resumes from its own checkpoint.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ..catalog_io import atomic_write_text
+from ..errors import UserError
+from ..models.arch import PAPER_SCALING, ArchConfig, compound_scale
+from ..models.flops import count
+
+__all__ = ["grid", "scale_search", "build_family"]
+
+
+def grid(step: float = 0.05, upper: tuple[float, float, float] = (1.5, 1.3, 1.3),
+         target: float = 2.0, tolerance: float = 0.1) -> list[tuple[float, float, float]]:
+    """(alpha, beta, gamma) on the grid with ``|alpha*beta^2*gamma^2 - target| <= tolerance``.
+
+    Ordered: the paper's triple first when it qualifies, then by distance to ``target``, then
+    lexicographically (deterministic).
+    """
+    def axis(hi: float) -> list[float]:
+        n = int(round((hi - 1.0) / step))
+        return [round(1.0 + i * step, 4) for i in range(n + 1)]
+
+    found = [(a, b, g) for a, b, g in itertools.product(axis(upper[0]), axis(upper[1]),
+                                                        axis(upper[2]))
+             if abs(a * b * b * g * g - target) <= tolerance + 1e-9]
+    found.sort(key=lambda t: (t != PAPER_SCALING, abs(t[0] * t[1] ** 2 * t[2] ** 2 - target),
+                              t))
+    return found
+
+
+def build_family(base: ArchConfig, alpha: float, beta: float, gamma: float, phis: int,
+                 prefix: str = "g") -> list[ArchConfig]:
+    """G1..Gn: ``base`` compound-scaled with phi = 1..``phis``."""
+    return [replace(compound_scale(base, phi, alpha, beta, gamma, name=f"{prefix}{phi}"),
+                    meta={"phi": phi, "alpha": alpha, "beta": beta, "gamma": gamma,
+                          "base": base.name})
+            for phi in range(1, phis + 1)]
+
+
+def scale_search(base: ArchConfig, labels: str | os.PathLike, image_dir: str | os.PathLike,
+                 out_dir: str | os.PathLike, id_column: str = "OBJID",
+                 class_names: list[str] | None = None, epochs: int = 3,
+                 max_candidates: int | None = 6, budget_minutes: float | None = None,
+                 phis: int = 3, step: float = 0.05, tolerance: float = 0.1,
+                 resume: bool = False, progress: bool | None = None,
+                 **recipe: Any) -> dict[str, Any]:
+    """Grid-search alpha, beta, gamma at phi = 1, then write G1..G``phis`` JSON files.
+
+    ``recipe`` goes to :class:`~astro_morph.training.train.TrainConfig` for every candidate
+    (batch_size, lr, schedule, limit, seed, ...).
+    """
+    from ..training.train import TrainConfig, train
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    state_path = out / "scale.json"
+    state: dict[str, Any] = {"base": base.to_dict(), "epochs": epochs, "recipe": recipe,
+                             "done": {}, "elapsed": 0.0}
+    if resume and state_path.is_file():
+        saved = json.loads(state_path.read_text())
+        if (saved["base"], saved["epochs"], saved["recipe"]) != (
+                state["base"], epochs, json.loads(json.dumps(recipe))):
+            raise UserError(f"{state_path} was made with another base or recipe; start "
+                            "without --resume or in another folder")
+        state = saved
+    elif state_path.is_file() and not resume:
+        raise UserError(f"{state_path} exists; pass --resume to continue it or use another "
+                        "folder")
+    candidates = grid(step, tolerance=tolerance)
+    if max_candidates is not None:
+        candidates = candidates[:max_candidates]
+    started = time.perf_counter() - state["elapsed"]
+    for a, b, g in candidates:
+        key = f"{a:.2f},{b:.2f},{g:.2f}"
+        if key in state["done"]:
+            continue
+        if budget_minutes is not None and state["elapsed"] >= budget_minutes * 60:
+            break
+        arch = compound_scale(base, 1, a, b, g, name=f"scale-{key}")
+        arch_file = out / f"candidate_{key.replace(',', '_')}.json"
+        atomic_write_text(arch_file, json.dumps({"arch": arch.to_dict()}))
+        model = out / f"candidate_{key.replace(',', '_')}.amz"
+        ckpt = Path(str(model) + ".ckpt") / "checkpoint.pt"
+        cfg = TrainConfig(labels=str(labels), image_dir=str(image_dir), output=str(model),
+                          id_column=id_column, arch=str(arch_file), class_names=class_names,
+                          epochs=epochs, name=arch.name, **recipe)
+        result = train(cfg, resume=ckpt.is_file(), progress=progress)
+        c = count(arch, len(result["val"]["per_class"]), arch.resolution)
+        state["done"][key] = {"alpha": a, "beta": b, "gamma": g,
+                              "flops_factor": a * b * b * g * g,
+                              "val_accuracy": result["val"]["accuracy"],
+                              "val_f1_weighted": result["val"]["f1_weighted"],
+                              "params": c.params, "macs": c.macs,
+                              "resolution": arch.resolution,
+                              "train_seconds": result["train_seconds"]}
+        state["elapsed"] = time.perf_counter() - started
+        atomic_write_text(state_path, json.dumps(state, indent=1))
+    if not state["done"]:
+        raise UserError("no scaling candidate finished within the budget")
+    best_key = max(state["done"], key=lambda k: (state["done"][k]["val_accuracy"],
+                                                  -state["done"][k]["macs"]))
+    best = state["done"][best_key]
+    family = build_family(base, best["alpha"], best["beta"], best["gamma"], phis)
+    files = []
+    for arch in family:
+        path = out / f"{arch.name}.json"
+        atomic_write_text(path, json.dumps({"arch": arch.to_dict()}, indent=1))
+        files.append(path)
+    state["best"] = best_key
+    atomic_write_text(state_path, json.dumps(state, indent=1))
+    return {"best": best, "candidates": state["done"], "family": family, "files": files,
+            "paper": dict(zip(("alpha", "beta", "gamma"), PAPER_SCALING, strict=True))}

@@ -1,0 +1,101 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from astro_morph.models.arch import G0, get_arch
+from astro_morph.models.efficientnet_g import build_model
+from astro_morph.models.flops import count
+from astro_morph.search.controller import Controller, reward
+from astro_morph.search.enas import SearchConfig, search_arrays
+from astro_morph.search.space import DEFAULT_SPACE, SearchSpace, StageChoices
+from astro_morph.search.supernet import SuperNet
+
+TINY = SearchSpace(stages=(StageChoices(1, (8,), (1,)), StageChoices(2, (8, 16), (1, 2))),
+                   stem_channels=8, head_channels=16, resolution=16)
+
+
+def test_paper_g0_is_a_point_of_the_default_space():
+    g = DEFAULT_SPACE.encode(G0)
+    assert DEFAULT_SPACE.to_arch(g).blocks == G0.blocks
+
+
+def test_every_sampled_genotype_builds_counts_and_runs():
+    torch.manual_seed(0)
+    ctrl = Controller(DEFAULT_SPACE.sizes)
+    net = SuperNet(DEFAULT_SPACE, 3).eval()
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 32, 32)
+    seen = set()
+    for _ in range(12):
+        g, logp, ent = ctrl.sample(gen)
+        seen.add(tuple(g))
+        arch = DEFAULT_SPACE.to_arch(g)
+        assert count(arch, 3, 32).macs > 0
+        assert build_model(arch, 3).eval()(x).shape == (2, 3)
+        assert net(x, g).shape == (2, 3)
+        assert logp.item() < 0 and ent.item() > 0
+    assert len(seen) > 8  # the untrained policy explores
+
+
+def test_width_mask_makes_the_path_its_derived_width():
+    net = SuperNet(TINY, 2).eval()
+    # Stage-2 width 8 of 16: only the first 8 channels of that stage may carry signal.
+    feats = {}
+    g = [0] * 5 + [0, 0, 0, 0, 0]  # stage 2: k3, e1, se, width 8, 1 layer
+    hook = net.head.register_forward_hook(lambda m, i, o: feats.setdefault("in", i[0]))
+    net(torch.randn(2, 3, 16, 16), g)
+    hook.remove()
+    assert feats["in"][:, 8:].abs().sum() == 0 and feats["in"][:, :8].abs().sum() > 0
+
+
+def test_reward_is_paper_eq1():
+    assert reward(0.9, 20e6) == pytest.approx(0.9)
+    assert reward(0.9, 40e6, 20e6, w=-0.07) == pytest.approx(0.9 * 2 ** -0.07)
+    assert reward(0.8, 10e6, 20e6, w=0.07) == pytest.approx(0.8 * 0.5 ** 0.07)
+    # MnasNet's hard-ish variant: no bonus below the target.
+    assert reward(0.8, 10e6, 20e6, w=-0.07, w_below=0.0) == pytest.approx(0.8)
+    with pytest.raises(ValueError):
+        reward(0.8, 0, 20e6)
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    tx = rng.integers(0, 255, (48, 16, 16, 3), dtype=np.uint8)
+    ty = rng.integers(0, 2, 48)
+    vx = rng.integers(0, 255, (24, 16, 16, 3), dtype=np.uint8)
+    vy = rng.integers(0, 2, 24)
+    return tx, ty, vx, vy
+
+
+def _cfg(tmp_path, name, **kw):
+    base = dict(output=str(tmp_path / f"{name}.json"), iterations=3, shared_steps=2,
+                controller_steps=3, batch_size=8, val_batch=16, final_samples=3,
+                target_flops=1e5)
+    base.update(kw)
+    return SearchConfig(**base)
+
+
+def test_search_writes_a_trainable_genotype_log_and_plot(tmp_path):
+    out = search_arrays(*_data(), ["a", "b"], _cfg(tmp_path, "s"), TINY, progress=False)
+    arch = get_arch(str(tmp_path / "s.json"))  # what `astromorph train --arch FILE` does
+    assert arch.blocks == out["arch"].blocks
+    log = [json.loads(line) for line in (tmp_path / "s.log.jsonl").read_text().splitlines()]
+    assert len(log) == 9 and {"reward", "accuracy", "macs", "genotype"} <= set(log[0])
+    assert all(e["reward"] == pytest.approx(reward(e["accuracy"], e["macs"], 1e5))
+               for e in log)
+    assert (tmp_path / "s.png").stat().st_size > 0
+
+
+def test_interrupted_search_resumes_the_same_run(tmp_path):
+    straight = search_arrays(*_data(), ["a", "b"], _cfg(tmp_path, "a"), TINY, progress=False)
+    search_arrays(*_data(), ["a", "b"], _cfg(tmp_path, "b", iterations=1), TINY,
+                  progress=False)
+    resumed = search_arrays(*_data(), ["a", "b"], _cfg(tmp_path, "b"), TINY, resume=True,
+                            progress=False)
+    assert resumed["iterations"] == 3
+    assert [e["genotype"] for e in resumed["log"]] == [e["genotype"] for e in straight["log"]]
+    assert [e["reward"] for e in resumed["log"]] == pytest.approx(
+        [e["reward"] for e in straight["log"]])
+    assert resumed["arch"].blocks == straight["arch"].blocks

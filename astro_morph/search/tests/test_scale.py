@@ -1,0 +1,49 @@
+import json
+
+import pytest
+
+from astro_morph.errors import UserError
+from astro_morph.models.arch import G0, PAPER_SCALING, VARIANTS
+from astro_morph.search.scale import build_family, grid, scale_search
+from conftest import shared_data
+
+
+def test_grid_keeps_the_flops_constraint_and_puts_the_paper_first():
+    cands = grid()
+    assert cands[0] == PAPER_SCALING
+    assert all(abs(a * b * b * g * g - 2) <= 0.1 + 1e-9 and min(a, b, g) >= 1
+               for a, b, g in cands)
+    tight = grid(tolerance=0.01)
+    assert len(tight) < len(cands) and all(abs(a * b * b * g * g - 2) <= 0.01 + 1e-9
+                                           for a, b, g in tight)
+
+
+def test_family_with_the_papers_coefficients_is_g1_to_g3():
+    family = build_family(G0, *PAPER_SCALING, phis=3)
+    for phi, arch in enumerate(family, 1):
+        ref = VARIANTS[f"efficientnet-g{phi}"]
+        assert arch.blocks == ref.blocks and arch.resolution == ref.resolution
+
+
+@pytest.mark.slow
+def test_scale_search_trains_candidates_writes_family_and_resumes(tmp_path, monkeypatch):
+    data = shared_data("gz1")
+    kw = dict(epochs=1, max_candidates=1, phis=2, limit=48, batch_size=16, lr=1e-3,
+              progress=False, class_names=["elliptical", "spiral", "edge_on"])
+    r = scale_search(G0, data / "labels.csv", data / "images", tmp_path, **kw)
+    assert list(r["candidates"]) == ["1.15,1.10,1.20"]  # the paper's triple goes first
+    assert [f.name for f in r["files"]] == ["g1.json", "g2.json"]
+    g2 = json.loads((tmp_path / "g2.json").read_text())["arch"]
+    assert g2["meta"]["phi"] == 2 and g2["meta"]["alpha"] == r["best"]["alpha"]
+    with pytest.raises(UserError, match="--resume"):
+        scale_search(G0, data / "labels.csv", data / "images", tmp_path, **kw)
+    # Resume with a bigger budget trains only the new candidate.
+    trained = []
+    import astro_morph.training.train as train_mod
+
+    real = train_mod.train
+    monkeypatch.setattr(train_mod, "train",
+                        lambda cfg, **k: trained.append(cfg) or real(cfg, **k))
+    r3 = scale_search(G0, data / "labels.csv", data / "images", tmp_path,
+                      **{**kw, "max_candidates": 2}, resume=True)
+    assert len(trained) == 1 and len(r3["candidates"]) == 2
