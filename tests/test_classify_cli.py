@@ -22,16 +22,31 @@ def run(*args, **kw):
     return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, **kw)
 
 
-def fitsverify_errors(path):
-    exe = shutil.which("fitsverify")
+def _client(name, package):
+    exe = shutil.which(name)
     if exe is None:
         if os.environ.get("CI"):
-            pytest.fail("fitsverify is not installed; .ci/run installs Debian's fitsverify")
-        pytest.skip("fitsverify not installed (apt-get install fitsverify)")
-    out = subprocess.run([exe, "-q", str(path)], capture_output=True, text=True)
+            pytest.fail(f"{name} is not installed; .ci/run installs Debian's {package}")
+        pytest.skip(f"{name} not installed (apt-get install {package})")
+    return exe
+
+
+def fitsverify_errors(path):
+    """HEASARC fitsverify must report 0 errors."""
+    out = subprocess.run([_client("fitsverify", "fitsverify"), "-q", str(path)],
+                         capture_output=True, text=True)
     # -q prints one line: "verification OK: ..." or "... N warnings and M errors".
     assert "verification OK" in out.stdout or " 0 error" in out.stdout, out.stdout
     return out.stdout
+
+
+def stilts_rows(path):
+    """STILTS (Starlink's Java table library) must load the file; returns its row count."""
+    out = subprocess.run([_client("stilts", "stilts"), "tpipe", f"in={path}", "omode=count"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    # "columns: 12   rows: 651"
+    return int(out.stdout.split("rows:")[1].split()[0])
 
 
 @pytest.mark.slow
@@ -62,6 +77,7 @@ def test_galaxyzoo_val_split_to_fits(tiny_model, tmp_path):
     assert hdr["MORPHSHA"] == __import__("hashlib").sha256(tiny_model.read_bytes()).hexdigest()
     assert hdr["MORPHMOD"] == "tiny-g0" and hdr["MORPHVER"]
     fitsverify_errors(out)
+    assert stilts_rows(out) == 651
     assert "651 rows" in res.stderr
 
 
@@ -79,6 +95,7 @@ def test_bad_rows_are_flagged_not_lost(tiny_model, image_dir, tmp_path):
     assert t["morph_label"].mask[2] and np.isnan(np.ma.filled(t["morph_prob_spiral"], np.nan)[3])
     assert "row 2:" in res.output and "row 3:" in res.output and "2 flagged" in res.output
     fitsverify_errors(out)
+    assert stilts_rows(out) == 5
 
 
 @pytest.mark.parametrize("fmt", ["ecsv", "vot", "parquet", "csv"])
@@ -92,6 +109,12 @@ def test_output_formats_and_torch_backend(tiny_model, image_dir, tmp_path, fmt):
     assert res.exit_code == 0, res.output
     t = Table.read(out)
     assert len(t) == 2 and "morph_dx" in t.colnames and t["morph_label"][0]
+    if fmt == "parquet":  # other readers than astropy's own
+        import pyarrow.parquet as pq
+
+        assert pq.read_table(out).column("morph_flags").to_pylist() == [0, 0]
+    if fmt == "vot":  # Debian's STILTS 3.4 has no Parquet reader; pyarrow checks that one
+        assert stilts_rows(out) == 2
 
 
 @pytest.mark.parametrize("setup,args,message", [
