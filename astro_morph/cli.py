@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -110,6 +111,10 @@ def classify(catalog: Path, output: Path | None, source: str, image_dir: Path | 
     if output.resolve() == catalog.resolve() and not overwrite:
         raise UserError(f"output {output} is the input catalog; pass --overwrite to replace it")
     guess_format(output, output_format)  # fail before the run, not after it
+    if not output.parent.is_dir():
+        raise UserError(f"output directory does not exist: {output.parent}")
+    if not os.access(output.parent, os.W_OK):
+        raise UserError(f"cannot write to output directory {output.parent}")
     if output.exists() and not overwrite:
         raise UserError(f"output {output} exists; pass --overwrite to replace it")
     table = read_catalog(catalog, in_format)

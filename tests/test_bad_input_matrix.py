@@ -1,0 +1,51 @@
+"""Every bad-input case behaves as documented in docs/bad_input.md (which this test checks)."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.bad_input_matrix import CASES, markdown, run_case
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "bad_input.md"
+
+
+def _images(tmp: Path) -> Path:
+    from PIL import Image
+
+    from conftest import make_galaxy_image
+
+    d = tmp / "images"
+    d.mkdir()
+    for i in (1, 2, 3):
+        Image.fromarray(make_galaxy_image(64, seed=i)).save(d / f"{i}.jpg")
+    return d
+
+
+@pytest.mark.slow
+def test_bad_input_matrix(tiny_model, tmp_path):
+    results = []
+    for k, case in enumerate(CASES):
+        work = tmp_path / f"case{k}"
+        work.mkdir()
+        mp = pytest.MonkeyPatch()
+        try:
+            obs = run_case(case, work, _images(work), tiny_model, mp)
+        finally:
+            mp.undo()
+        results.append((case, obs))
+        assert not obs.traceback, case.name
+        assert obs.exit == case.expect_exit, (case.name, obs)
+        if isinstance(case.expect, str):
+            assert case.expect in obs.message and obs.message.startswith("Error: "), (
+                case.name, obs.message)
+            assert "\n" not in obs.message
+        else:
+            assert obs.flags == case.expect and obs.rows_in == len(obs.flags), (case.name, obs)
+        if case.name == "disk full while writing":  # the previous output is intact
+            assert (work / "out.fits").read_bytes() == b"previous output"
+            assert not [p for p in work.iterdir() if p.name.startswith(".out.fits")]
+    page = markdown(results)
+    if os.environ.get("ASTROMORPH_WRITE_DOCS"):
+        DOC.write_text(page)
+    assert DOC.read_text() == page, "docs/bad_input.md is stale: rerun with ASTROMORPH_WRITE_DOCS=1"
