@@ -354,7 +354,7 @@ def search(labels: Path, image_dir: str, output: Path, id_column: str, classes: 
 @click.option("--phis", type=click.IntRange(1), default=3, show_default=True,
               help="Write G1..G<phis>.")
 @click.option("--tolerance", type=float, default=0.1, show_default=True,
-              help="Accept |alpha*beta^2*gamma^2 - 2| <= this.")
+              help="Accept abs(alpha*beta^2*gamma^2 - 2) <= this.")
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
 @click.option("--limit", type=click.IntRange(1), help="Use at most N images per split.")
