@@ -77,6 +77,7 @@ def write_catalog(table: Table, path: str | os.PathLike, fmt: str | None = None,
         fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=suffix)
     except OSError as exc:
         raise UserError(f"cannot write to {p.parent}: {exc.strerror or exc}") from None
+    public_mode(fd)
     os.close(fd)
     try:
         with warnings.catch_warnings():
@@ -94,6 +95,16 @@ def write_catalog(table: Table, path: str | os.PathLike, fmt: str | None = None,
     return p
 
 
+def public_mode(fd: int) -> None:
+    """Give a ``mkstemp`` file (created 0600) the mode a normal ``open`` would: 0666 & ~umask.
+
+    Outputs are meant to be shared; a private temp-file mode must not survive the rename.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)
+
+
 def _remove(path: str) -> None:
     try:
         os.unlink(path)
@@ -105,6 +116,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write a small text file (report, table) by temp file + rename."""
     p = Path(path)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.")
+    public_mode(fd)
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)

@@ -85,3 +85,14 @@ def test_unwritable_directory(tmp_path):
     ro.chmod(0o500)
     with pytest.raises(UserError, match="cannot write"):
         write_catalog(_table(), ro / "c.fits")
+
+
+def test_outputs_get_the_umask_mode_not_the_temp_file_mode(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        path = write_catalog(Table({"a": [1]}), tmp_path / "o.fits")
+    finally:
+        os.umask(old)
+    assert oct(path.stat().st_mode & 0o777) == oct(0o644)

@@ -131,6 +131,9 @@ def write_bundle(bundle: ModelBundle, path: str | os.PathLike, overwrite: bool =
     data = buf.getvalue()
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    from ..catalog_io import public_mode
+
+    public_mode(fd)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
