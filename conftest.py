@@ -78,6 +78,17 @@ def image_dir(tmp_path) -> Path:
     return d
 
 
+@pytest.fixture(scope="session")
+def _test_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("astromorph_cache")
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(monkeypatch, _test_cache):
+    # Cutout responses and ONNX exports go to a test-only cache, never the user's.
+    monkeypatch.setenv("ASTROMORPH_CACHE", str(_test_cache))
+
+
 @pytest.fixture(autouse=True)
 def _no_installed_plugins(monkeypatch):
     # Tests never load installed entry points (llm's conftest does the same).

@@ -254,7 +254,7 @@ def test_blank_fits_response_is_flagged_outside_footprint(tmp_path, monkeypatch)
 
 
 def test_query_region_replays_astroquerys_recorded_skyserver_response(recorded, tiny_model,
-                                                                      monkeypatch):
+                                                                      tmp_path, monkeypatch):
     """astroquery's own recorded crossid response (xid_im.txt): 18 detections of one galaxy."""
     import os
 
@@ -281,6 +281,6 @@ def test_query_region_replays_astroquerys_recorded_skyserver_response(recorded, 
     monkeypatch.undo()
     fake = FakeTransport(lambda url, p, n: (200, jpeg))
     monkeypatch.setattr(requests.Session, "request", fake)
-    out = astro_morph.classify(found, source="sdss", model=tiny_model, cache_dir=None,
-                               offline=False, rate=0, progress=False)
+    out = astro_morph.classify(found, source="sdss", model=tiny_model,
+                               cache_dir=tmp_path, rate=0, progress=False)
     assert out["morph_flags"][0] == 0 and fake.calls[0][1]["ra"] == "2.023443"
