@@ -93,6 +93,11 @@ def default_output(path: Path) -> Path:
               help="Progress bar (default: on a terminal).")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted run from <output>.partial/.")
+@click.option("--dask", "dask_address", metavar="ADDRESS",
+              help="Run partitions on dask.distributed: a scheduler address, or local[:N] "
+              "for N worker processes on this machine.")
+@click.option("--partition-rows", type=click.IntRange(1),
+              help="Rows per Dask task (default 8 x --chunk-size).")
 def classify(catalog: Path, output: Path | None, source: str, image_dir: Path | None,
              id_column: str, path_column: str | None, images: tuple[Path, ...],
              ra_column: str, dec_column: str, size_column: str | None,
@@ -101,7 +106,8 @@ def classify(catalog: Path, output: Path | None, source: str, image_dir: Path | 
              device: str, batch_size: int, chunk_size: int, centring: str,
              crop_fraction: float | None, prefix: str, in_format: str | None,
              output_format: str | None, overwrite: bool, workers: int | None,
-             progress: bool | None, resume: bool) -> None:
+             progress: bool | None, resume: bool, dask_address: str | None,
+             partition_rows: int | None) -> None:
     """Classify every row of CATALOG and write it with morphology columns."""
     from .api import classify as classify_api
     from .catalog_io import guess_format, read_catalog, write_catalog
@@ -120,21 +126,41 @@ def classify(catalog: Path, output: Path | None, source: str, image_dir: Path | 
     table = read_catalog(catalog, in_format)
     if len(table) == 0:
         raise UserError(f"catalog {catalog} has no rows")
+    options = dict(
+        source=source, centring=centring,
+        centring_options={"crop_fraction": crop_fraction} if crop_fraction else None,
+        prefix=prefix, workers=workers,
+        image_dir=image_dir, id_column=id_column, path_column=path_column,
+        image=list(images) or None, ra_column=ra_column, dec_column=dec_column,
+        size_column=size_column, size_arcsec=size_arcsec, offline=offline,
+        **({"pixels": pixels} if pixels else {}),
+        **({"cache_dir": cache_dir} if cache_dir else {}),
+    )
     handler = _RowWarnings()
     logging.getLogger("astro_morph").addHandler(handler)
     try:
-        out = classify_api(
-            table, source=source, model=model, backend=backend, device=device,
-            batch_size=batch_size, centring=centring,
-            centring_options={"crop_fraction": crop_fraction} if crop_fraction else None,
-            prefix=prefix, chunk_size=chunk_size, workers=workers, progress=progress,
-            image_dir=image_dir, id_column=id_column, path_column=path_column,
-            image=list(images) or None, ra_column=ra_column, dec_column=dec_column,
-            size_column=size_column, size_arcsec=size_arcsec, offline=offline,
-            **({"pixels": pixels} if pixels else {}),
-            **({"cache_dir": cache_dir} if cache_dir else {}),
-            journal_dir=journal, resume=resume,
-        )
+        if dask_address:
+            if resume:
+                raise UserError("--resume is for single-process runs; a --dask run is cut "
+                                "into independent partitions: rerun it whole")
+            from .scaleout import classify_dask, connect
+
+            client = connect(dask_address)
+            try:
+                out = classify_dask(table, client, model=model, backend=backend,
+                                    device=device, batch_size=batch_size,
+                                    chunk_size=chunk_size, partition_rows=partition_rows,
+                                    progress=progress, **options)
+            finally:
+                cluster = getattr(client, "cluster", None)
+                client.close()
+                if dask_address.startswith("local") and cluster is not None:
+                    cluster.close()
+        else:
+            out = classify_api(
+                table, model=model, backend=backend, device=device, batch_size=batch_size,
+                chunk_size=chunk_size, progress=progress, journal_dir=journal, resume=resume,
+                **options)
     finally:
         logging.getLogger("astro_morph").removeHandler(handler)
     write_catalog(out, output, output_format, overwrite=overwrite)
