@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
@@ -48,6 +49,9 @@ pm = pluggy.PluginManager("astro_morph")
 pm.add_hookspecs(hookspecs)
 
 _loaded = False
+# Dask's threaded scheduler (LSDB partitions) calls classify from several threads at once:
+# the first caller loads, the others wait for the registry to be complete.
+_load_lock = threading.Lock()
 
 
 def load_plugins() -> None:
@@ -55,7 +59,14 @@ def load_plugins() -> None:
     global _loaded
     if _loaded:
         return
-    _loaded = True
+    with _load_lock:
+        if _loaded:
+            return
+        _load()
+        _loaded = True
+
+
+def _load() -> None:
     if os.environ.get("ASTROMORPH_TRACE_PLUGINS"):
         pm.trace.root.setwriter(lambda m: print(m, end="", file=sys.stderr))
         pm.enable_tracing()

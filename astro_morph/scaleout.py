@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from astropy.table import Table
 
 from .errors import UserError
@@ -140,21 +141,24 @@ def classify_lsdb(catalog, model: str | os.PathLike | None = None, **options: An
 
     ref = str(model_path(str(model) if model is not None else "default"))
 
+    clf = _model(ref, "onnx", "cpu", 256)
+    prefix = options.get("prefix", "morph_")
+    meta = catalog.meta.copy()
+    meta[f"{prefix}label"] = meta.index.to_series().astype(str).iloc[:0]
+    for c in clf.class_names:
+        meta[f"{prefix}prob_{c}"] = np.zeros(0, np.float32)
+    meta[f"{prefix}flags"] = np.zeros(0, np.int32)
+
     def one(df):
         from .api import classify
 
         if len(df) == 0:
-            return df.assign(**{c: [] for c in _empty_columns(ref, options)})
+            return meta
         out = classify(Table.from_pandas(df), model=_model(ref, "onnx", "cpu", 256),
                        progress=False, **options)
         result = out.to_pandas(index=False)
         result.index = df.index
-        return result
+        # pandas gives masked labels (failed rows) as None; keep the meta's dtypes.
+        return result.astype({k: v for k, v in meta.dtypes.items() if k in result})
 
-    return catalog.map_partitions(one)
-
-
-def _empty_columns(ref: str, options: dict[str, Any]) -> list[str]:
-    prefix = options.get("prefix", "morph_")
-    clf = _model(ref, "onnx", "cpu", 256)
-    return [f"{prefix}label", *(f"{prefix}prob_{c}" for c in clf.class_names), f"{prefix}flags"]
+    return catalog.map_partitions(one, meta=meta)

@@ -76,3 +76,26 @@ def test_cli_dask_local(image_dir, tiny_model, tmp_path):
                                    "--model", str(tiny_model), "--dask", "local:1", "--resume",
                                    "-o", str(tmp_path / "p.fits")])
     assert res.exit_code != 0 and "--resume is for single-process runs" in str(res.exception)
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:The inplace keyword")  # inside lsdb/nested-pandas
+def test_lsdb_catalog_gets_the_same_columns(image_dir, tiny_model):
+    lsdb = pytest.importorskip("lsdb", reason="lsdb not installed (optional: pip install lsdb)")
+    import astro_morph
+    from astro_morph.scaleout import classify_lsdb
+
+    cat = _catalog(image_dir)
+    rng = np.random.default_rng(0)
+    cat["ra"] = rng.uniform(0, 360, len(cat))
+    cat["dec"] = rng.uniform(-60, 60, len(cat))
+    hats = lsdb.from_dataframe(cat.to_pandas(), ra_column="ra", dec_column="dec")
+    got = classify_lsdb(hats, model=tiny_model, image_dir=image_dir).compute()
+    want = astro_morph.classify(cat, model=tiny_model, image_dir=image_dir, progress=False)
+    got = got.sort_values("row")
+    assert list(got["row"]) == list(want["row"])
+    assert list(got["morph_flags"]) == list(want["morph_flags"])
+    ok = np.asarray(want["morph_flags"]) == 0
+    assert list(got["morph_label"][ok]) == list(np.asarray(want["morph_label"])[ok])
+    np.testing.assert_allclose(got["morph_prob_spiral"][ok], want["morph_prob_spiral"][ok],
+                               rtol=1e-5)
