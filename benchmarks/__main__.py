@@ -1,0 +1,212 @@
+"""Speed and memory, side by side in one run: ``python -m benchmarks [--n 2000] [--write]``.
+
+Everything runs on the same real images (``../shared/data/galaxyzoo``, or ``--image-dir``):
+
+* decode-only: the Galaxy Zoo source + the paper's centre crop/resize, no model (the ceiling);
+* model-only: ``predict`` on already prepared arrays, per model and backend;
+* end to end: ``astromorph classify`` catalog -> FITS with columns, per model and backend;
+* peer: Zoobot-style inference a user would otherwise run (EfficientNet-B0 at 224 px, torch,
+  PIL decode + resize, batch 64) on the same images;
+* peak RSS of ``astromorph classify`` on catalogs of ``--rss-rows`` rows (the real images
+  repeated), each in a fresh process.
+
+It prints one table of galaxies/s and the ratios (ours / peer, end-to-end time per galaxy /
+(decode + model) time), and with ``--write`` puts it in ``docs/performance.md`` together with
+the machine description. Timings are wall-clock medians of ``--repeats`` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from astropy.table import Table
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_IMAGES = ROOT.parent / "shared" / "data" / "galaxyzoo" / "images"
+
+
+def _best(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def _catalog(ids: list[str], n: int) -> Table:
+    reps = int(np.ceil(n / len(ids)))
+    return Table({"GalaxyID": (ids * reps)[:n]})
+
+
+def _models() -> dict[str, object]:
+    """Default (shipped G3) and an untrained G0: speed does not depend on the weights."""
+    from astro_morph.inference.deploy import export_onnx
+    from astro_morph.models.arch import G0
+    from astro_morph.models.efficientnet_g import build_model
+    from astro_morph.models.model_file import write_bundle
+    from astro_morph.models.registry import model_path
+    from astro_morph.models.torch_io import bundle_from_network
+
+    g0 = Path(tempfile.mkdtemp()) / "g0.amz"
+    bundle = bundle_from_network(build_model(G0, 5).eval(), "g0", [f"c{i}" for i in range(5)])
+    bundle.onnx = export_onnx(bundle)
+    write_bundle(bundle, g0)
+    return {"default (G3, 55 px)": model_path("default"), "G0 (32 px)": g0}
+
+
+def decode_only(cat: Table, image_dir: Path, size: int) -> float:
+    from astro_morph.centring.crop import CentreCrop
+    from astro_morph.pipeline import _prepare_all
+    from astro_morph.sources.galaxyzoo import GalaxyZooSource
+
+    src, step = GalaxyZooSource(image_dir=image_dir), CentreCrop()
+    workers = min(8, os.cpu_count() or 1)
+    for start in range(0, len(cat), 1024):
+        _prepare_all(src.fetch(cat[start:start + 1024]), step, size, workers)
+    return len(cat)
+
+
+def model_only(path: Path, backend: str, n: int) -> tuple[float, int]:
+    from astro_morph.inference.load import load_model
+
+    clf = load_model(str(path), backend, "cpu", 256)
+    x = np.random.default_rng(0).random((256, clf.input_size, clf.input_size, 3),
+                                        dtype=np.float32)
+    clf.predict(x)
+    reps = max(1, n // 256)
+    t = time.perf_counter()
+    for _ in range(reps):
+        clf.predict(x)
+    return (time.perf_counter() - t) / (reps * 256), clf.input_size
+
+
+def end_to_end(cat: Table, image_dir: Path, model: Path, backend: str) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        cat_path, out = Path(d) / "cat.fits", Path(d) / "out.fits"
+        cat.write(cat_path)
+        subprocess.run([sys.executable, "-m", "astro_morph", "classify", str(cat_path),
+                        "--image-dir", str(image_dir), "--model", str(model), "--backend",
+                        backend, "-o", str(out), "--no-progress"], check=True,
+                       capture_output=True)
+
+
+def peer(cat: Table, image_dir: Path) -> None:
+    """Zoobot-style: PIL decode + resize to 224, EfficientNet-B0 in torch, batch 64."""
+    import torch
+    from PIL import Image
+
+    from astro_morph.models.arch import B0
+    from astro_morph.models.efficientnet_g import build_model
+
+    net = build_model(B0, 5).eval()
+    ids = [str(v) for v in cat["GalaxyID"]]
+    with torch.inference_mode():
+        for start in range(0, len(ids), 64):
+            batch = []
+            for key in ids[start:start + 64]:
+                with Image.open(image_dir / f"{key}.jpg") as im:
+                    batch.append(np.asarray(im.convert("RGB").resize((224, 224)),
+                                            dtype=np.float32) / 255)
+            x = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2)
+            net(x)
+
+
+def peak_rss(rows: int, ids: list[str], image_dir: Path) -> float:
+    """Peak RSS (MB) of one classify run on ``rows`` rows, in a fresh process."""
+    with tempfile.TemporaryDirectory() as d:
+        cat_path, out = Path(d) / "cat.fits", Path(d) / "out.fits"
+        _catalog(ids, rows).write(cat_path)
+        code = ("import resource, sys; from astro_morph.cli import main; "
+                f"sys.argv=['astromorph','classify',{str(cat_path)!r},'--image-dir',"
+                f"{str(image_dir)!r},'-o',{str(out)!r},'--no-progress']\n"
+                "try:\n    main()\nexcept SystemExit:\n    pass\n"
+                "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True)
+        return int(res.stdout.strip().splitlines()[-1]) / 1024
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import onnxruntime
+    import torch
+
+    return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}, torch {torch.__version__}, onnxruntime "
+            f"{onnxruntime.__version__}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="astro_morph speed and memory benchmarks")
+    ap.add_argument("--image-dir", type=Path, default=DEFAULT_IMAGES)
+    ap.add_argument("--n", type=int, default=2000, help="galaxies per timed run")
+    ap.add_argument("--peer-n", type=int, default=256, help="galaxies for the (slow) peer")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--rss-rows", default="10000", help="comma-separated catalog sizes")
+    ap.add_argument("--write", action="store_true", help="write docs/performance.md")
+    args = ap.parse_args()
+    if not args.image_dir.is_dir():
+        sys.exit(f"no image folder {args.image_dir}; pass --image-dir")
+    ids = sorted(p.stem for p in args.image_dir.glob("*.jpg"))
+    cat = _catalog(ids, args.n)
+    rows: list[tuple[str, float, str]] = []  # (what, galaxies/s, note)
+    models = _models()
+    dec = {}
+    for size in (32, 55):
+        t = _best(lambda s=size: decode_only(cat, args.image_dir, s), args.repeats)
+        dec[size] = t / len(cat)
+        rows.append((f"decode + crop/resize to {size} px (ceiling)", len(cat) / t, ""))
+    model_t = {}
+    for name, path in models.items():
+        for backend in ("onnx", "torch"):
+            per, size = model_only(path, backend, args.n)
+            model_t[(name, backend)] = (per, size)
+            rows.append((f"model only: {name}, {backend}", 1 / per, "batch 256"))
+    e2e = {}
+    for name, path in models.items():
+        for backend in ("onnx", "torch"):
+            t = _best(lambda p=path, b=backend: end_to_end(cat, args.image_dir, p, b),
+                      args.repeats)
+            e2e[(name, backend)] = t / len(cat)
+            per, size = model_t[(name, backend)]
+            overhead = (t / len(cat)) / (dec[size] + per)
+            rows.append((f"end to end: {name}, {backend}", len(cat) / t,
+                         f"{overhead:.2f}x (decode + model)"))
+    peer_cat = cat[: args.peer_n]
+    tp = _best(lambda: peer(peer_cat, args.image_dir), 1) / len(peer_cat)
+    rows.append(("peer: Zoobot-style B0 224 px, torch, PIL, batch 64", 1 / tp, ""))
+    lines = ["| run | galaxies/s | ratio to the peer | note |", "|---|---|---|---|"]
+    for what, rate, note in rows:
+        lines.append(f"| {what} | {rate:,.0f} | {rate * tp:.1f}x | {note} |")
+    rss = [(int(r), peak_rss(int(r), ids, args.image_dir))
+           for r in args.rss_rows.split(",") if r]
+    lines += ["", "| catalog rows | peak RSS of `astromorph classify` (MB) |", "|---|---|"]
+    lines += [f"| {r:,} | {m:,.0f} |" for r, m in rss]
+    table = "\n".join(lines)
+    print(table)
+    if args.write:
+        cmd = "python -m benchmarks " + " ".join(sys.argv[1:])
+        page = (f"# Performance\n\nMeasured by `{cmd.strip()}` on {len(cat):,} real Galaxy "
+                f"Zoo JPEGs (424x424) on: {machine()}.\n\n{table}\n")
+        (ROOT / "docs" / "performance.md").write_text(page)
+
+
+if __name__ == "__main__":
+    main()
