@@ -125,3 +125,21 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
         _remove(tmp)
         raise
     return p
+
+
+def cache_put(path: str | os.PathLike, data: bytes) -> bool:
+    """Store a cache entry atomically; False (not an error) when the cache is unwritable.
+
+    A cache that cannot be written only costs recomputing or re-downloading next time, so
+    callers carry on either way; a half-written entry is never visible.
+    """
+    p = Path(path)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=p.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, p)
+        return True
+    except OSError:
+        return False

@@ -1,5 +1,7 @@
 """The separately installable example plugin in plugins/astromorph-npy."""
 
+import contextlib
+import importlib
 import json
 import os
 import subprocess
@@ -14,36 +16,34 @@ PLUGIN_DIR = Path(__file__).resolve().parent.parent / "plugins" / "astromorph-np
 PS1_DIR = PLUGIN_DIR.parent / "astromorph-panstarrs"
 
 
-@pytest.fixture
-def npy_plugin():
+@contextlib.contextmanager
+def _source_tree_plugin(directory: Path, module: str, name: str):
+    """Register an example plugin from its source tree for one test (as if installed)."""
     from astro_morph import plugins
 
-    sys.path.insert(0, str(PLUGIN_DIR))
-    import astromorph_npy
-
-    plugins.load_plugins()
-    plugins.pm.register(astromorph_npy, name="npy")
+    sys.path.insert(0, str(directory))
     try:
-        yield astromorph_npy
+        mod = importlib.import_module(module)
+        plugins.load_plugins()
+        plugins.pm.register(mod, name=name)
+        try:
+            yield mod
+        finally:
+            plugins.pm.unregister(name=name)
     finally:
-        plugins.pm.unregister(name="npy")
-        sys.path.remove(str(PLUGIN_DIR))
+        sys.path.remove(str(directory))
+
+
+@pytest.fixture
+def npy_plugin():
+    with _source_tree_plugin(PLUGIN_DIR, "astromorph_npy", "npy") as mod:
+        yield mod
 
 
 @pytest.fixture
 def ps1_plugin():
-    from astro_morph import plugins
-
-    sys.path.insert(0, str(PS1_DIR))
-    import astromorph_panstarrs
-
-    plugins.load_plugins()
-    plugins.pm.register(astromorph_panstarrs, name="panstarrs")
-    try:
-        yield astromorph_panstarrs
-    finally:
-        plugins.pm.unregister(name="panstarrs")
-        sys.path.remove(str(PS1_DIR))
+    with _source_tree_plugin(PS1_DIR, "astromorph_panstarrs", "panstarrs") as mod:
+        yield mod
 
 
 def test_tutorial_plugin_is_under_50_lines():

@@ -4,7 +4,6 @@ carries ``model.onnx``)."""
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -29,14 +28,9 @@ def _cached_export(bundle: ModelBundle) -> bytes:
         return path.read_bytes()
     data = export_onnx(bundle)
     if path is not None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
-        except OSError:
-            pass  # a read-only home only costs a re-export next time
+        from ..catalog_io import cache_put
+
+        cache_put(path, data)  # a read-only home only costs a re-export next time
     return data
 
 

@@ -13,7 +13,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -196,14 +195,9 @@ class NetworkSource:
         raise DownloadError(f"gave up after {self.retries + 1} attempts: {last}")
 
     def _store(self, path: Path, content: bytes) -> None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(content)
-            os.replace(tmp, path)
-        except OSError:
-            pass  # an unwritable cache costs a re-download, not the row
+        from ..catalog_io import cache_put
+
+        cache_put(path, content)  # an unwritable cache costs a re-download, not the row
 
     def _one(self, ra: float, dec: float, size: float) -> Cutout:
         url, params = self.request(ra, dec, size)
