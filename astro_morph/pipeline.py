@@ -24,6 +24,9 @@ __all__ = ["RunResult", "run_chunks"]
 
 log = logging.getLogger("astro_morph")
 
+#: Rows fetched and prepared at a time inside a chunk (bounds the full-size images in memory).
+FETCH_ROWS = 128
+
 
 @dataclass
 class RunResult:
@@ -75,11 +78,17 @@ def run_chunks(table: Table, source: Any, step: Callable, classifier: Classifier
                 bar.update(stop - start)
                 continue
             n_messages = len(result.messages)
-            cutouts = source.fetch(table[start:stop])
-            if len(cutouts) != stop - start:
-                raise RuntimeError(f"source returned {len(cutouts)} cutouts for "
-                                   f"{stop - start} rows")
-            prepared = _prepare_all(cutouts, step, size, workers)
+            # Fetch and prepare in slices: full-size cutouts of a whole chunk would dominate
+            # memory (1,024 x 424 x 424 x 3 bytes); prepared ones are small.
+            prepared = []
+            for sub in range(start, stop, FETCH_ROWS):
+                sub_stop = min(stop, sub + FETCH_ROWS)
+                cutouts = source.fetch(table[sub:sub_stop])
+                if len(cutouts) != sub_stop - sub:
+                    raise RuntimeError(f"source returned {len(cutouts)} cutouts for "
+                                       f"{sub_stop - sub} rows")
+                prepared += _prepare_all(cutouts, step, size, workers)
+                del cutouts
             good = []
             for j, p in enumerate(prepared):
                 row = start + j
