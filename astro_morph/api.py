@@ -26,7 +26,7 @@ def classify(table: Table | str | os.PathLike, source: str = "galaxyzoo",
              centring_options: dict[str, Any] | None = None, prefix: str = DEFAULT_PREFIX,
              chunk_size: int = 1024, workers: int | None = None, progress: bool | None = None,
              journal_dir: str | os.PathLike | None = None, resume: bool = False,
-             **source_options: Any) -> Table:
+             fast_decode: bool = False, **source_options: Any) -> Table:
     """Add morphology columns to a catalog.
 
     Parameters
@@ -51,6 +51,10 @@ def classify(table: Table | str | os.PathLike, source: str = "galaxyzoo",
         ``<output>.partial``); removed by the caller once the output is written.
     resume : bool
         Reuse the finished chunks in ``journal_dir`` (same input, model and options only).
+    fast_decode : bool
+        Let the source decode JPEGs at a reduced DCT scale when the centring step says the
+        crop/resize needs fewer pixels (faster; probabilities differ slightly from a full
+        decode; see ``docs/performance.md``).
     **source_options
         Passed to the source factory (``image_dir``, ``id_column``, ``path_column``, ...).
 
@@ -78,6 +82,8 @@ def classify(table: Table | str | os.PathLike, source: str = "galaxyzoo",
         src.check_columns(table.colnames)
     clf = model if isinstance(model, Classifier) else load_model(model, backend, device,
                                                                  batch_size)
+    if fast_decode and hasattr(src, "draft_side") and getattr(step, "min_input_side", None):
+        src.draft_side = step.min_input_side(clf.input_size)
     offsets = bool(getattr(step, "reports_offset", False))
     check_no_clash(table, clf.class_names, prefix, offsets)
     journal = None
@@ -87,8 +93,8 @@ def classify(table: Table | str | os.PathLike, source: str = "galaxyzoo",
         signature = {"input": table_fingerprint(table), "model": clf.sha256,
                      "model_name": clf.name, "source": source, "centring": centring,
                      "centring_options": centring_options or {}, "chunk_size": chunk_size,
-                     "prefix": prefix, "source_options": {k: str(v) for k, v in
-                                                          sorted(source_options.items())}}
+                     "prefix": prefix, "fast_decode": fast_decode,
+                     "source_options": {k: str(v) for k, v in sorted(source_options.items())}}
         journal = Journal(journal_dir, signature, resume)
     result = run_chunks(table, src, step, clf, chunk_size=chunk_size, workers=workers,
                         progress=progress, journal=journal)

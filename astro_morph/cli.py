@@ -93,6 +93,9 @@ def default_output(path: Path) -> Path:
               help="Progress bar (default: on a terminal).")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted run from <output>.partial/.")
+@click.option("--fast-decode", is_flag=True,
+              help="Decode JPEGs at reduced scale (libjpeg DCT) when the crop allows: faster, "
+              "pixels differ slightly from a full decode.")
 @click.option("--dask", "dask_address", metavar="ADDRESS",
               help="Run partitions on dask.distributed: a scheduler address, or local[:N] "
               "for N worker processes on this machine.")
@@ -106,7 +109,8 @@ def classify(catalog: Path, output: Path | None, source: str, image_dir: Path | 
              device: str, batch_size: int, chunk_size: int, centring: str,
              crop_fraction: float | None, prefix: str, in_format: str | None,
              output_format: str | None, overwrite: bool, workers: int | None,
-             progress: bool | None, resume: bool, dask_address: str | None,
+             progress: bool | None, resume: bool, fast_decode: bool,
+             dask_address: str | None,
              partition_rows: int | None) -> None:
     """Classify every row of CATALOG and write it with morphology columns."""
     from .api import classify as classify_api
@@ -129,7 +133,7 @@ def classify(catalog: Path, output: Path | None, source: str, image_dir: Path | 
     options = dict(
         source=source, centring=centring,
         centring_options={"crop_fraction": crop_fraction} if crop_fraction else None,
-        prefix=prefix, workers=workers,
+        prefix=prefix, workers=workers, fast_decode=fast_decode,
         image_dir=image_dir, id_column=id_column, path_column=path_column,
         image=list(images) or None, ra_column=ra_column, dec_column=dec_column,
         size_column=size_column, size_arcsec=size_arcsec, offline=offline,
@@ -481,13 +485,15 @@ def compare(labels: Path, image_dir: str, archs: str, out_dir: Path, md: Path | 
 @click.option("--json", "json_out", type=click.Path(path_type=Path),
               help="Write the full report as JSON.")
 @click.option("--no-timing", is_flag=True, help="Skip the CPU latency measurement.")
+@click.option("--fast-decode", is_flag=True, help="As for classify.")
 def evaluate(labels: Path, image_dir: str, model: str | None, id_column: str, split: str,
-             backend: str, png: Path | None, json_out: Path | None, no_timing: bool) -> None:
+             backend: str, png: Path | None, json_out: Path | None, no_timing: bool,
+             fast_decode: bool) -> None:
     """Score a model on one split of LABELS through the classify pipeline."""
     from .training.evaluate import evaluate as evaluate_api
 
     r = evaluate_api(model, labels, image_dir, id_column, split, backend, png=png,
-                     timing=not no_timing)
+                     timing=not no_timing, fast_decode=fast_decode)
     click.echo(f"{r['model']} on {split}: n={r['n']} accuracy {r['accuracy']:.4f}  weighted "
                f"P {r['precision_weighted']:.4f} R {r['recall_weighted']:.4f} "
                f"F1 {r['f1_weighted']:.4f}  ECE {r['ece']:.4f}")

@@ -64,12 +64,14 @@ def _models() -> dict[str, object]:
     return {"default (G3, 55 px)": model_path("default"), "G0 (32 px)": g0}
 
 
-def decode_only(cat: Table, image_dir: Path, size: int) -> float:
+def decode_only(cat: Table, image_dir: Path, size: int, fast: bool = False) -> float:
     from astro_morph.centring.crop import CentreCrop
     from astro_morph.pipeline import _prepare_all
     from astro_morph.sources.galaxyzoo import GalaxyZooSource
 
-    src, step = GalaxyZooSource(image_dir=image_dir), CentreCrop()
+    step = CentreCrop()
+    src = GalaxyZooSource(image_dir=image_dir,
+                          draft_side=step.min_input_side(size) if fast else None)
     workers = min(8, os.cpu_count() or 1)
     for start in range(0, len(cat), 1024):
         _prepare_all(src.fetch(cat[start:start + 1024]), step, size, workers)
@@ -90,13 +92,15 @@ def model_only(path: Path, backend: str, n: int) -> tuple[float, int]:
     return (time.perf_counter() - t) / (reps * 256), clf.input_size
 
 
-def end_to_end(cat: Table, image_dir: Path, model: Path, backend: str) -> None:
+def end_to_end(cat: Table, image_dir: Path, model: Path, backend: str,
+               fast: bool = False) -> None:
     with tempfile.TemporaryDirectory() as d:
         cat_path, out = Path(d) / "cat.fits", Path(d) / "out.fits"
         cat.write(cat_path)
         subprocess.run([sys.executable, "-m", "astro_morph", "classify", str(cat_path),
                         "--image-dir", str(image_dir), "--model", str(model), "--backend",
-                        backend, "-o", str(out), "--no-progress"], check=True,
+                        backend, "-o", str(out), "--no-progress",
+                        *(["--fast-decode"] if fast else [])], check=True,
                        capture_output=True)
 
 
@@ -170,24 +174,26 @@ def main() -> None:
     models = _models()
     dec = {}
     for size in (32, 55):
-        t = _best(lambda s=size: decode_only(cat, args.image_dir, s), args.repeats)
-        dec[size] = t / len(cat)
-        rows.append((f"decode + crop/resize to {size} px (ceiling)", len(cat) / t, ""))
+        for fast in (False, True):
+            t = _best(lambda s=size, f=fast: decode_only(cat, args.image_dir, s, f),
+                      args.repeats)
+            dec[(size, fast)] = t / len(cat)
+            how = "DCT-scaled decode (--fast-decode)" if fast else "decode"
+            rows.append((f"{how} + crop/resize to {size} px (ceiling)", len(cat) / t, ""))
     model_t = {}
     for name, path in models.items():
         for backend in ("onnx", "torch"):
             per, size = model_only(path, backend, args.n)
             model_t[(name, backend)] = (per, size)
             rows.append((f"model only: {name}, {backend}", 1 / per, "batch 256"))
-    e2e = {}
     for name, path in models.items():
-        for backend in ("onnx", "torch"):
-            t = _best(lambda p=path, b=backend: end_to_end(cat, args.image_dir, p, b),
-                      args.repeats)
-            e2e[(name, backend)] = t / len(cat)
+        for backend, fast in (("onnx", False), ("onnx", True), ("torch", False)):
+            t = _best(lambda p=path, b=backend, f=fast: end_to_end(cat, args.image_dir, p, b,
+                                                                  f), args.repeats)
             per, size = model_t[(name, backend)]
-            overhead = (t / len(cat)) / (dec[size] + per)
-            rows.append((f"end to end: {name}, {backend}", len(cat) / t,
+            overhead = (t / len(cat)) / (dec[(size, fast)] + per)
+            flag = " --fast-decode" if fast else ""
+            rows.append((f"end to end: {name}, {backend}{flag}", len(cat) / t,
                          f"{overhead:.2f}x (decode + model)"))
     peer_cat = cat[: args.peer_n]
     tp = _best(lambda: peer(peer_cat, args.image_dir), 1) / len(peer_cat)

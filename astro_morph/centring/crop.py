@@ -93,6 +93,10 @@ class CentreCrop:
             raise ValueError(f"crop_fraction must be in (0, 1], got {crop_fraction}")
         self.crop_fraction = crop_fraction
 
+    def min_input_side(self, size: int) -> int:
+        """Smallest source image side that still gives the crop ``size`` pixels."""
+        return int(np.ceil(size / self.crop_fraction))
+
     def __call__(self, cutout: Cutout, size: int) -> Prepared:
         if cutout.image is None:
             return Prepared(None, cutout.flags, message=cutout.message)

@@ -107,6 +107,8 @@ class Recentre(CentreCrop):
     """
 
     reports_offset = True
+    #: Offsets are reported in the source image's pixels, so no reduced-scale decoding.
+    min_input_side = None
 
     def __init__(self, crop_fraction: float = PAPER_CROP_FRACTION,
                  max_offset_fraction: float = 0.15, nsigma: float = 2.0,

@@ -41,7 +41,8 @@ class GalaxyZooSource:
 
     def __init__(self, image_dir: str | os.PathLike | None = None, id_column: str = "GalaxyID",
                  path_column: str | None = None, workers: int | None = None,
-                 max_pixels: int = 50_000_000, **_ignored: object) -> None:
+                 max_pixels: int = 50_000_000, draft_side: int | None = None,
+                 **_ignored: object) -> None:
         if image_dir is None:
             raise UserError("--source galaxyzoo needs --image-dir (the folder of <id>.jpg files)")
         self.image_dir = Path(image_dir)
@@ -52,6 +53,8 @@ class GalaxyZooSource:
         self.path_column = path_column
         self.workers = workers or min(8, os.cpu_count() or 1)
         self.max_pixels = max_pixels
+        #: Decode JPEGs at reduced DCT scale down to this side (set by ``fast_decode``).
+        self.draft_side = draft_side
         # One listing instead of a stat per row and extension: fast on network filesystems.
         self._names = {p for p in os.listdir(self.image_dir)}
 
@@ -89,7 +92,7 @@ class GalaxyZooSource:
         if path is None:
             return Cutout(None, flags, message)
         try:
-            return Cutout(read_rgb(path, self.max_pixels))
+            return Cutout(read_rgb(path, self.max_pixels, self.draft_side))
         except Exception as exc:  # any decoder failure is a flagged row, not a failed run
             return Cutout(None, MorphFlag.IMAGE_UNREADABLE, f"{path}: {exc}")
 

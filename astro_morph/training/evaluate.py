@@ -45,7 +45,7 @@ def evaluate(model: str | os.PathLike | None, labels: str | os.PathLike,
              image_dir: str | os.PathLike, id_column: str = "OBJID", split: str = "test",
              backend: str = "onnx", label_column: str = "label", split_column: str = "split",
              png: str | os.PathLike | None = None, timing: bool = True,
-             progress: bool | None = None) -> dict[str, Any]:
+             progress: bool | None = None, fast_decode: bool = False) -> dict[str, Any]:
     """Classify the ``split`` rows of ``labels`` and score them against ``label_column``."""
     from ..models.arch import ArchConfig
     from ..models.flops import count
@@ -59,14 +59,15 @@ def evaluate(model: str | os.PathLike | None, labels: str | os.PathLike,
     truth = np.asarray(rows[label_column]).astype(str)
     known = np.isin(truth, classes)
     out = classify(rows[known], source="galaxyzoo", model=clf, image_dir=image_dir,
-                   id_column=id_column, progress=progress)
+                   id_column=id_column, progress=progress, fast_decode=fast_decode)
     probs = np.stack([np.ma.filled(out[c], np.nan) for c in out.colnames
                       if c.startswith("morph_prob_")], 1)
     ok = np.isfinite(probs).all(1)
     y = np.array([classes.index(t) for t in truth[known]])
     report = classification_report(y[ok], probs[ok], classes)
     report.update({"split": split, "model": clf.name, "sha256": clf.sha256, "backend": backend,
-                   "skipped_unknown_label": int((~known).sum()), "failed_rows": int((~ok).sum())})
+                   "skipped_unknown_label": int((~known).sum()), "failed_rows": int((~ok).sum()),
+                   "fast_decode": fast_decode})
     config = getattr(clf, "config", None)
     if config and "arch" in config:
         c = count(ArchConfig.from_dict(config["arch"]), len(classes), clf.input_size)

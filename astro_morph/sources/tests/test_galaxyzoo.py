@@ -70,3 +70,32 @@ def test_missing_image_dir(tmp_path):
         GalaxyZooSource(tmp_path / "nope")
     with pytest.raises(UserError, match="needs --image-dir"):
         GalaxyZooSource(None)
+
+
+def test_fast_decode_uses_reduced_dct_scale_and_stays_close(tmp_path, tiny_model,
+                                                          monkeypatch):
+    import astro_morph
+    from astro_morph.centring.crop import CentreCrop
+    from astro_morph.sources.images import read_rgb
+    from conftest import make_galaxy_image
+
+    Image.fromarray(make_galaxy_image(424, seed=3)).save(tmp_path / "7.jpg", quality=95)
+    assert read_rgb(tmp_path / "7.jpg").shape == (424, 424, 3)
+    # 32 px from a 200/424 crop needs a 68 px image: libjpeg's 1/4 scale (106 px) is enough.
+    step = CentreCrop()
+    assert step.min_input_side(32) == 68
+    assert read_rgb(tmp_path / "7.jpg", draft_side=68).shape == (106, 106, 3)
+    cat = Table({"GalaxyID": [7]})
+    full = step(GalaxyZooSource(image_dir=tmp_path).fetch(cat)[0], 32).image
+    fast = step(GalaxyZooSource(image_dir=tmp_path, draft_side=68).fetch(cat)[0], 32).image
+    assert full.shape == fast.shape and not np.array_equal(full, fast)
+    assert np.abs(full - fast).mean() < 0.02  # same picture, slightly different filter
+    # classify(fast_decode=True) hands the step's need to the source.
+    seen = []
+    real = GalaxyZooSource.fetch
+    monkeypatch.setattr(GalaxyZooSource, "fetch",
+                        lambda self, rows: seen.append(self.draft_side) or real(self, rows))
+    astro_morph.classify(cat, image_dir=tmp_path, model=tiny_model, progress=False,
+                         fast_decode=True)
+    astro_morph.classify(cat, image_dir=tmp_path, model=tiny_model, progress=False)
+    assert seen == [68, None]
