@@ -209,9 +209,14 @@ def main() -> None:
     print(table)
     if args.write:
         cmd = "python -m benchmarks " + " ".join(sys.argv[1:])
-        page = (f"# Performance\n\nMeasured by `{cmd.strip()}` on {len(cat):,} real Galaxy "
-                f"Zoo JPEGs (424x424) on: {machine()}.\n\n{table}\n")
-        (ROOT / "docs" / "performance.md").write_text(page)
+        block = (f"Measured by `{cmd.strip()}` on {len(cat):,} real Galaxy Zoo JPEGs "
+                 f"(424x424) on: {machine()}.\n\n{table}")
+        page = ROOT / "docs" / "performance.md"
+        start, end = "<!-- benchmark: rewritten by python -m benchmarks --write -->", \
+            "<!-- /benchmark -->"
+        text = page.read_text()
+        head, rest = text.split(start, 1)
+        page.write_text(f"{head}{start}\n{block}\n{end}{rest.split(end, 1)[1]}")
 
 
 if __name__ == "__main__":
