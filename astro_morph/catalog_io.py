@@ -7,6 +7,7 @@ leaves any previous output intact.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import warnings
@@ -95,14 +96,21 @@ def write_catalog(table: Table, path: str | os.PathLike, fmt: str | None = None,
     return p
 
 
+@functools.cache
+def _umask() -> int:
+    # Read once: os.umask can only be read by setting it, which is process-wide, and other
+    # threads (cutout downloads, cache writes) create files at the same time.
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 def public_mode(fd: int) -> None:
     """Give a ``mkstemp`` file (created 0600) the mode a normal ``open`` would: 0666 & ~umask.
 
     Outputs are meant to be shared; a private temp-file mode must not survive the rename.
     """
-    umask = os.umask(0)
-    os.umask(umask)
-    os.fchmod(fd, 0o666 & ~umask)
+    os.fchmod(fd, 0o666 & ~_umask())
 
 
 def _remove(path: str) -> None:
@@ -112,19 +120,27 @@ def _remove(path: str) -> None:
         pass
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write a small text file (report, table) by temp file + rename."""
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` by temp file in the same folder, fsync and rename: readers see the old
+    file or the whole new one, never a part. The file gets the umask's mode."""
     p = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.")
-    public_mode(fd)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
+        public_mode(fd)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, p)
     except BaseException:
         _remove(tmp)
         raise
     return p
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write a small text file (report, table) atomically (:func:`atomic_write_bytes`)."""
+    return atomic_write_bytes(path, text.encode())
 
 
 def cache_put(path: str | os.PathLike, data: bytes) -> bool:
@@ -136,10 +152,7 @@ def cache_put(path: str | os.PathLike, data: bytes) -> bool:
     p = Path(path)
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, p)
+        atomic_write_bytes(p, data)
         return True
     except OSError:
         return False

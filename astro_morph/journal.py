@@ -12,12 +12,12 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .catalog_io import atomic_write_bytes
 from .errors import UserError
 
 __all__ = ["Journal", "table_fingerprint"]
@@ -55,15 +55,7 @@ class Journal:
                                 f"{', '.join(changed) or 'its settings'}")
         else:
             self.dir.mkdir(parents=True)
-            self._atomic_write(run_file, json.dumps(signature, sort_keys=True).encode())
-
-    def _atomic_write(self, path: Path, data: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.dir, suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+            atomic_write_bytes(run_file, json.dumps(signature, sort_keys=True).encode())
 
     def load(self, start: int) -> dict[str, np.ndarray] | None:
         """A finished chunk's arrays and messages, or ``None``."""
@@ -78,7 +70,7 @@ class Journal:
 
         buf = io.BytesIO()
         np.savez(buf, **arrays)
-        self._atomic_write(self.dir / f"chunk-{start:012d}.npz", buf.getvalue())
+        atomic_write_bytes(self.dir / f"chunk-{start:012d}.npz", buf.getvalue())
 
     def remove(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -17,7 +17,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,19 +129,8 @@ def write_bundle(bundle: ModelBundle, path: str | os.PathLike, overwrite: bool =
             zf.writestr(name, data)
     data = buf.getvalue()
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    from ..catalog_io import public_mode
+    from ..catalog_io import atomic_write_bytes
 
-    public_mode(fd)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_bytes(p, data)
     bundle.path, bundle.sha256 = str(p), hashlib.sha256(data).hexdigest()
     return bundle.sha256

@@ -23,8 +23,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..catalog_io import atomic_write_text
 from ..errors import UserError
 from ..models.flops import count
+from ..training.train import _atomic_save
 from .controller import Controller, reward
 from .space import DEFAULT_SPACE, SearchSpace
 from .supernet import SuperNet
@@ -187,12 +189,11 @@ def search_arrays(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
                                  "entropy": float(ent.detach())})
         state["iteration"] += 1
         state["elapsed"] = time.perf_counter() - started
-        torch.save({"signature": signature, "net": net.state_dict(), "ctrl": ctrl.state_dict(),
-                    "opt_w": opt_w.state_dict(), "opt_c": opt_c.state_dict(),
-                    "data_gen": data_gen.get_state(), "sample_gen": sample_gen.get_state(),
-                    "torch_rng": torch.get_rng_state(), "state": json.dumps(state)},
-                   str(paths["ckpt"]) + ".tmp")
-        os.replace(str(paths["ckpt"]) + ".tmp", paths["ckpt"])
+        _atomic_save({"signature": signature, "net": net.state_dict(),
+                      "ctrl": ctrl.state_dict(), "opt_w": opt_w.state_dict(),
+                      "opt_c": opt_c.state_dict(), "data_gen": data_gen.get_state(),
+                      "sample_gen": sample_gen.get_state(), "torch_rng": torch.get_rng_state(),
+                      "state": json.dumps(state)}, paths["ckpt"])
         last = state["log"][-cfg.controller_steps:]
         bar.update(1)
         bar.set_postfix(reward=f"{np.mean([e['reward'] for e in last]):.3f}",
@@ -226,13 +227,8 @@ def search_arrays(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
         "candidates": [{"genotype": g, "reward": r[0], cfg.metric: r[1], "macs": r[2]}
                        for r, g in rated]}})
     summary = {"arch": arch.to_dict()}
-    tmp = str(paths["genotype"]) + ".tmp"
-    Path(tmp).write_text(json.dumps(summary, indent=1, default=str))
-    os.replace(tmp, paths["genotype"])
-    with open(str(paths["log"]) + ".tmp", "w") as fh:
-        for entry in state["log"]:
-            fh.write(json.dumps(entry) + "\n")
-    os.replace(str(paths["log"]) + ".tmp", paths["log"])
+    atomic_write_text(paths["genotype"], json.dumps(summary, indent=1, default=str))
+    atomic_write_text(paths["log"], "".join(json.dumps(e) + "\n" for e in state["log"]))
     if state["log"]:
         plot_rewards(state["log"], paths["png"], cfg.metric)
     return {"arch": arch, "reward": best_r, cfg.metric: best_score, "macs": best_m,
