@@ -22,7 +22,8 @@ log = logging.getLogger("astro_morph")
 
 def classify(table: Table | str | os.PathLike, source: str = "galaxyzoo",
              model: str | os.PathLike | Classifier | None = None, backend: str = "onnx",
-             device: str = "cpu", batch_size: int = 256, centring: str = "centre-crop",
+             device: str = "cpu", batch_size: int | None = None,
+             centring: str = "centre-crop",
              centring_options: dict[str, Any] | None = None, prefix: str = DEFAULT_PREFIX,
              chunk_size: int = 1024, workers: int | None = None, progress: bool | None = None,
              journal_dir: str | os.PathLike | None = None, resume: bool = False,
@@ -42,6 +43,8 @@ def classify(table: Table | str | os.PathLike, source: str = "galaxyzoo",
         Inferencer for model files.
     device : str
         ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (torch backend).
+    batch_size : int, optional
+        Images per network call; default the backend's (32 on CPU, 512 on CUDA).
     centring : str
         Registered centring step (``centre-crop`` or ``recentre`` builtin).
     prefix : str

@@ -77,7 +77,8 @@ def default_output(path: Path) -> Path:
               show_default=True)
 @click.option("--device", default="cpu", show_default=True,
               help="cpu, cuda, cuda:N or auto (torch backend).")
-@click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1),
+              help="Images per network call (default: the backend's: 32 on CPU, 512 on CUDA).")
 @click.option("--chunk-size", type=click.IntRange(1), default=1024, show_default=True,
               help="Rows read and prepared at a time.")
 @click.option("--centring", default="centre-crop", show_default=True,

@@ -1,13 +1,15 @@
 """The chunked run: source -> centring -> classifier -> columns.
 
-Every step sees one chunk of rows at a time, so memory holds one chunk of images, not the
-whole catalog's.
+Every step sees one chunk of rows at a time, so memory holds about two chunks of network
+inputs (the one being classified and the one being prepared), not the whole catalog's.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import queue
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -46,13 +48,79 @@ def _prepare_all(cutouts: list, step: Callable, size: int, workers: int) -> list
         return list(pool.map(lambda c: step(c, size), cutouts))
 
 
+def _fetch_prepare(rows: Table, source: Any, step: Callable, size: int,
+                   workers: int) -> list[Prepared]:
+    cutouts = source.fetch(rows)
+    if len(cutouts) != len(rows):
+        raise RuntimeError(f"source returned {len(cutouts)} cutouts for {len(rows)} rows")
+    return _prepare_all(cutouts, step, size, workers)
+
+
+class _Prefetcher:
+    """Fetch and prepare slices of rows in a background thread, ahead of the classifier.
+
+    Decoding (source + centring, threads that release the GIL) then overlaps inference on
+    the previous chunk. At most ``depth`` prepared slices wait in the queue, so memory stays
+    at about one chunk of network inputs ahead. An exception in the thread is re-raised by
+    :meth:`get`; :meth:`close` stops the thread early (error or interrupt in the consumer).
+    """
+
+    _DONE = object()
+
+    def __init__(self, table: Table, slices: list[tuple[int, int]], source: Any,
+                 step: Callable, size: int, workers: int, depth: int) -> None:
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
+        self._stop = threading.Event()
+        self._args = (table, slices, source, step, size, workers)
+        self._thread = threading.Thread(target=self._run, name="astromorph-prefetch",
+                                        daemon=True)
+        self._thread.start()
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        table, slices, source, step, size, workers = self._args
+        try:
+            for start, stop in slices:
+                if self._stop.is_set():
+                    return
+                prepared = _fetch_prepare(table[start:stop], source, step, size, workers)
+                if not self._put((start, prepared)):
+                    return
+            self._put(self._DONE)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            self._put(exc)
+
+    def get(self) -> tuple[int, list[Prepared]]:
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        if item is self._DONE:
+            raise RuntimeError("prefetcher ran out of slices")  # a bug, not bad input
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def run_chunks(table: Table, source: Any, step: Callable, classifier: Classifier,
                chunk_size: int = 1024, workers: int | None = None,
                progress: bool | None = None, journal: Any = None) -> RunResult:
     """Classify every row of ``table``; a bad row is flagged, never dropped or fatal.
 
-    With a :class:`astro_morph.journal.Journal`, finished chunks are read back instead of
-    recomputed and each new chunk is saved as soon as it is done.
+    Rows are fetched and prepared in slices of :data:`FETCH_ROWS` by a background thread
+    while the classifier runs on the previous chunk; each chunk goes to the classifier in one
+    call, so results do not depend on the overlap. With a
+    :class:`astro_morph.journal.Journal`, finished chunks are read back instead of recomputed
+    and each new chunk is saved as soon as it is done.
     """
     from tqdm.auto import tqdm
 
@@ -65,50 +133,35 @@ def run_chunks(table: Table, source: Any, step: Callable, classifier: Classifier
     # disable=None: tqdm shows the bar only on a terminal.
     bar = tqdm(total=n, unit="gal", desc="classify", leave=False,
                disable=None if progress is None else not progress)
+    todo = []
+    for start in range(0, n, chunk_size):
+        stop = min(n, start + chunk_size)
+        done = journal.load(start) if journal is not None else None
+        if done is None:
+            todo.append((start, stop))
+            continue
+        sl = slice(start, stop)
+        result.probs[sl], result.flags[sl] = done["probs"], done["flags"]
+        result.dx[sl], result.dy[sl] = done["dx"], done["dy"]
+        result.messages += [(int(r), str(m)) for r, m in
+                            zip(done["message_rows"], done["messages"], strict=True)]
+        bar.update(stop - start)
+    # Full-size cutouts of a whole chunk would dominate memory (1,024 x 424 x 424 x 3
+    # bytes): the thread fetches FETCH_ROWS at a time and keeps only prepared inputs.
+    slices = [(s, min(stop, s + FETCH_ROWS)) for start, stop in todo
+              for s in range(start, stop, FETCH_ROWS)]
+    prefetch = _Prefetcher(table, slices, source, step, size, workers,
+                           depth=-(-chunk_size // FETCH_ROWS)) if slices else None
     try:
-        for start in range(0, n, chunk_size):
-            stop = min(n, start + chunk_size)
-            done = journal.load(start) if journal is not None else None
-            if done is not None:
-                sl = slice(start, stop)
-                result.probs[sl], result.flags[sl] = done["probs"], done["flags"]
-                result.dx[sl], result.dy[sl] = done["dx"], done["dy"]
-                result.messages += [(int(r), str(m)) for r, m in
-                                    zip(done["message_rows"], done["messages"], strict=True)]
-                bar.update(stop - start)
-                continue
+        for start, stop in todo:
             n_messages = len(result.messages)
-            # Fetch and prepare in slices: full-size cutouts of a whole chunk would dominate
-            # memory (1,024 x 424 x 424 x 3 bytes); prepared ones are small.
-            prepared = []
-            for sub in range(start, stop, FETCH_ROWS):
-                sub_stop = min(stop, sub + FETCH_ROWS)
-                cutouts = source.fetch(table[sub:sub_stop])
-                if len(cutouts) != sub_stop - sub:
-                    raise RuntimeError(f"source returned {len(cutouts)} cutouts for "
-                                       f"{sub_stop - sub} rows")
-                prepared += _prepare_all(cutouts, step, size, workers)
-                del cutouts
-            good = []
-            for j, p in enumerate(prepared):
-                row = start + j
-                result.flags[row] = int(p.flags)
-                result.dx[row], result.dy[row] = p.dx, p.dy
-                if p.message:
-                    result.messages.append((row, p.message))
-                if p.image is not None and not (p.flags & FATAL_FLAGS):
-                    good.append(j)
-            if good:
-                batch = np.stack([prepared[j].image for j in good])
-                probs = classifier.predict(batch)
-                bad = ~np.isfinite(probs).all(axis=1)
-                for j, row_probs, is_bad in zip(good, probs, bad, strict=True):
-                    row = start + j
-                    if is_bad:
-                        result.flags[row] |= int(MorphFlag.CLASSIFY_FAILED)
-                        result.messages.append((row, "classifier returned non-finite values"))
-                    else:
-                        result.probs[row] = row_probs
+            prepared: list[Prepared] = []
+            while len(prepared) < stop - start:
+                sub, items = prefetch.get()
+                if sub != start + len(prepared):
+                    raise RuntimeError(f"prefetcher out of order at row {sub}")  # a bug
+                prepared += items
+            _classify_chunk(start, prepared, classifier, result)
             if journal is not None:
                 new = result.messages[n_messages:]
                 sl = slice(start, stop)
@@ -118,5 +171,32 @@ def run_chunks(table: Table, source: Any, step: Callable, classifier: Classifier
                              messages=np.array([m for _, m in new], dtype=str))
             bar.update(stop - start)
     finally:
+        if prefetch is not None:
+            prefetch.close()
         bar.close()
     return result
+
+
+def _classify_chunk(start: int, prepared: list[Prepared], classifier: Classifier,
+                    result: RunResult) -> None:
+    """Record flags and offsets of one chunk's rows and classify its usable images."""
+    good = []
+    for j, p in enumerate(prepared):
+        row = start + j
+        result.flags[row] = int(p.flags)
+        result.dx[row], result.dy[row] = p.dx, p.dy
+        if p.message:
+            result.messages.append((row, p.message))
+        if p.image is not None and not (p.flags & FATAL_FLAGS):
+            good.append(j)
+    if not good:
+        return
+    probs = classifier.predict(np.stack([prepared[j].image for j in good]))
+    bad = ~np.isfinite(probs).all(axis=1)
+    for j, row_probs, is_bad in zip(good, probs, bad, strict=True):
+        row = start + j
+        if is_bad:
+            result.flags[row] |= int(MorphFlag.CLASSIFY_FAILED)
+            result.messages.append((row, "classifier returned non-finite values"))
+        else:
+            result.probs[row] = row_probs

@@ -28,7 +28,7 @@ __all__ = ["connect", "classify_dask", "classify_lsdb"]
 _MODELS: dict[tuple, Any] = {}
 
 
-def _model(ref: str, backend: str, device: str, batch_size: int):
+def _model(ref: str, backend: str, device: str, batch_size: int | None):
     from .inference.load import load_model
 
     key = (ref, backend, device, batch_size)
@@ -74,7 +74,7 @@ def connect(address: str | None):
 
 
 def classify_dask(table: Table, client, model: str | os.PathLike | None = None,
-                  backend: str = "onnx", device: str = "cpu", batch_size: int = 256,
+                  backend: str = "onnx", device: str = "cpu", batch_size: int | None = None,
                   chunk_size: int = 1024, partition_rows: int | None = None,
                   output_dir: str | os.PathLike | None = None, progress: bool | None = None,
                   **options: Any) -> Table | list[str]:

@@ -15,7 +15,7 @@ BACKENDS = ("onnx", "torch")
 
 
 def classifier_from_file(path: str | os.PathLike, backend: str = "onnx", device: str = "cpu",
-                         batch_size: int = 256) -> Classifier:
+                         batch_size: int | None = None) -> Classifier:
     """Load a model file with the chosen backend."""
     bundle = read_bundle(path)
     if backend == "onnx":
@@ -30,7 +30,7 @@ def classifier_from_file(path: str | os.PathLike, backend: str = "onnx", device:
 
 
 def load_model(model: str | os.PathLike | None = None, backend: str = "onnx",
-               device: str = "cpu", batch_size: int = 256) -> Classifier:
+               device: str = "cpu", batch_size: int | None = None) -> Classifier:
     """A classifier from a model file path or a registered model name.
 
     ``None`` means the registered ``default`` model (shipped in the package once trained).

@@ -31,7 +31,7 @@ class TorchClassifier:
 
     backend = "torch"
 
-    def __init__(self, bundle: ModelBundle, device: str = "cpu", batch_size: int = 256,
+    def __init__(self, bundle: ModelBundle, device: str = "cpu", batch_size: int | None = None,
                  amp: bool = True) -> None:
         self.device = resolve_device(device)
         model = deployed_from_bundle(bundle).to(self.device)
@@ -44,7 +44,8 @@ class TorchClassifier:
         self.input_size = bundle.input_size
         self.sha256 = bundle.sha256
         self.config = bundle.config
-        self.batch_size = batch_size
+        # Small batches stay in cache on a CPU; a GPU needs large ones to be kept busy.
+        self.batch_size = batch_size or (512 if self.device.type == "cuda" else 32)
 
     @torch.inference_mode()
     def predict(self, images: np.ndarray) -> np.ndarray:

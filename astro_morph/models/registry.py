@@ -42,7 +42,8 @@ def model_path(name_or_path: str) -> Path:
     raise UserError(f"no model file or shipped model named {name_or_path!r}")
 
 
-def _load(path: Path, backend: str = "onnx", device: str = "cpu", batch_size: int = 256):
+def _load(path: Path, backend: str = "onnx", device: str = "cpu",
+          batch_size: int | None = None):
     from ..inference.load import classifier_from_file
 
     return classifier_from_file(path, backend, device, batch_size)

@@ -1,28 +1,69 @@
-"""Image file decoding shared by sources: always (H, W, 3) uint8 RGB or a clear exception."""
+"""Image decoding shared by sources: always (H, W, 3) uint8 RGB or a clear exception.
+
+Baseline and progressive JPEGs go through simplejpeg (libjpeg-turbo called without Pillow's
+per-file overhead: ~6x faster here on 424 px Galaxy Zoo JPEGs, same pixels, since both use
+libjpeg-turbo's accurate integer IDCT and fancy upsampling). Everything else, and any JPEG
+simplejpeg refuses (CMYK, or data libjpeg only warns about), goes through Pillow.
+"""
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 
 import numpy as np
 from PIL import Image
 
-__all__ = ["read_rgb"]
+__all__ = ["decode_rgb", "read_rgb"]
+
+_JPEG_MAGIC = b"\xff\xd8\xff"
 
 
-def read_rgb(path: str | os.PathLike, max_pixels: int = 50_000_000,
-             draft_side: int | None = None) -> np.ndarray:
-    """Decode an image file to ``(H, W, 3)`` uint8 RGB.
+def _decode_simplejpeg(data: bytes, max_pixels: int,
+                       draft_side: int | None) -> np.ndarray | None:
+    """simplejpeg's decode, or None where Pillow should decide (CMYK, warnings, errors)."""
+    import simplejpeg
+
+    try:
+        h, w, colorspace, _ = simplejpeg.decode_jpeg_header(data)
+    except ValueError:
+        return None
+    if h * w > max_pixels:
+        raise ValueError(f"image is {w}x{h}, over the {max_pixels} pixel limit")
+    if colorspace not in ("Gray", "YCbCr", "RGB"):
+        return None
+    side = draft_side or 0
+    try:
+        # strict: a libjpeg warning (truncated data, extraneous bytes) is an error here, and
+        # Pillow then gives its usual verdict: it raises on truncation, accepts the rest.
+        return simplejpeg.decode_jpeg(data, "RGB", min_height=side, min_width=side,
+                                      strict=True)
+    except ValueError:
+        return None
+
+
+def decode_rgb(data: bytes, max_pixels: int = 50_000_000,
+               draft_side: int | None = None) -> np.ndarray:
+    """Decode encoded image bytes (JPEG, PNG, TIFF, ...) to ``(H, W, 3)`` uint8 RGB.
 
     Grayscale, palette, CMYK and 16-bit images are converted; images over ``max_pixels``
     raise ``ValueError`` before their pixels are decoded (a decompression bomb must not take
     the machine's memory); truncated files raise ``OSError``. With ``draft_side``, a JPEG is
-    decoded at the smallest libjpeg DCT scale (1/2, 1/4, 1/8) that keeps both sides at least
-    ``draft_side`` pixels (``PIL.Image.draft``): several times faster, slightly different
-    pixels from a full decode followed by resizing.
+    decoded at the smallest libjpeg DCT scale (M/8) that keeps both sides at least
+    ``draft_side`` pixels: several times faster, slightly different pixels from a full
+    decode followed by resizing.
     """
-    with Image.open(path) as im:
+    if data[:3] == _JPEG_MAGIC:
+        arr = _decode_simplejpeg(data, max_pixels, draft_side)
+        if arr is not None:
+            return arr
+    return _decode_pillow(io.BytesIO(data), max_pixels, draft_side)
+
+
+def _decode_pillow(fp: io.BytesIO | str | os.PathLike, max_pixels: int,
+                   draft_side: int | None) -> np.ndarray:
+    with Image.open(fp) as im:
         if im.width * im.height > max_pixels:
             raise ValueError(f"image is {im.width}x{im.height}, over the {max_pixels} pixel limit")
         if draft_side and im.format == "JPEG":
@@ -39,3 +80,15 @@ def read_rgb(path: str | os.PathLike, max_pixels: int = 50_000_000,
         if im.mode != "RGB":
             im = im.convert("RGB")
         return np.asarray(im, dtype=np.uint8)
+
+
+def read_rgb(path: str | os.PathLike, max_pixels: int = 50_000_000,
+             draft_side: int | None = None) -> np.ndarray:
+    """Decode an image file to ``(H, W, 3)`` uint8 RGB (see :func:`decode_rgb`)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:3] == _JPEG_MAGIC:
+        arr = _decode_simplejpeg(data, max_pixels, draft_side)
+        if arr is not None:
+            return arr
+    return _decode_pillow(path, max_pixels, draft_side)  # Pillow's errors name the file

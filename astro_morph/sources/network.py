@@ -125,10 +125,9 @@ class NetworkSource:
         """
         if content[:6] == b"SIMPLE":
             return self.decode_fits(content)
-        from PIL import Image
+        from .images import decode_rgb
 
-        with Image.open(io.BytesIO(content)) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+        return decode_rgb(content)
 
     def decode_fits(self, content: bytes) -> np.ndarray:
         """A FITS response to a stretched (H, W, 3) float32 image."""

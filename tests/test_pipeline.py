@@ -1,0 +1,96 @@
+"""The chunked run: decoding overlaps inference, errors cross the thread, order is kept."""
+
+import threading
+
+import numpy as np
+import pytest
+from astropy.table import Table
+
+from astro_morph import pipeline
+from astro_morph.centring.crop import CentreCrop
+from astro_morph.sources.base import Cutout
+
+
+class FakeSource:
+    """Rows ``i`` give a flat image of value ``i % 251``; records which rows were fetched."""
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        self.fetched: list[int] = []
+        self.fail_at = fail_at
+        self.second_chunk_started = threading.Event()
+
+    def fetch(self, rows: Table) -> list[Cutout]:
+        ids = [int(v) for v in rows["id"]]
+        if self.fail_at is not None and self.fail_at in ids:
+            raise OSError(f"disk gone at row {self.fail_at}")
+        self.fetched += ids
+        if ids[0] >= 8:
+            self.second_chunk_started.set()
+        return [Cutout(np.full((16, 16, 3), i % 251, np.uint8)) for i in ids]
+
+
+class FakeClassifier:
+    """Probabilities from the mean pixel, so each row's output tells which image it saw."""
+
+    class_names = ["a", "b"]
+    input_size = 8
+
+    def __init__(self, wait_for: threading.Event | None = None) -> None:
+        self.wait_for = wait_for
+        self.overlapped: list[bool] = []
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        if self.wait_for is not None:
+            # The next chunk's rows are fetched while this one is classified.
+            self.overlapped.append(self.wait_for.wait(timeout=10))
+            self.wait_for = None
+        m = images.mean(axis=(1, 2, 3))
+        return np.stack([m, 1 - m], axis=1).astype(np.float32)
+
+
+@pytest.fixture
+def small_slices(monkeypatch):
+    monkeypatch.setattr(pipeline, "FETCH_ROWS", 4)
+
+
+def test_next_chunk_is_prepared_while_the_classifier_runs(small_slices):
+    src = FakeSource()
+    clf = FakeClassifier(wait_for=src.second_chunk_started)
+    table = Table({"id": np.arange(20)})
+    res = pipeline.run_chunks(table, src, CentreCrop(), clf, chunk_size=8, progress=False)
+    assert clf.overlapped == [True]
+    assert src.fetched == list(range(20))
+    np.testing.assert_allclose(res.probs[:, 0], (np.arange(20) % 251) / 255, atol=1e-6)
+    assert not res.flags.any()
+
+
+def test_source_error_reaches_the_caller_and_the_thread_stops(small_slices):
+    src = FakeSource(fail_at=13)
+    with pytest.raises(OSError, match="disk gone at row 13"):
+        pipeline.run_chunks(Table({"id": np.arange(20)}), src, CentreCrop(),
+                            FakeClassifier(), chunk_size=8, progress=False)
+    assert not any(t.name == "astromorph-prefetch" for t in threading.enumerate())
+
+
+def test_classifier_error_stops_the_prefetch_thread(small_slices):
+    class Broken(FakeClassifier):
+        def predict(self, images):
+            raise RuntimeError("out of memory")
+
+    src = FakeSource()
+    with pytest.raises(RuntimeError, match="out of memory"):
+        pipeline.run_chunks(Table({"id": np.arange(400)}), src, CentreCrop(), Broken(),
+                            chunk_size=8, progress=False)
+    assert not any(t.name == "astromorph-prefetch" for t in threading.enumerate())
+    # Bounded read-ahead: the thread stopped about one chunk past the failed one.
+    assert len(src.fetched) <= 8 + 8 + 4
+
+
+def test_wrong_cutout_count_is_an_error(small_slices):
+    class Short(FakeSource):
+        def fetch(self, rows):
+            return super().fetch(rows)[:-1]
+
+    with pytest.raises(RuntimeError, match="source returned 3 cutouts for 4 rows"):
+        pipeline.run_chunks(Table({"id": np.arange(8)}), Short(), CentreCrop(),
+                            FakeClassifier(), chunk_size=8, progress=False)
