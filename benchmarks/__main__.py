@@ -66,30 +66,30 @@ def _models() -> dict[str, object]:
 
 def decode_only(cat: Table, image_dir: Path, size: int, fast: bool = False) -> float:
     from astro_morph.centring.crop import CentreCrop
-    from astro_morph.pipeline import _prepare_all
+    from astro_morph.pipeline import FETCH_ROWS, _fetch_prepare
     from astro_morph.sources.galaxyzoo import GalaxyZooSource
 
     step = CentreCrop()
     src = GalaxyZooSource(image_dir=image_dir,
                           draft_side=step.min_input_side(size) if fast else None)
     workers = min(8, os.cpu_count() or 1)
-    for start in range(0, len(cat), 1024):
-        _prepare_all(src.fetch(cat[start:start + 1024]), step, size, workers)
+    for start in range(0, len(cat), FETCH_ROWS):  # the slices classify prepares
+        _fetch_prepare(cat[start:start + FETCH_ROWS], src, step, size, workers)
     return len(cat)
 
 
 def model_only(path: Path, backend: str, n: int) -> tuple[float, int]:
     from astro_morph.inference.load import load_model
 
-    clf = load_model(str(path), backend, "cpu", 256)
-    x = np.random.default_rng(0).random((256, clf.input_size, clf.input_size, 3),
+    clf = load_model(str(path), backend, "cpu")  # the backend's default batch, as classify
+    x = np.random.default_rng(0).random((1024, clf.input_size, clf.input_size, 3),
                                         dtype=np.float32)
     clf.predict(x)
-    reps = max(1, n // 256)
+    reps = max(1, n // 1024)
     t = time.perf_counter()
     for _ in range(reps):
         clf.predict(x)
-    return (time.perf_counter() - t) / (reps * 256), clf.input_size
+    return (time.perf_counter() - t) / (reps * 1024), clf.input_size
 
 
 def end_to_end(cat: Table, image_dir: Path, model: Path, backend: str,
@@ -125,19 +125,25 @@ def peer(cat: Table, image_dir: Path) -> None:
             net(x)
 
 
-def peak_rss(rows: int, ids: list[str], image_dir: Path) -> float:
-    """Peak RSS (MB) of one classify run on ``rows`` rows, in a fresh process."""
+def peak_rss(rows: int, ids: list[str], image_dir: Path) -> tuple[float, float]:
+    """Peak RSS (MB) and wall time (s) of one classify run on ``rows`` rows, in a fresh
+    process (the default model, ONNX, full decoding)."""
     with tempfile.TemporaryDirectory() as d:
         cat_path, out = Path(d) / "cat.fits", Path(d) / "out.fits"
         _catalog(ids, rows).write(cat_path)
-        code = ("import resource, sys; from astro_morph.cli import main; "
+        # VmHWM, not getrusage's ru_maxrss: Linux carries the parent's peak over fork and
+        # exec into ru_maxrss, so a child of this (large) process would report the
+        # benchmark's own footprint (1.5 GB for a run that peaks at 0.4 GB).
+        code = ("import sys; from astro_morph.cli import main; "
                 f"sys.argv=['astromorph','classify',{str(cat_path)!r},'--image-dir',"
                 f"{str(image_dir)!r},'-o',{str(out)!r},'--no-progress']\n"
                 "try:\n    main()\nexcept SystemExit:\n    pass\n"
-                "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+                "print([ln.split()[1] for ln in open('/proc/self/status') "
+                "if ln.startswith('VmHWM:')][0])")
+        t = time.perf_counter()
         res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              check=True)
-        return int(res.stdout.strip().splitlines()[-1]) / 1024
+        return int(res.stdout.strip().splitlines()[-1]) / 1024, time.perf_counter() - t
 
 
 def machine() -> str:
@@ -185,16 +191,21 @@ def main() -> None:
         for backend in ("onnx", "torch"):
             per, size = model_only(path, backend, args.n)
             model_t[(name, backend)] = (per, size)
-            rows.append((f"model only: {name}, {backend}", 1 / per, "batch 256"))
+            rows.append((f"model only: {name}, {backend}", 1 / per, "default batch (32)"))
     for name, path in models.items():
         for backend, fast in (("onnx", False), ("onnx", True), ("torch", False)):
             t = _best(lambda p=path, b=backend, f=fast: end_to_end(cat, args.image_dir, p, b,
                                                                   f), args.repeats)
+            # Start-up (interpreter, imports, model load, output write) is in every
+            # end-to-end figure; a one-row catalog measures it.
+            t0 = _best(lambda p=path, b=backend, f=fast: end_to_end(cat[:1], args.image_dir,
+                                                                   p, b, f), args.repeats)
             per, size = model_t[(name, backend)]
-            overhead = (t / len(cat)) / (dec[(size, fast)] + per)
+            ideal = dec[(size, fast)] + per
             flag = " --fast-decode" if fast else ""
             rows.append((f"end to end: {name}, {backend}{flag}", len(cat) / t,
-                         f"{overhead:.2f}x (decode + model)"))
+                         f"{t / len(cat) / ideal:.2f}x (decode + model); "
+                         f"{(t - t0) / len(cat) / ideal:.2f}x after {t0:.1f} s start-up"))
     peer_cat = cat[: args.peer_n]
     tp = _best(lambda: peer(peer_cat, args.image_dir), 1) / len(peer_cat)
     rows.append(("peer: Zoobot-style B0 224 px, torch, PIL, batch 64", 1 / tp, ""))
@@ -203,8 +214,9 @@ def main() -> None:
         lines.append(f"| {what} | {rate:,.0f} | {rate * tp:.1f}x | {note} |")
     rss = [(int(r), peak_rss(int(r), ids, args.image_dir))
            for r in args.rss_rows.split(",") if r]
-    lines += ["", "| catalog rows | peak RSS of `astromorph classify` (MB) |", "|---|---|"]
-    lines += [f"| {r:,} | {m:,.0f} |" for r, m in rss]
+    lines += ["", "| catalog rows | peak RSS of `astromorph classify` (MB) | wall time (s) | "
+              "galaxies/s |", "|---|---|---|---|"]
+    lines += [f"| {r:,} | {m:,.0f} | {t:,.0f} | {r / t:,.0f} |" for r, (m, t) in rss]
     table = "\n".join(lines)
     print(table)
     if args.write:
