@@ -163,6 +163,59 @@ def machine() -> str:
             f"{onnxruntime.__version__}")
 
 
+_OP_MEANING = {
+    "Conv": "convolutions (1x1 expand/project, depthwise kxk)",
+    "FusedConv": "convolutions with a fused activation (SE gates)",
+    "QuickGelu": "SiLU activations (x * sigmoid(x), fused by ONNX Runtime)",
+    "Mul": "squeeze-excitation gating (x * gate)",
+    "ReduceMean": "squeeze-excitation pooling",
+    "ReorderInput": "layout conversion to blocked NCHWc",
+    "ReorderOutput": "layout conversion from blocked NCHWc",
+    "Transpose": "NHWC input to NCHW",
+    "Sub": "input normalisation (x - mean)",
+}
+
+
+def profile_model(path: Path, batch: int = 32, runs: int = 20) -> list[tuple[str, float]]:
+    """Share of ONNX Runtime kernel time per operator type (one thread, one batch size)."""
+    import json
+
+    import onnxruntime as ort
+
+    from astro_morph.inference.onnx_backend import _cached_export
+    from astro_morph.models.model_file import read_bundle
+
+    bundle = read_bundle(path)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1  # as the backend runs each batch
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.enable_profiling = True
+    opts.profile_file_prefix = str(Path(tempfile.mkdtemp()) / "ort")
+    sess = ort.InferenceSession(bundle.onnx or _cached_export(bundle), opts,
+                                providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).random((batch, bundle.input_size, bundle.input_size, 3),
+                                        dtype=np.float32)
+    for _ in range(runs):
+        sess.run(None, {"images": x})
+    events = json.loads(Path(sess.end_profiling()).read_text())
+    by_op: dict[str, float] = {}
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            op = e["args"]["op_name"]
+            by_op[op] = by_op.get(op, 0.0) + e["dur"]
+    total = sum(by_op.values())
+    return sorted(((op, t / total) for op, t in by_op.items()), key=lambda r: -r[1])
+
+
+def _write_block(marker: str, block: str, page: Path = ROOT / "docs" / "performance.md") -> None:
+    """Replace the text between ``<!-- marker ... -->`` and its closing comment."""
+    start, end = f"<!-- {marker}: rewritten by python -m benchmarks", f"<!-- /{marker} -->"
+    text = page.read_text()
+    head, rest = text.split(start, 1)
+    opening, rest = rest.split("-->", 1)
+    page.write_text(f"{head}{start}{opening}-->\n{block}\n{end}{rest.split(end, 1)[1]}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description="astro_morph speed and memory benchmarks")
     ap.add_argument("--image-dir", type=Path, default=DEFAULT_IMAGES)
@@ -171,7 +224,24 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--rss-rows", default="10000", help="comma-separated catalog sizes")
     ap.add_argument("--write", action="store_true", help="write docs/performance.md")
+    ap.add_argument("--profile", action="store_true",
+                    help="only profile the default model's operators in ONNX Runtime")
     args = ap.parse_args()
+    if args.profile:
+        from astro_morph.models.registry import model_path
+
+        shares = [(op, share) for op, share in profile_model(model_path("default"))
+                  if share >= 0.001]
+        lines = ["| operator | share of kernel time | what it is |", "|---|---|---|"]
+        lines += [f"| {op} | {share:.1%} | {_OP_MEANING.get(op, '')} |" for op, share in shares]
+        table = "\n".join(lines)
+        print(table)
+        if args.write:
+            cmd = "python -m benchmarks " + " ".join(sys.argv[1:])
+            _write_block("profile", f"Measured by `{cmd.strip()}` (the default model, "
+                         f"batch 32, one thread, ONNX Runtime's profiler) on: {machine()}."
+                         f"\n\n{table}")
+        return
     if not args.image_dir.is_dir():
         sys.exit(f"no image folder {args.image_dir}; pass --image-dir")
     ids = sorted(p.stem for p in args.image_dir.glob("*.jpg"))
@@ -223,12 +293,7 @@ def main() -> None:
         cmd = "python -m benchmarks " + " ".join(sys.argv[1:])
         block = (f"Measured by `{cmd.strip()}` on {len(cat):,} real Galaxy Zoo JPEGs "
                  f"(424x424) on: {machine()}.\n\n{table}")
-        page = ROOT / "docs" / "performance.md"
-        start, end = "<!-- benchmark: rewritten by python -m benchmarks --write -->", \
-            "<!-- /benchmark -->"
-        text = page.read_text()
-        head, rest = text.split(start, 1)
-        page.write_text(f"{head}{start}\n{block}\n{end}{rest.split(end, 1)[1]}")
+        _write_block("benchmark", block)
 
 
 if __name__ == "__main__":

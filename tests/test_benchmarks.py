@@ -1,0 +1,26 @@
+"""The benchmark script's own parts (its figures live in docs/performance.md, not here)."""
+
+from astropy.table import Table
+
+from benchmarks.__main__ import _write_block, decode_only, profile_model
+
+
+def test_write_block_replaces_only_the_marked_text(tmp_path):
+    page = tmp_path / "p.md"
+    page.write_text("intro\n<!-- profile: rewritten by python -m benchmarks --profile -->\n"
+                    "old table\n<!-- /profile -->\nprose after\n")
+    _write_block("profile", "new table", page)
+    assert page.read_text() == ("intro\n<!-- profile: rewritten by python -m benchmarks "
+                                "--profile -->\nnew table\n<!-- /profile -->\nprose after\n")
+
+
+def test_profile_model_shares_add_up(tiny_model):
+    shares = dict(profile_model(tiny_model, batch=4, runs=2))
+    assert abs(sum(shares.values()) - 1) < 1e-6
+    assert max(shares, key=shares.get) in {"Conv", "QuickGelu", "FusedConv"}
+
+
+def test_decode_only_prepares_every_row(image_dir):
+    cat = Table({"GalaxyID": [1, 2, 3, 4, 5] * 60})  # more than one FETCH_ROWS slice
+    assert decode_only(cat, image_dir, 32) == 300
+    assert decode_only(cat, image_dir, 32, fast=True) == 300
