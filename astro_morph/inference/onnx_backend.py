@@ -42,9 +42,8 @@ class OnnxClassifier:
     bundle : ModelBundle
         The model file; its ONNX graph is exported on the fly (needs torch) when absent.
     batch_size : int, optional
-        Images per ``session.run``. Default 32 on CPU: small batches keep a layer's
-        activations in cache (G3 at 55 px: 925 images/s at 32 against 650 at 256 on two
-        cores, ``python -m benchmarks``), and 512 on CUDA.
+        Images per ``session.run``. Default 32 on CPU, where small batches keep a layer's
+        activations in cache (``docs/performance.md``), and 512 on CUDA.
     threads : int, optional
         Batches run at the same time, one core each (default: all cores; 1 on CUDA).
     """
@@ -63,8 +62,8 @@ class OnnxClassifier:
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # On a CPU, one single-threaded run per core on different batches beats splitting
-        # each small layer across cores (954 against 755 images/s for G3 on two cores), and
-        # leaves no spinning pool threads to slow the decoding that overlaps inference.
+        # each small layer across cores, and leaves no spinning pool threads to slow the
+        # decoding that overlaps inference (docs/performance.md).
         self.streams = 1 if cuda else (threads or os.cpu_count() or 1)
         opts.intra_op_num_threads = 1
         opts.inter_op_num_threads = 1

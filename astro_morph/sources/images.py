@@ -54,11 +54,17 @@ def decode_rgb(data: bytes, max_pixels: int = 50_000_000,
     ``draft_side`` pixels: several times faster, slightly different pixels from a full
     decode followed by resizing.
     """
+    return _decode(data, max_pixels, draft_side, io.BytesIO(data))
+
+
+def _decode(data: bytes, max_pixels: int, draft_side: int | None,
+            pillow_input: io.BytesIO | str | os.PathLike) -> np.ndarray:
+    """simplejpeg where it applies, else Pillow reading ``pillow_input`` (the same bytes)."""
     if data[:3] == _JPEG_MAGIC:
         arr = _decode_simplejpeg(data, max_pixels, draft_side)
         if arr is not None:
             return arr
-    return _decode_pillow(io.BytesIO(data), max_pixels, draft_side)
+    return _decode_pillow(pillow_input, max_pixels, draft_side)
 
 
 def _decode_pillow(fp: io.BytesIO | str | os.PathLike, max_pixels: int,
@@ -87,8 +93,4 @@ def read_rgb(path: str | os.PathLike, max_pixels: int = 50_000_000,
     """Decode an image file to ``(H, W, 3)`` uint8 RGB (see :func:`decode_rgb`)."""
     with open(path, "rb") as f:
         data = f.read()
-    if data[:3] == _JPEG_MAGIC:
-        arr = _decode_simplejpeg(data, max_pixels, draft_side)
-        if arr is not None:
-            return arr
-    return _decode_pillow(path, max_pixels, draft_side)  # Pillow's errors name the file
+    return _decode(data, max_pixels, draft_side, path)  # Pillow's errors then name the file
