@@ -106,9 +106,11 @@ class _Prefetcher:
             raise RuntimeError("prefetcher ran out of slices")  # a bug, not bad input
         return item
 
-    def close(self) -> None:
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the thread; it finishes the slice in hand (a slow network source may take a
+        while: the daemon thread is then left to end on its own rather than block Ctrl-C)."""
         self._stop.set()
-        self._thread.join()
+        self._thread.join(timeout)
 
 
 def run_chunks(table: Table, source: Any, step: Callable, classifier: Classifier,
