@@ -93,13 +93,13 @@ def model_only(path: Path, backend: str, n: int) -> tuple[float, int]:
 
 
 def end_to_end(cat: Table, image_dir: Path, model: Path, backend: str,
-               fast: bool = False) -> None:
+               fast: bool = False, device: str = "cpu") -> None:
     with tempfile.TemporaryDirectory() as d:
         cat_path, out = Path(d) / "cat.fits", Path(d) / "out.fits"
         cat.write(cat_path)
         subprocess.run([sys.executable, "-m", "astro_morph", "classify", str(cat_path),
                         "--image-dir", str(image_dir), "--model", str(model), "--backend",
-                        backend, "-o", str(out), "--no-progress",
+                        backend, "--device", device, "-o", str(out), "--no-progress",
                         *(["--fast-decode"] if fast else [])], check=True,
                        capture_output=True)
 

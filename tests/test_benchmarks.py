@@ -24,3 +24,11 @@ def test_decode_only_prepares_every_row(image_dir):
     cat = Table({"GalaxyID": [1, 2, 3, 4, 5] * 60})  # more than one FETCH_ROWS slice
     assert decode_only(cat, image_dir, 32) == 300
     assert decode_only(cat, image_dir, 32, fast=True) == 300
+
+
+def test_gpu_helpers_run_on_cpu(tiny_model, image_dir):
+    # The GPU check runs only on a lent machine; its code path is exercised here on a CPU.
+    from benchmarks.gpu import model_only_gpu, predict_from_host
+
+    assert model_only_gpu(tiny_model, 4, "cpu", repeats=1) > 0
+    assert predict_from_host(tiny_model, 40, "cpu") > 0

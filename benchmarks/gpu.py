@@ -1,0 +1,167 @@
+"""The GPU side of the benchmarks, for a lent GPU machine: ``python -m benchmarks.gpu``.
+
+Measured side by side in one run, on the machine it runs on:
+
+* model only, default model (G3) in torch on CUDA, channels-last, bf16 autocast, inputs
+  already on the GPU, per batch size; the same replayed as a CUDA graph;
+* ``predict`` from host arrays (pinned copies per batch), as ``classify`` calls it;
+* decode + crop/resize on the machine's CPU cores (the ceiling for end to end);
+* end to end ``astromorph classify --backend torch --device cuda``, and the ONNX CPU backend
+  on the same machine as the baseline.
+
+The device machine has no ``../shared``: ``benchmarks/device_check.sh`` carries some Galaxy
+Zoo JPEGs and the missing wheels. ``--out FILE`` saves the table; ``--apply FILE`` (run
+here, after the check) puts a saved table into ``docs/performance.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .__main__ import DEFAULT_IMAGES, _catalog, _write_block, decode_only, end_to_end
+
+
+def _sync(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def model_only_gpu(path: Path, batch: int, device: str = "cuda", repeats: int = 20,
+                   graph: bool = False) -> float:
+    """Images/s of the deployable network on inputs already on ``device``."""
+    import torch
+
+    from astro_morph.inference.torch_backend import TorchClassifier
+    from astro_morph.models.model_file import read_bundle
+
+    clf = TorchClassifier(read_bundle(path), device=device, batch_size=batch)
+    size = clf.input_size
+    x = torch.rand(batch, size, size, 3, device=clf.device)
+    cuda = clf.device.type == "cuda"
+
+    def step() -> torch.Tensor:
+        with torch.autocast(clf.device.type, dtype=torch.bfloat16, enabled=clf.amp):
+            return clf.model(x)
+
+    with torch.inference_mode():
+        for _ in range(3):
+            step()
+        _sync(device)
+        if graph and cuda:
+            g = torch.cuda.CUDAGraph()
+            stream = torch.cuda.Stream()
+            stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(stream):
+                step()  # warm-up on the side stream, as graph capture requires
+            torch.cuda.current_stream().wait_stream(stream)
+            with torch.cuda.graph(g):
+                step()
+            run = g.replay
+        else:
+            run = step
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            run()
+            _sync(device)
+            times.append(time.perf_counter() - t)
+    return batch / statistics.median(times)
+
+
+def predict_from_host(path: Path, n: int, device: str = "cuda") -> float:
+    """Images/s of ``TorchClassifier.predict`` on host float32 arrays (default batch)."""
+    from astro_morph.inference.torch_backend import TorchClassifier
+    from astro_morph.models.model_file import read_bundle
+
+    clf = TorchClassifier(read_bundle(path), device=device)
+    x = np.random.default_rng(0).random((n, clf.input_size, clf.input_size, 3),
+                                        dtype=np.float32)
+    clf.predict(x[: clf.batch_size])
+    t = time.perf_counter()
+    clf.predict(x)
+    _sync(device)
+    return n / (time.perf_counter() - t)
+
+
+def machine(device: str) -> str:
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if device.startswith("cuda") else "no GPU"
+    return (f"{gpu}, {os.cpu_count()} CPU cores, {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}, torch {torch.__version__}")
+
+
+def run(image_dir: Path, n: int, device: str = "cuda",
+        batches: tuple[int, ...] = (512, 2048, 8192), repeats: int = 20) -> str:
+    """All GPU figures as a markdown block (the 'Measured by' line and the table)."""
+    from astro_morph.models.registry import model_path
+
+    model = model_path("default")
+    ids = sorted(p.stem for p in image_dir.glob("*.jpg"))
+    cat = _catalog(ids, n)
+    rows: list[tuple[str, float, str]] = []
+    for batch in batches:
+        how = ", bf16, channels-last" if device.startswith("cuda") else ", float32"
+        rows.append((f"model only: default (G3, 55 px), torch {device}{how}",
+                     model_only_gpu(model, batch, device, repeats),
+                     f"batch {batch}, inputs on device"))
+        if device.startswith("cuda"):
+            rows.append(("model only, replayed as a CUDA graph",
+                         model_only_gpu(model, batch, device, repeats, graph=True),
+                         f"batch {batch}"))
+    rows.append(("predict() from host arrays", predict_from_host(model, 8 * max(batches),
+                                                                 device), "default batch"))
+    decode_only(cat[:1024], image_dir, 55)  # warm the page cache
+    rows.append((f"decode + crop/resize to 55 px on {os.cpu_count()} cores (ceiling)",
+                 n / _timed(lambda: decode_only(cat, image_dir, 55)), ""))
+    for backend, dev in (("torch", device), ("onnx", "cpu")):
+        rate = n / _timed(lambda b=backend, d=dev: end_to_end(cat, image_dir, model, b,
+                                                              device=d))
+        rows.append((f"end to end: `classify --backend {backend} --device {dev}`", rate,
+                     "start-up included"))
+    lines = ["| run | galaxies/s | note |", "|---|---|---|"]
+    lines += [f"| {what} | {rate:,.0f} | {note} |" for what, rate, note in rows]
+    cmd = "python -m benchmarks.gpu " + " ".join(sys.argv[1:])
+    return (f"Measured by `{cmd.strip()}` ({len(ids):,} real Galaxy Zoo JPEGs repeated to "
+            f"{n:,} rows) on: {machine(device)}.\n\n" + "\n".join(lines))
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="astro_morph GPU benchmarks")
+    ap.add_argument("--image-dir", type=Path, default=DEFAULT_IMAGES)
+    ap.add_argument("--n", type=int, default=20000, help="catalog rows for end to end")
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--batches", default="512,2048,8192", help="comma-separated batch sizes")
+    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--out", type=Path, help="also save the block to this file")
+    ap.add_argument("--apply", type=Path, metavar="FILE",
+                    help="put a block saved with --out into docs/performance.md and exit")
+    args = ap.parse_args()
+    if args.apply:
+        _write_block("gpu", args.apply.read_text().strip())
+        return
+    block = run(args.image_dir, args.n, args.device,
+                tuple(int(b) for b in args.batches.split(",")), args.repeats)
+    print(block)
+    if args.out:
+        args.out.write_text(block + "\n")
+
+
+if __name__ == "__main__":
+    main()
