@@ -28,12 +28,28 @@ __all__ = ["connect", "classify_dask", "classify_lsdb"]
 _MODELS: dict[tuple, Any] = {}
 
 
+def _worker_threads() -> int | None:
+    """Threads the Dask worker running this task was given (None outside a worker)."""
+    try:
+        from distributed import get_worker
+
+        return get_worker().state.nthreads
+    except (ImportError, ValueError, AttributeError):
+        return None
+
+
 def _model(ref: str, backend: str, device: str, batch_size: int | None):
     from .inference.load import load_model
 
     key = (ref, backend, device, batch_size)
     if key not in _MODELS:
-        _MODELS[key] = load_model(ref, backend, device, batch_size)
+        clf = load_model(ref, backend, device, batch_size)
+        threads = _worker_threads()
+        if threads and hasattr(clf, "streams"):
+            # Several workers share a machine: each runs as many ONNX streams as it has
+            # threads, not one per core of the machine.
+            clf.streams = threads
+        _MODELS[key] = clf
     return _MODELS[key]
 
 
@@ -46,6 +62,7 @@ def _run_partition(part: Table, index: int, model: str, backend: str, device: st
         path = Path(output_dir) / f"part-{index:05d}.parquet"
         if path.is_file():
             return str(path), len(part)
+    options = {"workers": _worker_threads(), **options}  # decode threads, likewise
     out = classify(part, model=_model(model, backend, device, batch_size), progress=False,
                    batch_size=batch_size, **options)
     if output_dir is None:

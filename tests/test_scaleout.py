@@ -99,3 +99,12 @@ def test_lsdb_catalog_gets_the_same_columns(image_dir, tiny_model):
     assert list(got["morph_label"][ok]) == list(np.asarray(want["morph_label"])[ok])
     np.testing.assert_allclose(got["morph_prob_spiral"][ok], want["morph_prob_spiral"][ok],
                                rtol=1e-5)
+
+
+def test_a_worker_uses_its_own_threads_not_every_core(tiny_model, monkeypatch):
+    from astro_morph import scaleout
+
+    monkeypatch.setattr(scaleout, "_MODELS", {})
+    assert scaleout._worker_threads() is None  # not inside a Dask worker here
+    monkeypatch.setattr(scaleout, "_worker_threads", lambda: 1)
+    assert scaleout._model(str(tiny_model), "onnx", "cpu", None).streams == 1
