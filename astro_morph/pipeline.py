@@ -65,15 +65,13 @@ class _Prefetcher:
     :meth:`get`; :meth:`close` stops the thread early (error or interrupt in the consumer).
     """
 
-    _DONE = object()
-
     def __init__(self, table: Table, slices: list[tuple[int, int]], source: Any,
                  step: Callable, size: int, workers: int, depth: int) -> None:
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
         self._stop = threading.Event()
-        self._args = (table, slices, source, step, size, workers)
-        self._thread = threading.Thread(target=self._run, name="astromorph-prefetch",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(table, slices, source, step, size, workers),
+            name="astromorph-prefetch", daemon=True)
         self._thread.start()
 
     def _put(self, item: Any) -> bool:
@@ -85,8 +83,8 @@ class _Prefetcher:
                 continue
         return False
 
-    def _run(self) -> None:
-        table, slices, source, step, size, workers = self._args
+    def _run(self, table: Table, slices: list[tuple[int, int]], source: Any,
+             step: Callable, size: int, workers: int) -> None:
         try:
             for start, stop in slices:
                 if self._stop.is_set():
@@ -94,16 +92,15 @@ class _Prefetcher:
                 prepared = _fetch_prepare(table[start:stop], source, step, size, workers)
                 if not self._put((start, prepared)):
                     return
-            self._put(self._DONE)
         except BaseException as exc:  # handed to the consumer, which re-raises it
             self._put(exc)
 
     def get(self) -> tuple[int, list[Prepared]]:
+        """The next slice's first row and prepared rows (the consumer asks for no more
+        slices than it handed over)."""
         item = self._queue.get()
         if isinstance(item, BaseException):
             raise item
-        if item is self._DONE:
-            raise RuntimeError("prefetcher ran out of slices")  # a bug, not bad input
         return item
 
     def close(self, timeout: float = 10.0) -> None:

@@ -133,7 +133,7 @@ def peak_rss(rows: int, ids: list[str], image_dir: Path) -> tuple[float, float]:
         _catalog(ids, rows).write(cat_path)
         # VmHWM, not getrusage's ru_maxrss: Linux carries the parent's peak over fork and
         # exec into ru_maxrss, so a child of this (large) process would report the
-        # benchmark's own footprint (1.5 GB for a run that peaks at 0.4 GB).
+        # benchmark's own footprint instead of its own.
         code = ("import sys; from astro_morph.cli import main; "
                 f"sys.argv=['astromorph','classify',{str(cat_path)!r},'--image-dir',"
                 f"{str(image_dir)!r},'-o',{str(out)!r},'--no-progress']\n"

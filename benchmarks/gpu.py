@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .__main__ import DEFAULT_IMAGES, _catalog, _write_block, decode_only, end_to_end
+from .__main__ import DEFAULT_IMAGES, _best, _catalog, _write_block, decode_only, end_to_end
 
 
 def _sync(device: str) -> None:
@@ -123,10 +123,10 @@ def run(image_dir: Path, n: int, device: str = "cuda",
                                                                  device), "default batch"))
     decode_only(cat[:1024], image_dir, 55)  # warm the page cache
     rows.append((f"decode + crop/resize to 55 px on {os.cpu_count()} cores (ceiling)",
-                 n / _timed(lambda: decode_only(cat, image_dir, 55)), ""))
+                 n / _best(lambda: decode_only(cat, image_dir, 55), 1), ""))
     for backend, dev in (("torch", device), ("onnx", "cpu")):
-        rate = n / _timed(lambda b=backend, d=dev: end_to_end(cat, image_dir, model, b,
-                                                              device=d))
+        rate = n / _best(lambda b=backend, d=dev: end_to_end(cat, image_dir, model, b,
+                                                             device=d), 1)
         rows.append((f"end to end: `classify --backend {backend} --device {dev}`", rate,
                      "start-up included"))
     lines = ["| run | galaxies/s | note |", "|---|---|---|"]
@@ -134,12 +134,6 @@ def run(image_dir: Path, n: int, device: str = "cuda",
     cmd = "python -m benchmarks.gpu " + " ".join(sys.argv[1:])
     return (f"Measured by `{cmd.strip()}` ({len(ids):,} real Galaxy Zoo JPEGs repeated to "
             f"{n:,} rows) on: {machine(device)}.\n\n" + "\n".join(lines))
-
-
-def _timed(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
 
 
 def main() -> None:
