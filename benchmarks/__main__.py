@@ -97,11 +97,15 @@ def end_to_end(cat: Table, image_dir: Path, model: Path, backend: str,
     with tempfile.TemporaryDirectory() as d:
         cat_path, out = Path(d) / "cat.fits", Path(d) / "out.fits"
         cat.write(cat_path)
-        subprocess.run([sys.executable, "-m", "astro_morph", "classify", str(cat_path),
-                        "--image-dir", str(image_dir), "--model", str(model), "--backend",
-                        backend, "--device", device, "-o", str(out), "--no-progress",
-                        *(["--fast-decode"] if fast else [])], check=True,
-                       capture_output=True)
+        done = subprocess.run([sys.executable, "-m", "astro_morph", "classify", str(cat_path),
+                               "--image-dir", str(image_dir), "--model", str(model),
+                               "--backend", backend, "--device", device, "-o", str(out),
+                               "--no-progress", *(["--fast-decode"] if fast else [])],
+                              capture_output=True, text=True)
+        if done.returncode:
+            # the child's own error, not only its exit status (a benchmark run is often remote)
+            raise RuntimeError(f"astromorph classify --backend {backend} --device {device} "
+                               f"failed ({done.returncode}):\n{done.stderr[-3000:]}")
 
 
 def peer(cat: Table, image_dir: Path) -> None:

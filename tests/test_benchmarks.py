@@ -1,8 +1,9 @@
 """The benchmark script's own parts (its figures live in docs/performance.md, not here)."""
 
+import pytest
 from astropy.table import Table
 
-from benchmarks.__main__ import _write_block, decode_only, profile_model
+from benchmarks.__main__ import _write_block, decode_only, end_to_end, profile_model
 
 
 def test_write_block_replaces_only_the_marked_text(tmp_path):
@@ -32,3 +33,17 @@ def test_gpu_helpers_run_on_cpu(tiny_model, image_dir):
 
     assert model_only_gpu(tiny_model, 4, "cpu", repeats=1) > 0
     assert predict_from_host(tiny_model, 40, "cpu") > 0
+
+
+def test_gpu_command_line_leaves_out_the_output_path():
+    from benchmarks.gpu import _args_shown
+
+    assert _args_shown(["--n", "50000", "--out", "/tmp/x/gpu.md", "--device", "cuda"]) == (
+        "--n 50000 --device cuda")
+    assert _args_shown(["--out=/tmp/gpu.md", "--repeats", "2"]) == "--repeats 2"
+
+
+def test_end_to_end_failure_shows_the_childs_error(tmp_path, image_dir):
+    # On a device machine only the benchmark's output comes back: it must carry the reason.
+    with pytest.raises(RuntimeError, match="no-such-model"):
+        end_to_end(Table({"GalaxyID": [1]}), image_dir, tmp_path / "no-such-model.amz", "onnx")
