@@ -50,7 +50,9 @@ def model_only_gpu(path: Path, batch: int, device: str = "cuda", repeats: int = 
     cuda = clf.device.type == "cuda"
 
     def step() -> torch.Tensor:
-        with torch.autocast(clf.device.type, dtype=torch.bfloat16, enabled=clf.amp):
+        # PyTorch's CUDA-graph notes: autocast's cast cache must be off in a captured region
+        with torch.autocast(clf.device.type, dtype=torch.bfloat16, enabled=clf.amp,
+                            cache_enabled=not graph):
             return clf.model(x)
 
     with torch.inference_mode():
