@@ -5,9 +5,10 @@ Measured side by side in one run, on the machine it runs on:
 * model only, default model (G3) in torch on CUDA, channels-last, bf16 autocast, inputs
   already on the GPU, per batch size; the same replayed as a CUDA graph;
 * ``predict`` from host arrays (pinned copies per batch), as ``classify`` calls it;
-* decode + crop/resize on the machine's CPU cores (the ceiling for end to end);
-* end to end ``astromorph classify --backend torch --device cuda``, and the ONNX CPU backend
-  on the same machine as the baseline.
+* decode + crop/resize on the machine's CPU cores (the ceiling for end to end), full and
+  DCT-scaled (``--fast-decode``);
+* end to end ``astromorph classify --backend torch --device cuda``, with and without
+  ``--fast-decode``, and the ONNX CPU backend on the same machine as the baseline.
 
 The device machine has no ``../shared``: ``benchmarks/device_check.sh`` carries some Galaxy
 Zoo JPEGs and the missing wheels. ``--out FILE`` saves the table; ``--apply FILE`` (run
@@ -137,14 +138,19 @@ def run(image_dir: Path, n: int, device: str = "cuda",
     rows.append(("predict() from host arrays", predict_from_host(model, 8 * max(batches),
                                                                  device), "default batch"))
     decode_only(cat[:1024], image_dir, 55)  # warm the page cache
-    rows.append((f"decode + crop/resize to 55 px on {os.cpu_count()} cores (ceiling)",
-                 n / _best(lambda: decode_only(cat, image_dir, 55), 1), ""))
-    for backend, dev in (("torch", device), ("onnx", "cpu")):
-        t = _best(lambda b=backend, d=dev: end_to_end(cat, image_dir, model, b, device=d), 1)
+    for fast in (False, True):
+        how = "DCT-scaled decode (--fast-decode)" if fast else "decode"
+        rows.append((f"{how} + crop/resize to 55 px on {os.cpu_count()} cores (ceiling)",
+                     n / _best(lambda f=fast: decode_only(cat, image_dir, 55, f), 1), ""))
+    for backend, dev, fast in (("torch", device, False), ("torch", device, True),
+                               ("onnx", "cpu", False)):
+        t = _best(lambda b=backend, d=dev, f=fast: end_to_end(cat, image_dir, model, b, f,
+                                                              device=d), 1)
         # start-up (imports, CUDA context, model load, output write): a one-row catalog
-        t0 = _best(lambda b=backend, d=dev: end_to_end(cat[:1], image_dir, model, b,
-                                                       device=d), 1)
-        rows.append((f"end to end: `classify --backend {backend} --device {dev}`", n / t,
+        t0 = _best(lambda b=backend, d=dev, f=fast: end_to_end(cat[:1], image_dir, model, b,
+                                                               f, device=d), 1)
+        flag = " --fast-decode" if fast else ""
+        rows.append((f"end to end: `classify --backend {backend} --device {dev}{flag}`", n / t,
                      f"start-up included; {n / max(t - t0, 1e-9):,.0f}/s after its "
                      f"{t0:.1f} s start-up"))
     lines = ["| run | galaxies/s | note |", "|---|---|---|"]
