@@ -54,6 +54,9 @@ def classify(table: Table | str | os.PathLike, source: str = "galaxyzoo",
         ``<output>.partial``); removed by the caller once the output is written.
     resume : bool
         Reuse the finished chunks in ``journal_dir`` (same input, model and options only).
+    workers : int, optional
+        Decoding and centring threads; default one per core (at most 32). Handed to the
+        source too when its factory takes a ``workers`` option (the Galaxy Zoo source does).
     fast_decode : bool
         Let the source decode JPEGs at a reduced DCT scale when the centring step says the
         crop/resize needs fewer pixels (faster; probabilities differ slightly from a full
@@ -75,8 +78,11 @@ def classify(table: Table | str | os.PathLike, source: str = "galaxyzoo",
         table = read_catalog(table)
     src_factory = lookup("source", source).factory
     step_factory = lookup("centring", centring).factory
+    factory_options = {k: v for k, v in source_options.items() if v is not None}
+    if workers is not None and _takes_option(src_factory, "workers"):
+        factory_options.setdefault("workers", workers)  # its decoding threads
     try:
-        src = src_factory(**{k: v for k, v in source_options.items() if v is not None})
+        src = src_factory(**factory_options)
         step = step_factory(**(centring_options or {}))
     except (TypeError, ValueError) as exc:
         raise UserError(f"bad option for source {source!r} or centring {centring!r}: {exc}") \
@@ -111,3 +117,14 @@ def classify(table: Table | str | os.PathLike, source: str = "galaxyzoo",
     out.meta["comments"] = comments
     pm.hook.astromorph_output_columns(table=out, classifier=clf)
     return out
+
+
+def _takes_option(factory: Any, name: str) -> bool:
+    """Whether ``factory(name=...)`` is accepted (a named parameter or ``**kwargs``)."""
+    import inspect
+
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name or p.kind is p.VAR_KEYWORD for p in params)

@@ -7,11 +7,10 @@ inputs (the one being classified and the one being prepared), not the whole cata
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +20,7 @@ from astropy.table import Table
 from .centring.crop import Prepared
 from .flags import FATAL_FLAGS, MorphFlag
 from .models.base import Classifier
+from .sources.base import decode_threads
 
 __all__ = ["RunResult", "run_chunks"]
 
@@ -41,19 +41,24 @@ class RunResult:
     messages: list[tuple[int, str]] = field(default_factory=list)
 
 
-def _prepare_all(cutouts: list, step: Callable, size: int, workers: int) -> list[Prepared]:
-    if workers <= 1 or len(cutouts) < 8:
+def _prepare_all(cutouts: list, step: Callable, size: int,
+                 pool: Executor | None) -> list[Prepared]:
+    if pool is None or len(cutouts) < 8:
         return [step(c, size) for c in cutouts]
-    with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(lambda c: step(c, size), cutouts))
+    return list(pool.map(lambda c: step(c, size), cutouts))
 
 
 def _fetch_prepare(rows: Table, source: Any, step: Callable, size: int,
-                   workers: int) -> list[Prepared]:
-    cutouts = source.fetch(rows)
-    if len(cutouts) != len(rows):
-        raise RuntimeError(f"source returned {len(cutouts)} cutouts for {len(rows)} rows")
-    return _prepare_all(cutouts, step, size, workers)
+                   pool: Executor | None) -> list[Prepared]:
+    """One slice of rows through the source and the centring step (``pool``: its threads)."""
+    fused = getattr(source, "fuses_prepare", False)
+    # A fusing source's threads centre each row right after decoding it, while the decoded
+    # image is still in cache; other sources return Cutouts that the pool then centres.
+    items = source.fetch(rows, prepare=lambda c: step(c, size)) if fused else \
+        source.fetch(rows)
+    if len(items) != len(rows):
+        raise RuntimeError(f"source returned {len(items)} cutouts for {len(rows)} rows")
+    return items if fused else _prepare_all(items, step, size, pool)
 
 
 class _Prefetcher:
@@ -66,11 +71,11 @@ class _Prefetcher:
     """
 
     def __init__(self, table: Table, slices: list[tuple[int, int]], source: Any,
-                 step: Callable, size: int, workers: int, depth: int) -> None:
+                 step: Callable, size: int, pool: Executor | None, depth: int) -> None:
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
         self._stop = threading.Event()
         self._thread = threading.Thread(
-            target=self._run, args=(table, slices, source, step, size, workers),
+            target=self._run, args=(table, slices, source, step, size, pool),
             name="astromorph-prefetch", daemon=True)
         self._thread.start()
 
@@ -84,12 +89,12 @@ class _Prefetcher:
         return False
 
     def _run(self, table: Table, slices: list[tuple[int, int]], source: Any,
-             step: Callable, size: int, workers: int) -> None:
+             step: Callable, size: int, pool: Executor | None) -> None:
         try:
             for start, stop in slices:
                 if self._stop.is_set():
                     return
-                prepared = _fetch_prepare(table[start:stop], source, step, size, workers)
+                prepared = _fetch_prepare(table[start:stop], source, step, size, pool)
                 if not self._put((start, prepared)):
                     return
         except BaseException as exc:  # handed to the consumer, which re-raises it
@@ -126,7 +131,7 @@ def run_chunks(table: Table, source: Any, step: Callable, classifier: Classifier
     n = len(table)
     k = len(classifier.class_names)
     size = classifier.input_size
-    workers = workers or min(8, os.cpu_count() or 1)
+    workers = workers or decode_threads()
     result = RunResult(np.full((n, k), np.nan, np.float32), np.zeros(n, np.int32),
                        np.full(n, np.nan, np.float32), np.full(n, np.nan, np.float32))
     # disable=None: tqdm shows the bar only on a terminal.
@@ -149,7 +154,11 @@ def run_chunks(table: Table, source: Any, step: Callable, classifier: Classifier
     # bytes): the thread fetches FETCH_ROWS at a time and keeps only prepared inputs.
     slices = [(s, min(stop, s + FETCH_ROWS)) for start, stop in todo
               for s in range(start, stop, FETCH_ROWS)]
-    prefetch = _Prefetcher(table, slices, source, step, size, workers,
+    # One pool of centring threads for the whole run, not one per slice (a source that
+    # fuses decoding and centring runs both in its own threads).
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="astromorph-prepare") \
+        if workers > 1 and slices and not getattr(source, "fuses_prepare", False) else None
+    prefetch = _Prefetcher(table, slices, source, step, size, pool,
                            depth=-(-chunk_size // FETCH_ROWS)) if slices else None
     try:
         for start, stop in todo:
@@ -172,6 +181,8 @@ def run_chunks(table: Table, source: Any, step: Callable, classifier: Classifier
     finally:
         if prefetch is not None:
             prefetch.close()
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
         bar.close()
     return result
 

@@ -64,17 +64,19 @@ def _models() -> dict[str, object]:
     return {"default (G3, 55 px)": model_path("default"), "G0 (32 px)": g0}
 
 
-def decode_only(cat: Table, image_dir: Path, size: int, fast: bool = False) -> float:
+def decode_only(cat: Table, image_dir: Path, size: int, fast: bool = False,
+                workers: int | None = None) -> float:
+    """Fetch and centre every row as ``classify`` does (``workers``: decoding threads)."""
     from astro_morph.centring.crop import CentreCrop
     from astro_morph.pipeline import FETCH_ROWS, _fetch_prepare
     from astro_morph.sources.galaxyzoo import GalaxyZooSource
 
     step = CentreCrop()
-    src = GalaxyZooSource(image_dir=image_dir,
+    src = GalaxyZooSource(image_dir=image_dir, workers=workers,
                           draft_side=step.min_input_side(size) if fast else None)
-    workers = min(8, os.cpu_count() or 1)
     for start in range(0, len(cat), FETCH_ROWS):  # the slices classify prepares
-        _fetch_prepare(cat[start:start + FETCH_ROWS], src, step, size, workers)
+        # no centring pool: the source centres each row in its own decoding threads
+        _fetch_prepare(cat[start:start + FETCH_ROWS], src, step, size, None)
     return len(cat)
 
 
@@ -211,6 +213,56 @@ def profile_model(path: Path, batch: int = 32, runs: int = 20) -> list[tuple[str
     return sorted(((op, t / total) for op, t in by_op.items()), key=lambda r: -r[1])
 
 
+def profile_decode(cat: Table, image_dir: Path, size: int,
+                   fast: bool = False) -> list[tuple[str, float]]:
+    """Microseconds per row of each part of decode + crop/resize, in one thread.
+
+    The parts are timed by wrapping the calls that do them (cheap timers, unlike a
+    profiler's per-call hooks, which would swamp the Python-level part being measured).
+    """
+    from unittest import mock
+
+    import simplejpeg
+    from PIL import Image
+
+    from astro_morph.centring.crop import CentreCrop
+    from astro_morph.pipeline import FETCH_ROWS, _fetch_prepare
+    from astro_morph.sources import galaxyzoo
+    from astro_morph.sources.galaxyzoo import GalaxyZooSource
+
+    spent = dict.fromkeys(("decode", "read_rgb", "fromarray", "resize"), 0.0)
+
+    def timed(key, fn):
+        def wrapper(*args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[key] += time.perf_counter() - t
+        return wrapper
+
+    step = CentreCrop()
+    src = GalaxyZooSource(image_dir=image_dir, workers=1,
+                          draft_side=step.min_input_side(size) if fast else None)
+    with mock.patch.object(simplejpeg, "decode_jpeg", timed("decode", simplejpeg.decode_jpeg)), \
+            mock.patch.object(galaxyzoo, "read_rgb", timed("read_rgb", galaxyzoo.read_rgb)), \
+            mock.patch.object(Image, "fromarray", timed("fromarray", Image.fromarray)), \
+            mock.patch.object(Image.Image, "resize", timed("resize", Image.Image.resize)):
+        t = time.perf_counter()
+        for start in range(0, len(cat), FETCH_ROWS):
+            _fetch_prepare(cat[start:start + FETCH_ROWS], src, step, size, None)
+        total = time.perf_counter() - t
+    per = 1e6 / len(cat)
+    parts = [("JPEG decode (simplejpeg, libjpeg-turbo)", spent["decode"] * per),
+             ("file open + read, JPEG header, size checks",
+              (spent["read_rgb"] - spent["decode"]) * per),
+             ("decoded array to a Pillow image (a copy)", spent["fromarray"] * per),
+             ("crop + resize (Pillow)", spent["resize"] * per)]
+    parts.append(("the rest: slicing rows, locating files, flags, float conversion (Python)",
+                  total * per - sum(us for _, us in parts)))
+    return parts
+
+
 def _write_block(marker: str, block: str, page: Path = ROOT / "docs" / "performance.md") -> None:
     """Replace the text between ``<!-- marker ... -->`` and its closing comment."""
     start, end = f"<!-- {marker}: rewritten by python -m benchmarks", f"<!-- /{marker} -->"
@@ -229,7 +281,8 @@ def main() -> None:
     ap.add_argument("--rss-rows", default="10000", help="comma-separated catalog sizes")
     ap.add_argument("--write", action="store_true", help="write docs/performance.md")
     ap.add_argument("--profile", action="store_true",
-                    help="only profile the default model's operators in ONNX Runtime")
+                    help="only profile the default model's operators in ONNX Runtime, and "
+                         "decode + crop/resize per part, in one thread")
     args = ap.parse_args()
     if args.profile:
         from astro_morph.models.registry import model_path
@@ -239,12 +292,24 @@ def main() -> None:
         lines = ["| operator | share of kernel time | what it is |", "|---|---|---|"]
         lines += [f"| {op} | {share:.1%} | {_OP_MEANING.get(op, '')} |" for op, share in shares]
         table = "\n".join(lines)
-        print(table)
+        ids = sorted(p.stem for p in args.image_dir.glob("*.jpg"))
+        cat = _catalog(ids, args.n)
+        decode_only(cat, args.image_dir, 55)  # the files into the page cache first
+        full, fast = (profile_decode(cat, args.image_dir, 55, f) for f in (False, True))
+        lines = ["| part of decode + crop/resize to 55 px | us per row | with --fast-decode |",
+                 "|---|---|---|"]
+        lines += [f"| {what} | {a:,.0f} | {b:,.0f} |"
+                  for (what, a), (_, b) in zip(full, fast, strict=True)]
+        lines.append(f"| total | {sum(a for _, a in full):,.0f} | "
+                     f"{sum(b for _, b in fast):,.0f} |")
+        decode_table = "\n".join(lines)
+        print(table, decode_table, sep="\n\n")
         if args.write:
             cmd = "python -m benchmarks " + " ".join(sys.argv[1:])
             _write_block("profile", f"Measured by `{cmd.strip()}` (the default model, "
-                         f"batch 32, one thread, ONNX Runtime's profiler) on: {machine()}."
-                         f"\n\n{table}")
+                         f"batch 32, one thread, ONNX Runtime's profiler; then {len(cat):,} "
+                         f"real Galaxy Zoo JPEGs decoded in one thread) on: {machine()}."
+                         f"\n\n{table}\n\n{decode_table}")
         return
     if not args.image_dir.is_dir():
         sys.exit(f"no image folder {args.image_dir}; pass --image-dir")
@@ -253,13 +318,17 @@ def main() -> None:
     rows: list[tuple[str, float, str]] = []  # (what, galaxies/s, note)
     models = _models()
     dec = {}
+    one = len(cat) / _best(lambda: decode_only(cat, args.image_dir, 55, workers=1),
+                           args.repeats)
+    rows.append(("decode + crop/resize to 55 px, one thread", one, ""))
     for size in (32, 55):
         for fast in (False, True):
             t = _best(lambda s=size, f=fast: decode_only(cat, args.image_dir, s, f),
                       args.repeats)
             dec[(size, fast)] = t / len(cat)
             how = "DCT-scaled decode (--fast-decode)" if fast else "decode"
-            rows.append((f"{how} + crop/resize to {size} px (ceiling)", len(cat) / t, ""))
+            note = "" if fast or size != 55 else f"{len(cat) / t / one:.2f}x one thread"
+            rows.append((f"{how} + crop/resize to {size} px (ceiling)", len(cat) / t, note))
     model_t = {}
     for name, path in models.items():
         for backend in ("onnx", "torch"):

@@ -94,3 +94,59 @@ def test_wrong_cutout_count_is_an_error(small_slices):
     with pytest.raises(RuntimeError, match="source returned 3 cutouts for 4 rows"):
         pipeline.run_chunks(Table({"id": np.arange(8)}), Short(), CentreCrop(),
                             FakeClassifier(), chunk_size=8, progress=False)
+
+
+def test_fused_decode_and_centring_match_the_two_phase_path(tmp_path):
+    # GalaxyZooSource centres each row in the thread that decoded it; a source without
+    # fuses_prepare gets its Cutouts centred afterwards. Same rows, same order, same flags.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from PIL import Image
+
+    from astro_morph.sources.galaxyzoo import GalaxyZooSource
+    from conftest import make_galaxy_image
+
+    for i in range(1, 40):
+        Image.fromarray(make_galaxy_image(96, seed=i)).save(tmp_path / f"{i}.jpg")
+    (tmp_path / "40.jpg").write_bytes(b"not a jpeg")
+    ids = [*range(1, 41), 99, *range(39, 0, -3)]  # a broken file, a missing one, repeats
+    rows = Table({"GalaxyID": ids})
+    src = GalaxyZooSource(image_dir=tmp_path, workers=3)
+    serial = GalaxyZooSource(image_dir=tmp_path, workers=1)
+
+    class TwoPhase:  # the same files, one row after another, centred afterwards
+        def fetch(self, rows):
+            return serial.fetch(rows)
+
+    step = CentreCrop()
+    with ThreadPoolExecutor(3) as pool:
+        fused = pipeline._fetch_prepare(rows, src, step, 24, pool)
+        apart = pipeline._fetch_prepare(rows, TwoPhase(), step, 24, pool)
+    assert len(fused) == len(apart) == len(ids)
+    for f, a in zip(fused, apart, strict=True):
+        assert (f.flags, f.message) == (a.flags, a.message)
+        assert (f.image is None) == (a.image is None)
+        if f.image is not None:
+            np.testing.assert_array_equal(f.image, a.image)
+    assert sum(p.image is None for p in fused) == 2
+    assert not np.array_equal(fused[0].image, fused[1].image)  # seeds differ: order matters
+
+
+def test_workers_option_sets_the_sources_decoding_threads(image_dir, tiny_model, monkeypatch):
+    import astro_morph
+    from astro_morph.api import _takes_option
+    from astro_morph.sources.base import decode_threads
+    from astro_morph.sources.galaxyzoo import GalaxyZooSource
+
+    seen = []
+    real = GalaxyZooSource.fetch
+    monkeypatch.setattr(GalaxyZooSource, "fetch",
+                        lambda self, rows, **kw: seen.append(self.workers) or
+                        real(self, rows, **kw))
+    cat = Table({"GalaxyID": [1, 2, 3]})
+    astro_morph.classify(cat, image_dir=image_dir, model=tiny_model, progress=False, workers=3)
+    astro_morph.classify(cat, image_dir=image_dir, model=tiny_model, progress=False)
+    assert seen == [3, decode_threads()]
+    # a plugin source whose factory has no such option is not handed one
+    assert not _takes_option(lambda image_dir=None: None, "workers")
+    assert _takes_option(lambda **options: None, "workers")

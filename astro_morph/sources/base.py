@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 from astropy.table import Table
 
-__all__ = ["Cutout", "Source", "format_id"]
+__all__ = ["Cutout", "Source", "decode_threads", "format_id"]
+
+
+def decode_threads() -> int:
+    """Default decoding threads: one per core, at most 32.
+
+    JPEG decoding and resizing release the GIL, so threads scale with cores until the
+    Python-level work per row (holding the GIL) becomes the limit; past a few dozen threads
+    that limit, not the cores, sets the rate.
+    """
+    return min(32, os.cpu_count() or 1)
 
 
 @dataclass
@@ -39,7 +50,13 @@ class Cutout:
 
 
 class Source(Protocol):
-    """What a source factory returns."""
+    """What a source factory returns.
+
+    A source that decodes rows in threads of its own may set ``fuses_prepare = True`` and
+    accept ``fetch(rows, prepare=fn)``: it then returns ``fn(cutout)`` for each row,
+    called in the thread that made the cutout (the pipeline passes its centring step, so a
+    row is cropped while its decoded pixels are still in the CPU's cache).
+    """
 
     def fetch(self, rows: Table) -> list[Cutout]:
         """Return one :class:`Cutout` per row of ``rows``, in order; never raise for one row."""

@@ -8,20 +8,26 @@ outside ``image_dir`` are refused (a catalog must not read arbitrary files).
 from __future__ import annotations
 
 import os
+import threading
+import weakref
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from astropy.table import Table
 
 from ..errors import UserError, suggest_names
 from ..flags import MorphFlag
 from ..hookspecs import hookimpl
-from .base import Cutout, format_id
+from .base import Cutout, decode_threads, format_id
 from .images import read_rgb
 
 __all__ = ["GalaxyZooSource"]
 
 EXTENSIONS = (".jpg", ".jpeg", ".png")
+#: Runs of rows per decoding thread in one fetch (more balance the load, fewer cost less).
+PARTS_PER_THREAD = 2
 
 
 class GalaxyZooSource:
@@ -36,7 +42,8 @@ class GalaxyZooSource:
     path_column : str, optional
         Column with a file path relative to ``image_dir``.
     workers : int, optional
-        Decoding threads (JPEG decoding releases the GIL); default: CPU count.
+        Decoding threads (JPEG decoding releases the GIL); default: one per core (at most
+        32). They are started on the first fetch and kept for the next ones.
     """
 
     def __init__(self, image_dir: str | os.PathLike | None = None, id_column: str = "GalaxyID",
@@ -51,12 +58,14 @@ class GalaxyZooSource:
         self.root = self.image_dir.resolve()
         self.id_column = id_column
         self.path_column = path_column
-        self.workers = workers or min(8, os.cpu_count() or 1)
+        self.workers = workers or decode_threads()
         self.max_pixels = max_pixels
         #: Decode JPEGs at reduced DCT scale down to this side (set by ``fast_decode``).
         self.draft_side = draft_side
         # One listing instead of a stat per row and extension: fast on network filesystems.
         self._names = {p for p in os.listdir(self.image_dir)}
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     def check_columns(self, columns: list[str]) -> None:
         """Raise a UserError naming the missing id/path column and the closest names."""
@@ -96,15 +105,38 @@ class GalaxyZooSource:
         except Exception as exc:  # any decoder failure is a flagged row, not a failed run
             return Cutout(None, MorphFlag.IMAGE_UNREADABLE, f"{path}: {exc}")
 
-    def fetch(self, rows: Table) -> list[Cutout]:
-        """One Cutout per row, decoded in parallel threads."""
+    #: ``fetch`` takes ``prepare`` (see :class:`astro_morph.sources.base.Source`).
+    fuses_prepare = True
+
+    def fetch(self, rows: Table, prepare: Callable[[Cutout], Any] | None = None) -> list:
+        """One Cutout per row, decoded in parallel threads.
+
+        With ``prepare``, each thread applies it to the rows it decoded, and the results
+        are returned instead of the Cutouts (the pipeline's centring step, run while the
+        decoded image is still in the CPU's cache).
+        """
         self.check_columns(rows.colnames)
         column = rows[self.path_column or self.id_column]
         values = [column[i] for i in range(len(rows))]
+        load = self._load if prepare is None else (lambda v: prepare(self._load(v)))
         if self.workers <= 1 or len(values) < 4:
-            return [self._load(v) for v in values]
-        with ThreadPoolExecutor(self.workers) as pool:
-            return list(pool.map(self._load, values))
+            return [load(v) for v in values]
+        # A few runs of rows per thread, not one task per row: each task costs Python work
+        # under the GIL, which is what limits decoding threads.
+        step = -(-len(values) // (PARTS_PER_THREAD * self.workers))
+        parts = [values[i:i + step] for i in range(0, len(values), step)]
+        return [item for part in self._threads().map(lambda vs: [load(v) for v in vs], parts)
+                for item in part]
+
+    def _threads(self) -> ThreadPoolExecutor:
+        # One pool for all fetches: starting a pool per 128-row slice costs several ms at
+        # 8-16 threads, held against the GIL. Its threads end with the source.
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.workers,
+                                                thread_name_prefix="astromorph-decode")
+                weakref.finalize(self, self._pool.shutdown, wait=False)
+            return self._pool
 
 
 @hookimpl

@@ -94,8 +94,35 @@ def test_fast_decode_uses_reduced_dct_scale_and_stays_close(tmp_path, tiny_model
     seen = []
     real = GalaxyZooSource.fetch
     monkeypatch.setattr(GalaxyZooSource, "fetch",
-                        lambda self, rows: seen.append(self.draft_side) or real(self, rows))
+                        lambda self, rows, **kw: seen.append(self.draft_side) or
+                        real(self, rows, **kw))
     astro_morph.classify(cat, image_dir=tmp_path, model=tiny_model, progress=False,
                          fast_decode=True)
     astro_morph.classify(cat, image_dir=tmp_path, model=tiny_model, progress=False)
     assert seen == [68, None]
+
+
+def _decode_threads() -> int:
+    import threading
+
+    return sum(t.name.startswith("astromorph-decode") for t in threading.enumerate())
+
+
+def test_fetches_share_one_pool_that_ends_with_the_source(image_dir):
+    # Dask workers build a source per partition: its threads must not outlive it.
+    import gc
+    import time
+
+    rows = Table({"GalaxyID": [1, 2, 3, 4, 5] * 4})
+    before = _decode_threads()
+    for _ in range(3):
+        src = GalaxyZooSource(image_dir=image_dir, workers=3)
+        for _ in range(4):
+            assert all(c.image is not None for c in src.fetch(rows))
+        assert _decode_threads() - before <= 3
+        del src
+        gc.collect()
+    deadline = time.monotonic() + 10
+    while _decode_threads() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _decode_threads() == before
