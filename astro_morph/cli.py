@@ -89,7 +89,8 @@ def default_output(path: Path) -> Path:
 @click.option("--format", "in_format", help="Input format when the suffix does not tell.")
 @click.option("--output-format", help="Output format when the suffix does not tell.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
-@click.option("--workers", type=click.IntRange(1), help="Decoding threads.")
+@click.option("--workers", type=click.IntRange(1),
+              help="Decoding and centring threads (default: one per core, at most 32).")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar (default: on a terminal).")
 @click.option("--resume", is_flag=True,
