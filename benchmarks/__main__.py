@@ -225,10 +225,7 @@ def profile_decode(cat: Table, image_dir: Path, size: int,
     import simplejpeg
     from PIL import Image
 
-    from astro_morph.centring.crop import CentreCrop
-    from astro_morph.pipeline import FETCH_ROWS, _fetch_prepare
     from astro_morph.sources import galaxyzoo
-    from astro_morph.sources.galaxyzoo import GalaxyZooSource
 
     spent = dict.fromkeys(("decode", "read_rgb", "fromarray", "resize"), 0.0)
 
@@ -241,16 +238,12 @@ def profile_decode(cat: Table, image_dir: Path, size: int,
                 spent[key] += time.perf_counter() - t
         return wrapper
 
-    step = CentreCrop()
-    src = GalaxyZooSource(image_dir=image_dir, workers=1,
-                          draft_side=step.min_input_side(size) if fast else None)
     with mock.patch.object(simplejpeg, "decode_jpeg", timed("decode", simplejpeg.decode_jpeg)), \
             mock.patch.object(galaxyzoo, "read_rgb", timed("read_rgb", galaxyzoo.read_rgb)), \
             mock.patch.object(Image, "fromarray", timed("fromarray", Image.fromarray)), \
             mock.patch.object(Image.Image, "resize", timed("resize", Image.Image.resize)):
         t = time.perf_counter()
-        for start in range(0, len(cat), FETCH_ROWS):
-            _fetch_prepare(cat[start:start + FETCH_ROWS], src, step, size, None)
+        decode_only(cat, image_dir, size, fast, workers=1)
         total = time.perf_counter() - t
     per = 1e6 / len(cat)
     parts = [("JPEG decode (simplejpeg, libjpeg-turbo)", spent["decode"] * per),

@@ -3,7 +3,13 @@
 import pytest
 from astropy.table import Table
 
-from benchmarks.__main__ import _write_block, decode_only, end_to_end, profile_model
+from benchmarks.__main__ import (
+    _write_block,
+    decode_only,
+    end_to_end,
+    profile_decode,
+    profile_model,
+)
 
 
 def test_write_block_replaces_only_the_marked_text(tmp_path):
@@ -47,3 +53,15 @@ def test_end_to_end_failure_shows_the_childs_error(tmp_path, image_dir):
     # On a device machine only the benchmark's output comes back: it must carry the reason.
     with pytest.raises(RuntimeError, match="no-such-model"):
         end_to_end(Table({"GalaxyID": [1]}), image_dir, tmp_path / "no-such-model.amz", "onnx")
+
+
+def test_profile_decode_times_every_part(tmp_path):
+    from PIL import Image
+
+    from conftest import make_galaxy_image
+
+    for i in range(1, 4):
+        Image.fromarray(make_galaxy_image(128, seed=i)).save(tmp_path / f"{i}.jpg")
+    parts = dict(profile_decode(Table({"GalaxyID": [1, 2, 3] * 50}), tmp_path, 32))
+    assert len(parts) == 5 and all(us > 0 for us in parts.values())
+    assert parts["JPEG decode (simplejpeg, libjpeg-turbo)"] > 0.5  # the wrapper saw the calls
