@@ -99,8 +99,12 @@ def classify(table: Table | str | os.PathLike, source: str = "galaxyzoo",
     if journal_dir is not None:
         from .journal import Journal, table_fingerprint
 
+        # Everything that changes a row's result: resuming under another backend or device
+        # would mix two models' arithmetic in one output.
         signature = {"input": table_fingerprint(table), "model": clf.sha256,
-                     "model_name": clf.name, "source": source, "centring": centring,
+                     "model_name": clf.name, "backend": getattr(clf, "backend", backend),
+                     "device": device, "batch_size": batch_size, "source": source,
+                     "centring": centring,
                      "centring_options": centring_options or {}, "chunk_size": chunk_size,
                      "prefix": prefix, "fast_decode": fast_decode,
                      "source_options": {k: str(v) for k, v in sorted(source_options.items())}}

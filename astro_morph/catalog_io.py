@@ -17,7 +17,7 @@ from astropy.table import Table
 
 from .errors import UserError
 
-__all__ = ["FORMATS", "guess_format", "read_catalog", "write_catalog"]
+__all__ = ["FORMATS", "check_writable", "guess_format", "read_catalog", "write_catalog"]
 
 #: File suffix -> astropy format name.
 FORMATS = {
@@ -31,8 +31,13 @@ SHORT_NAMES = {"fits": "fits", "ecsv": "ascii.ecsv", "csv": "ascii.csv",
                "votable": "votable", "parquet": "parquet"}
 
 
-def guess_format(path: str | os.PathLike, fmt: str | None = None) -> str:
-    """The astropy format for ``path`` from ``fmt`` (short name) or the file suffix."""
+def guess_format(path: str | os.PathLike, fmt: str | None = None,
+                 option: str = "--format") -> str:
+    """The astropy format for ``path`` from ``fmt`` (short name) or the file suffix.
+
+    ``option`` is the CLI option that sets ``fmt``, named in the error (``--format`` for an
+    input catalog, ``--output-format`` for an output).
+    """
     if fmt:
         if fmt.lower() not in SHORT_NAMES:
             raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(SHORT_NAMES)}")
@@ -42,7 +47,7 @@ def guess_format(path: str | os.PathLike, fmt: str | None = None) -> str:
         if name.endswith(suffix):
             return FORMATS[suffix]
     raise UserError(f"{path}: cannot tell the format from the suffix; use one of "
-                    f"{', '.join(sorted(FORMATS))} or pass --format")
+                    f"{', '.join(sorted(FORMATS))} or pass {option}")
 
 
 def read_catalog(path: str | os.PathLike, fmt: str | None = None) -> Table:
@@ -61,14 +66,38 @@ def read_catalog(path: str | os.PathLike, fmt: str | None = None) -> Table:
     except Exception as exc:  # astropy raises many types for a bad file
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"cannot read catalog {p} as {astropy_fmt}: {reason}") from None
+    if table.colnames and table.colnames[0].startswith("\ufeff"):
+        # A CSV saved by Excel starts with a UTF-8 byte-order mark, which astropy keeps in
+        # the first column's name: `--id-column OBJID` must still find it.
+        table.rename_column(table.colnames[0], table.colnames[0].lstrip("\ufeff"))
     return table
+
+
+def check_writable(table: Table, path: str | os.PathLike, fmt: str | None = None) -> None:
+    """Refuse, before a run, a table the output format cannot store.
+
+    FITS holds ASCII text only: a non-ASCII id or name would otherwise fail the final write
+    after the whole catalog was classified. The error names the column and row.
+    """
+    if guess_format(path, fmt, "--output-format") != "fits":
+        return
+    for name in table.colnames:
+        col = table[name]
+        if col.dtype.kind not in "UO":
+            continue
+        for row, value in enumerate(col.tolist() if col.dtype.kind == "O" else col):
+            if isinstance(value, str) and not value.isascii():
+                raise UserError(
+                    f"column {name!r} row {row} holds non-ASCII text ({value[:30]!r}), which "
+                    f"FITS cannot store; write ECSV, VOTable or Parquet instead "
+                    f"(-o {Path(path).stem.removesuffix('.fits')}.ecsv)")
 
 
 def write_catalog(table: Table, path: str | os.PathLike, fmt: str | None = None,
                   overwrite: bool = False) -> Path:
     """Write ``table`` atomically; an existing file is replaced only with ``overwrite``."""
     p = Path(path)
-    astropy_fmt = guess_format(p, fmt)
+    astropy_fmt = guess_format(p, fmt, "--output-format")
     if p.exists() and not overwrite:
         raise UserError(f"output {p} exists; pass --overwrite to replace it")
     if not p.parent.is_dir():
@@ -83,17 +112,49 @@ def write_catalog(table: Table, path: str | os.PathLike, fmt: str | None = None,
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            table.write(tmp, format=astropy_fmt, overwrite=True)
+            if astropy_fmt == "votable":
+                _write_votable(table, tmp)
+            else:
+                table.write(tmp, format=astropy_fmt, overwrite=True)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, p)
     except OSError as exc:
         _remove(tmp)
         raise UserError(f"cannot write {p}: {exc.strerror or exc}") from None
+    except (UnicodeError, ValueError, TypeError) as exc:  # a value the format cannot hold
+        _remove(tmp)
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot write {p} as {astropy_fmt}: {reason[:200]}") from None
     except BaseException:
         _remove(tmp)
         raise
     return p
+
+
+def _write_votable(table: Table, path: str) -> None:
+    """VOTable with the table meta as ``INFO`` elements of the resource (astropy's writer
+    drops ``meta``): provenance keywords by name, ``comments`` (the flag bits) as
+    ``INFO name="comment"``, each with its own ID."""
+    from astropy.io.votable import from_table
+    from astropy.io.votable.tree import Info
+
+    vot = from_table(table)
+    infos = vot.resources[0].infos
+    for key, value in table.meta.items():
+        if key == "comments":
+            for i, v in enumerate(value if isinstance(value, list) else [value]):
+                infos.append(Info(ID=f"comment_{i + 1}", name="comment", value=str(v)))
+        elif isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            infos.append(Info(ID=_xml_id(str(key)), name=str(key), value=str(value)))
+    vot.to_xml(path)
+
+
+def _xml_id(key: str) -> str:
+    import re
+
+    ident = re.sub(r"[^A-Za-z0-9_.-]", "_", key)
+    return ident if ident[:1].isalpha() or ident[:1] == "_" else f"_{ident}"
 
 
 @functools.cache

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from .errors import UserError
+from .errors import EXIT_INTERRUPTED, EXIT_NOTHING_CLASSIFIED, ExitStatus, UserError
 
 MAX_ROW_WARNINGS = 10
 
@@ -72,6 +72,10 @@ def default_output(path: Path) -> Path:
               "astropy's cache dir).")
 @click.option("--offline", is_flag=True,
               help="Network sources use the cache only; uncached rows are flagged.")
+@click.option("--retries", type=click.IntRange(0, 20),
+              help="Network sources: attempts after the first per request (default 4).")
+@click.option("--timeout", type=click.FloatRange(0, min_open=True),
+              help="Network sources: seconds to wait for a response (default 30).")
 @click.option("--model", help="Registered model name or model file (.amz).")
 @click.option("--backend", type=click.Choice(["onnx", "torch"]), default="onnx",
               show_default=True)
@@ -107,7 +111,8 @@ def classify(catalog: Path, output: Path | None, source: str, image_dir: Path | 
              id_column: str, path_column: str | None, images: tuple[Path, ...],
              ra_column: str, dec_column: str, size_column: str | None,
              size_arcsec: float | None, pixels: int | None, cache_dir: Path | None,
-             offline: bool, model: str | None, backend: str,
+             offline: bool, retries: int | None, timeout: float | None,
+             model: str | None, backend: str,
              device: str, batch_size: int, chunk_size: int, centring: str,
              crop_fraction: float | None, prefix: str, in_format: str | None,
              output_format: str | None, overwrite: bool, workers: int | None,
@@ -115,14 +120,17 @@ def classify(catalog: Path, output: Path | None, source: str, image_dir: Path | 
              dask_address: str | None,
              partition_rows: int | None) -> None:
     """Classify every row of CATALOG and write it with morphology columns."""
-    from .api import classify as classify_api
-    from .catalog_io import guess_format, read_catalog, write_catalog
+    import numpy as np
+
+    from .catalog_io import check_writable, guess_format, read_catalog, write_catalog
+    from .journal import OutputLock, remove_stale_temps
 
     output = output or default_output(catalog)
     journal = output.with_name(output.name + ".partial")
-    if output.resolve() == catalog.resolve() and not overwrite:
-        raise UserError(f"output {output} is the input catalog; pass --overwrite to replace it")
-    guess_format(output, output_format)  # fail before the run, not after it
+    if output.resolve() == catalog.resolve():
+        raise UserError(f"output {output} is the input catalog, which astromorph never "
+                        f"modifies; choose another -o")
+    guess_format(output, output_format, "--output-format")  # fail before the run, not after
     if not output.parent.is_dir():
         raise UserError(f"output directory does not exist: {output.parent}")
     if not os.access(output.parent, os.W_OK):
@@ -132,6 +140,7 @@ def classify(catalog: Path, output: Path | None, source: str, image_dir: Path | 
     table = read_catalog(catalog, in_format)
     if len(table) == 0:
         raise UserError(f"catalog {catalog} has no rows")
+    check_writable(table, output, output_format)
     options = dict(
         source=source, centring=centring,
         centring_options={"crop_fraction": crop_fraction} if crop_fraction else None,
@@ -141,42 +150,77 @@ def classify(catalog: Path, output: Path | None, source: str, image_dir: Path | 
         size_column=size_column, size_arcsec=size_arcsec, offline=offline,
         **({"pixels": pixels} if pixels else {}),
         **({"cache_dir": cache_dir} if cache_dir else {}),
+        **({"retries": retries} if retries is not None else {}),
+        **({"timeout": timeout} if timeout is not None else {}),
     )
     handler = _RowWarnings()
     logging.getLogger("astro_morph").addHandler(handler)
+    # One run per output: a second one would share the journal and the temp-file names.
+    lock = OutputLock(output).acquire()
     try:
-        if dask_address:
-            if resume:
-                raise UserError("--resume is for single-process runs; a --dask run is cut "
-                                "into independent partitions: rerun it whole")
-            from .scaleout import classify_dask, connect
-
-            client = connect(dask_address)
-            try:
-                out = classify_dask(table, client, model=model, backend=backend,
-                                    device=device, batch_size=batch_size,
-                                    chunk_size=chunk_size, partition_rows=partition_rows,
-                                    progress=progress, **options)
-            finally:
-                cluster = getattr(client, "cluster", None)
-                client.close()
-                if dask_address.startswith("local") and cluster is not None:
-                    cluster.close()
-        else:
-            out = classify_api(
-                table, model=model, backend=backend, device=device, batch_size=batch_size,
-                chunk_size=chunk_size, progress=progress, journal_dir=journal, resume=resume,
-                **options)
+        for stale in remove_stale_temps(output):
+            click.echo(f"note: removed {stale.name}, left by an interrupted write", err=True)
+        if journal.exists() and overwrite and not resume and not dask_address:
+            shutil.rmtree(journal, ignore_errors=True)
+            click.echo(f"note: --overwrite without --resume: starting afresh (removed the "
+                       f"unfinished run in {journal})", err=True)
+        try:
+            out = _run_classify(table, model, backend, device, batch_size, chunk_size,
+                                progress, journal, resume, dask_address, partition_rows,
+                                options)
+        except KeyboardInterrupt:
+            kept = (f"; the finished chunks are kept in {journal}: rerun the same command "
+                    f"with --resume to continue" if journal.is_dir() and any(journal.iterdir())
+                    else "")
+            raise ExitStatus(f"Interrupted{kept}", EXIT_INTERRUPTED) from None
+        try:
+            write_catalog(out, output, output_format, overwrite=overwrite)
+        except UserError as exc:
+            if journal.is_dir():
+                raise UserError(f"{exc}; the classified rows are kept in {journal}: fix the "
+                                f"cause and rerun the same command with --resume") from None
+            raise
+        shutil.rmtree(journal, ignore_errors=True)
     finally:
+        lock.release()
         logging.getLogger("astro_morph").removeHandler(handler)
-    write_catalog(out, output, output_format, overwrite=overwrite)
-    shutil.rmtree(journal, ignore_errors=True)
     flags = out[f"{prefix}flags"]
     n_flagged = int((flags != 0).sum())
     if handler.count > MAX_ROW_WARNINGS:
         click.echo(f"warning: ... {handler.count - MAX_ROW_WARNINGS} more flagged rows", err=True)
     click.echo(f"wrote {output}: {len(out)} rows, {len(out) - n_flagged} classified cleanly, "
                f"{n_flagged} flagged", err=True)
+    n_labelled = int((~np.ma.getmaskarray(out[f"{prefix}label"])).sum())
+    if n_labelled == 0:
+        raise ExitStatus(f"no row was classified (all {len(out)} flagged; see {prefix}flags); "
+                         f"the output is written, the exit status says so",
+                         EXIT_NOTHING_CLASSIFIED)
+
+
+def _run_classify(table, model, backend, device, batch_size, chunk_size, progress, journal,
+                  resume, dask_address, partition_rows, options):
+    """The run itself: single process (with the resume journal) or Dask partitions."""
+    from .api import classify as classify_api
+
+    if not dask_address:
+        return classify_api(table, model=model, backend=backend, device=device,
+                            batch_size=batch_size, chunk_size=chunk_size, progress=progress,
+                            journal_dir=journal, resume=resume, **options)
+    if resume:
+        raise UserError("--resume is for single-process runs; a --dask run is cut "
+                        "into independent partitions: rerun it whole")
+    from .scaleout import classify_dask, connect
+
+    client = connect(dask_address)
+    try:
+        return classify_dask(table, client, model=model, backend=backend, device=device,
+                             batch_size=batch_size, chunk_size=chunk_size,
+                             partition_rows=partition_rows, progress=progress, **options)
+    finally:
+        cluster = getattr(client, "cluster", None)
+        client.close()
+        if dask_address.startswith("local") and cluster is not None:
+            cluster.close()
 
 
 @cli.command()
@@ -294,11 +338,12 @@ def export_onnx_cmd(model: Path, output: Path, overwrite: bool) -> None:
 @click.option("--limit", type=click.IntRange(1), help="Use at most N images per split.")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint.")
 @click.option("--name", help="Model name recorded in outputs (default: file stem).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing model file.")
 def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
           resolution: int | None, classes: str | None, epochs: int, batch_size: int,
           lr: float, schedule: str, class_weighting: str, seed: int, device: str,
           init_model: str | None, freeze_backbone: bool, limit: int | None, resume: bool,
-          name: str | None) -> None:
+          name: str | None, overwrite: bool) -> None:
     """Train a classifier on LABELS (a table with id, label and split columns)."""
     from .models.registry import model_path
     from .training.train import TrainConfig
@@ -314,7 +359,7 @@ def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
         class_weighting=class_weighting, seed=seed, device=device, init=init_model,
         freeze_backbone=freeze_backbone, limit=limit, name=name,
     )
-    result = train_api(cfg, resume=resume)
+    result = train_api(cfg, resume=resume, overwrite=overwrite)
     val = result["val"]
     click.echo(f"wrote {output} (sha256 {result['sha256']}): best epoch "
                f"{result['best_epoch'] + 1}, val accuracy {val['accuracy']:.4f}, weighted F1 "
@@ -555,4 +600,4 @@ def main() -> None:
         sys.exit(1)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)

@@ -58,8 +58,9 @@ def add_columns(table: Table, class_names: list[str], probs: np.ndarray, flags: 
     cols = [MaskedColumn(labels, name=f"{prefix}label", mask=~ok,
                          description="most probable morphology class (masked: see flags)")]
     for k, cname in enumerate(class_names):
+        # No unit: a probability is a pure number, and an empty unit string ('' in VOTable
+        # and ECSV, from dimensionless_unscaled) reads as "unit unknown" in some tools.
         cols.append(Column(probs[:, k].astype(np.float32), name=f"{prefix}prob_{_safe(cname)}",
-                           unit=u.dimensionless_unscaled,
                            description=f"calibrated probability of class {cname}"))
     cols.append(Column(flags.astype(np.int32), name=f"{prefix}flags",
                        description=flags_column_description()))

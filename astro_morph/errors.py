@@ -5,7 +5,12 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["AstroMorphError", "UserError", "suggest_names"]
+import click
+
+__all__ = ["AstroMorphError", "ExitStatus", "UserError", "suggest_names"]
+
+#: Exit statuses of the ``astromorph`` command (docs/cli.md).
+EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE, EXIT_NOTHING_CLASSIFIED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 class AstroMorphError(Exception):
@@ -14,6 +19,20 @@ class AstroMorphError(Exception):
 
 class UserError(AstroMorphError):
     """Bad input from the user: a file, row, column or option. Shown as one line."""
+
+
+class ExitStatus(click.ClickException):
+    """End the command with status ``code`` after printing the message as one line (the
+    output, if any, is already written): no row could be classified, or an interrupted run.
+    A click exception, so ``astromorph`` and click's test runner both exit with ``code``."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.exit_code = code
+
+    def show(self, file=None) -> None:
+        prefix = "" if self.exit_code == EXIT_INTERRUPTED else "Error: "
+        click.echo(f"{prefix}{self.format_message()}", err=True, file=file)
 
 
 def suggest_names(name: str, candidates: Iterable[str]) -> str:

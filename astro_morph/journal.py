@@ -20,7 +20,7 @@ import numpy as np
 from .catalog_io import atomic_write_bytes
 from .errors import UserError
 
-__all__ = ["Journal", "table_fingerprint"]
+__all__ = ["Journal", "OutputLock", "remove_stale_temps", "table_fingerprint"]
 
 
 def table_fingerprint(table) -> str:
@@ -45,17 +45,24 @@ class Journal:
         self.signature = signature
         run_file = self.dir / "run.json"
         if self.dir.exists():
-            old = json.loads(run_file.read_text()) if run_file.is_file() else None
+            try:
+                old = json.loads(run_file.read_text()) if run_file.is_file() else None
+            except (OSError, ValueError):
+                old = None  # a damaged run.json: the run cannot be matched, so not resumed
             if not resume:
                 raise UserError(f"{self.dir} holds an unfinished run; pass --resume to continue "
-                                f"it or delete the folder to start again")
+                                f"it, or --overwrite to start again")
             if old != signature:
                 changed = sorted(k for k in signature if (old or {}).get(k) != signature[k])
                 raise UserError(f"cannot resume from {self.dir}: the run differs in "
                                 f"{', '.join(changed) or 'its settings'}")
         else:
-            self.dir.mkdir(parents=True)
-            atomic_write_bytes(run_file, json.dumps(signature, sort_keys=True).encode())
+            try:
+                self.dir.mkdir(parents=True)
+                atomic_write_bytes(run_file, json.dumps(signature, sort_keys=True).encode())
+            except OSError as exc:
+                raise UserError(f"cannot write the resume journal {self.dir}: "
+                                f"{exc.strerror or exc}") from None
 
     def load(self, start: int) -> dict[str, np.ndarray] | None:
         """A finished chunk's arrays and messages, or ``None``."""
@@ -66,11 +73,104 @@ class Journal:
             return {k: z[k] for k in z.files}
 
     def save(self, start: int, **arrays: np.ndarray) -> None:
+        """Store one finished chunk; a full disk or a read-only folder is a one-line error
+        that says the chunks saved so far are kept for ``--resume``."""
         import io
 
         buf = io.BytesIO()
         np.savez(buf, **arrays)
-        atomic_write_bytes(self.dir / f"chunk-{start:012d}.npz", buf.getvalue())
+        try:
+            atomic_write_bytes(self.dir / f"chunk-{start:012d}.npz", buf.getvalue())
+        except OSError as exc:
+            raise UserError(f"cannot write the resume journal {self.dir}: "
+                            f"{exc.strerror or exc}; the chunks finished so far are kept: "
+                            f"free the space or fix the folder, then rerun with --resume") \
+                from None
 
     def remove(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class OutputLock:
+    """An exclusive lock on one output path, held for a whole run.
+
+    Two runs writing the same output would share one journal and one temp-file pattern; the
+    second gets a one-line error naming the first's pid. ``flock`` locks end with their
+    process, so a killed run leaves no lock behind (only the small lock file, reused).
+    """
+
+    def __init__(self, output: str | os.PathLike) -> None:
+        out = Path(output)
+        self.path = out.with_name(f".{out.name}.lock")
+        self.output = out
+        self._fd: int | None = None
+
+    def acquire(self) -> OutputLock:
+        import fcntl
+
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise UserError(f"cannot lock {self.output}: {exc.strerror or exc}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                try:
+                    pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                finally:
+                    os.close(fd)
+                raise UserError(f"another run is writing {self.output} (pid {pid}); wait for "
+                                f"it or choose another -o") from None
+            try:  # the holder may have unlinked the file between our open and flock
+                if os.fstat(fd).st_ino == os.stat(self.path).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        # Unlink while still holding the lock; a run that opened the old file meanwhile
+        # gets the lock on an unlinked inode, which only it and this run ever saw.
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError:
+            pass
+        os.close(self._fd)
+        self._fd = None
+
+    def __enter__(self) -> OutputLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def remove_stale_temps(output: str | os.PathLike) -> list[Path]:
+    """Delete temp files a killed final write left beside ``output`` (``.<name>.XXXXXXXX<sfx>``,
+    the pattern of :func:`astro_morph.catalog_io.write_catalog`). Call with the output's
+    :class:`OutputLock` held, so no live write is touched. Returns what was removed."""
+    import re
+
+    out = Path(output)
+    suffix = "".join(out.suffixes[-2:]) if out.name.lower().endswith(".fits.gz") else out.suffix
+    pattern = re.compile(rf"^\.{re.escape(out.name)}\.[A-Za-z0-9_]{{8}}{re.escape(suffix)}$")
+    removed = []
+    try:
+        entries = list(out.parent.iterdir())
+    except OSError:
+        return removed
+    for p in entries:
+        if pattern.match(p.name) and p.is_file():
+            try:
+                p.unlink()
+                removed.append(p)
+            except OSError:
+                pass
+    return removed

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
+from astro_morph.catalog_io import read_catalog
 from astro_morph.flags import describe_flags
 
 
@@ -30,6 +32,12 @@ class Case:
     expect_exit: int
     expect: str | list[int]  # error substring, or morph_flags per row
     patch: Callable | None = None  # applied (with a MonkeyPatch) around the run
+    command: str = "classify"
+    group: str = "catalogs and images"
+
+
+#: What a setup may need beyond its folders: the model file under test (set by run_case).
+CTX: dict = {}
 
 
 @dataclass
@@ -132,6 +140,172 @@ def _image(name: str, mode: str, size=(64, 64)):
     return setup
 
 
+def _paths(paths: list[str], name: str = "cat.ecsv"):
+    def setup(work: Path, images: Path) -> list[str]:
+        # ECSV keeps a NUL byte inside a string (FITS and Parquet cut the value there).
+        return [str(_cat(work, Table({"path": paths}), name)), "--path-column", "path"]
+    return setup
+
+
+def _links(work: Path, images: Path) -> list[str]:
+    import os
+
+    os.symlink("/etc/passwd", images / "7.jpg")
+    os.symlink("/dev/zero", images / "8.jpg")
+    os.mkfifo(images / "9.jpg")
+    os.symlink(images / "1.jpg", images / "10.jpg")  # a link inside the folder is fine
+    return _ids(work, [1, 7, 8, 9, 10])
+
+
+def _bom_csv(work: Path, images: Path) -> list[str]:
+    (work / "cat.csv").write_text("GalaxyID,mag\n1,17.2\n2,16.9\n", encoding="utf-8-sig")
+    return [str(work / "cat.csv")]
+
+
+def _non_ascii(work: Path, images: Path) -> list[str]:
+    return [str(_cat(work, Table({"GalaxyID": ["1", "NGC 4486 \u2013 M87"]}), "cat.ecsv"))]
+
+
+def _same_as_input(work: Path, images: Path) -> list[str]:
+    cat = _ids(work, [1])[0]
+    return [cat, "-o", cat, "--overwrite"]
+
+
+def _stale_journal(overwrite: bool):
+    def setup(work: Path, images: Path) -> list[str]:
+        (work / "out.fits.partial").mkdir()
+        (work / "out.fits.partial" / "run.json").write_text('{"input": "another run"}')
+        return _ids(work, [1, 2]) + (["--overwrite"] if overwrite else [])
+    return setup
+
+
+def _stale_temp(work: Path, images: Path) -> list[str]:
+    (work / ".out.fits.k3x9_q2z.fits").write_bytes(b"half a FITS file")
+    return _ids(work, [1, 2])
+
+
+def _model_dir(work: Path, **changes) -> Path:
+    import json
+    import zipfile
+
+    d = work / "model"
+    with zipfile.ZipFile(CTX["model"]) as zf:
+        zf.extractall(d)
+    cfg = json.loads((d / "config.json").read_text())
+    cfg.update(changes)
+    (d / "config.json").write_text(json.dumps(cfg))
+    return d
+
+
+def _model(damage: str | None = None, **changes):
+    def setup(work: Path, images: Path) -> list[str]:
+        d = _model_dir(work, **changes)
+        if damage == "weights":
+            (d / "model.onnx").unlink()  # the ONNX graph must then be exported from them
+            (d / "weights.safetensors").write_bytes(b"\x40\x00\x00\x00\x00\x00\x00\x00{bad")
+        elif damage == "onnx":
+            (d / "model.onnx").write_bytes(b"\x08\x07" + b"not a graph" * 20)
+        return _ids(work, [1, 2]) + ["--model", str(d)]
+    return setup
+
+
+def _zip_bomb(work: Path, images: Path) -> list[str]:
+    import zipfile
+
+    path = work / "bomb.amz"
+    with zipfile.ZipFile(CTX["model"]) as src, \
+            zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        zf.writestr("config.json", src.read("config.json"))
+        with zf.open("weights.safetensors", "w") as fh:  # 1 GiB of zeros, ~1 MB on disk
+            chunk = bytes(1 << 20)
+            for _ in range(1024):
+                fh.write(chunk)
+    return _ids(work, [1, 2]) + ["--model", str(path)]
+
+
+def _journal_fault(err: int, after: int):
+    """Chunk files of the resume journal fail with ``err`` once ``after`` were written."""
+    def patch(monkeypatch) -> None:
+        from astro_morph import journal
+
+        real = journal.atomic_write_bytes
+        written = []
+
+        def write(path, data):
+            if Path(path).name.startswith("chunk-"):
+                if len(written) >= after:
+                    raise OSError(err, os.strerror(err))
+                written.append(path)
+            return real(path, data)
+
+        monkeypatch.setattr(journal, "atomic_write_bytes", write)
+    return patch
+
+
+def _locked(work: Path, images: Path) -> list[str]:
+    from astro_morph.journal import OutputLock
+
+    lock = OutputLock(work / "out.fits").acquire()  # as a first run would hold it
+    CTX.setdefault("cleanup", []).append(lock.release)
+    return _ids(work, [1, 2])
+
+
+def _interrupt_after(chunks: int):
+    def patch(monkeypatch) -> None:
+        from astro_morph import pipeline
+
+        real = pipeline._classify_chunk
+        done = []
+
+        def classify_then_interrupt(*args, **kwargs):
+            if len(done) >= chunks:
+                raise KeyboardInterrupt
+            done.append(1)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(pipeline, "_classify_chunk", classify_then_interrupt)
+    return patch
+
+
+def _resume_other_backend(work: Path, images: Path) -> list[str]:
+    args = _ids(work, [1, 2, 3]) + ["-o", str(work / "out.fits"), "--image-dir", str(images),
+                                    "--model", str(CTX["model"]), "--no-progress",
+                                    "--chunk-size", "1"]
+    code, _ = _invoke(["classify", *args, "--backend", "torch"], _interrupt_after(1),
+                      CTX["monkeypatch"])
+    assert code == 130 and (work / "out.fits.partial").is_dir()
+    return args + ["--resume", "--backend", "onnx"]
+
+
+def _no_skimage(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "skimage", None)  # import skimage -> ImportError
+
+
+def _network_down(work: Path, images: Path) -> list[str]:
+    rng = np.random.default_rng(0)
+    cat = _cat(work, Table({"RA": rng.uniform(150, 151, 200), "DEC": rng.uniform(1, 2, 200)}))
+    return [str(cat), "--source", "sdss", "--cache-dir", str(work / "cache")]
+
+
+def _refused_port(monkeypatch) -> None:
+    from astro_morph.sources import sdss
+
+    # Nothing listens on port 9 here: every connect is refused at once, as with no network.
+    monkeypatch.setattr(sdss, "SKYSERVER_CUTOUT_URL", "http://127.0.0.1:9/getjpeg")
+
+
+def _labels(work: Path, images: Path, classes: str | None = None,
+            existing: bool = False) -> list[str]:
+    labels = work / "labels.csv"
+    labels.write_text("OBJID,label,split\n1,spiral,train\n2,elliptical,train\n"
+                      "3,spiral,val\n")
+    out = work / "m.amz"
+    if existing:
+        out.write_bytes(b"a model someone trained for a week")
+    args = [str(labels), "--image-dir", str(images), "-o", str(out), "--epochs", "1"]
+    return args + (["--classes", classes] if classes else [])
+
+
 CASES: list[Case] = [
     Case("0-byte catalog", _zero_bytes, 1, "is empty (0 bytes)"),
     Case("truncated FITS catalog", _truncated, 1, "cannot read catalog"),
@@ -139,8 +313,11 @@ CASES: list[Case] = [
     Case("misspelled id column", lambda w, i: [str(_cat(w, Table({"GalaxyId": [1]})))], 1,
          "did you mean 'GalaxyId'?"),
     Case("empty catalog (0 rows)", lambda w, i: _ids(w, np.zeros(0, int)), 1, "has no rows"),
+    Case("CSV with a UTF-8 byte-order mark (Excel)", _bom_csv, 0, [0, 0]),
+    Case("non-ASCII id, FITS output", _non_ascii, 1, "which FITS cannot store"),
     Case("duplicate ids", lambda w, i: _ids(w, [1, 1, 2]), 0, [0, 0, 0]),
     Case("missing image", lambda w, i: _ids(w, [1, 404]), 0, [0, 1]),
+    Case("every row flagged (wrong --image-dir)", lambda w, i: _ids(w, [404, 405]), 3, [1, 1]),
     Case("corrupt JPEG", _corrupt, 0, [2, 0]),
     Case("greyscale JPEG", _image("20.jpg", "L"), 0, [0, 0]),
     Case("CMYK JPEG", _image("21.jpg", "CMYK"), 0, [0, 0]),
@@ -149,6 +326,10 @@ CASES: list[Case] = [
     Case("path column outside --image-dir", lambda w, i: [
         str(_cat(w, Table({"path": ["1.jpg", "../../etc/passwd", "/etc/hostname"]}))),
         "--path-column", "path"], 0, [0, 8, 8]),
+    Case("NUL byte and a 5,000-character name in the path column",
+         _paths(["1.jpg", "2\0.jpg", "x" * 5000 + ".jpg"]), 0, [0, 4, 4]),
+    Case("id mode: symlinks to /etc/passwd and /dev/zero, a FIFO, a link inside the folder",
+         _links, 0, [0, 8, 8, 8, 0]),
     Case("masked id", lambda w, i: [str(_cat(w, Table(
         {"GalaxyID": np.ma.array([1, 0], mask=[False, True])})))], 0, [0, 4]),
     Case("NaN and out-of-range RA/Dec", lambda w, i: _coords(
@@ -158,52 +339,127 @@ CASES: list[Case] = [
         0, [0, 0, 16]),
     Case("position outside the mosaic", lambda w, i: _coords(w, [150.0, 151.0], [2.0, 2.0]),
          0, [0, 32]),
+    Case("--centring recentre without scikit-image", lambda w, i: _ids(w, [1]) + [
+        "--centring", "recentre"], 1, "needs scikit-image", patch=_no_skimage),
+    # Options and outputs
+    Case("-o naming the input catalog (even with --overwrite)", _same_as_input, 1,
+         "never modifies", group="options and outputs"),
+    Case("unknown output suffix", lambda w, i: _ids(w, [1]) + ["-o", str(w / "out.txt")], 1,
+         "or pass --output-format", group="options and outputs"),
+    Case("unfinished run in <out>.partial, rerun without --resume", _stale_journal(False), 1,
+         "holds an unfinished run", group="options and outputs"),
+    Case("unfinished run in <out>.partial, rerun with --overwrite", _stale_journal(True), 0,
+         [0, 0], group="options and outputs"),
+    Case("temp file left by a killed final write", _stale_temp, 0, [0, 0],
+         group="options and outputs"),
+    # Model files
+    Case("damaged weights.safetensors (no ONNX graph)", _model("weights"), 1,
+         "weights.safetensors is damaged", group="model files"),
+    Case("damaged model.onnx", _model("onnx"), 1, "model.onnx cannot be loaded",
+         group="model files"),
+    Case("unknown architecture key", _model(arch={"name": "x", "blocks": [], "wings": 2}), 1,
+         "arch is not a valid architecture", group="model files"),
+    Case("input_size not an integer", _model(input_size="55"), 1,
+         "input_size must be an integer", group="model files"),
+    Case("input_size 100000", _model(input_size=100000), 1, "is outside 8-1024 pixels",
+         group="model files"),
+    Case("class count differs from the ONNX output", _model(class_names=["a", "b", "c"]), 1,
+         "gives 5 probabilities but config.json names 3 classes", group="model files"),
+    Case("duplicate class names", _model(class_names=["a", "b", "a", "c", "d"]), 1,
+         "repeats class names a", group="model files"),
+    Case("zip member that inflates to 1 GiB", _zip_bomb, 1, "over the 512 MiB limit",
+         group="model files"),
+    # Storage faults
     Case("unwritable output directory", lambda w, i: _ids(w, [1]) + [
         "-o", str(w / "no" / "such" / "dir" / "out.fits")], 1,
-        "output directory does not exist"),
+        "output directory does not exist", group="storage faults"),
     Case("disk full while writing", _with_previous_output, 1, "No space left on device",
-         patch=_disk_full),
+         patch=_disk_full, group="storage faults"),
+    Case("disk full while writing the resume journal",
+         lambda w, i: _ids(w, [1, 2, 3]) + ["--chunk-size", "1"], 1, "No space left on device",
+         patch=_journal_fault(errno.ENOSPC, 1), group="storage faults"),
+    Case("journal folder turned read-only mid-run",
+         lambda w, i: _ids(w, [1, 2, 3]) + ["--chunk-size", "1"], 1, "Read-only file system",
+         patch=_journal_fault(errno.EROFS, 2), group="storage faults"),
+    # Concurrency and interrupts
+    Case("a second run writing the same output", _locked, 1, "another run is writing",
+         group="concurrency and interrupts"),
+    Case("Ctrl-C during the run", lambda w, i: _ids(w, [1, 2, 3]) + ["--chunk-size", "1"], 130,
+         "rerun the same command with --resume", patch=_interrupt_after(1),
+         group="concurrency and interrupts"),
+    Case("--resume under another --backend", _resume_other_backend, 1,
+         "the run differs in backend", group="concurrency and interrupts"),
+    # Network
+    Case("network down: 200 rows through --source sdss", _network_down, 3, [512] * 200,
+         patch=_refused_port, group="network"),
+    # Training
+    Case("train onto an existing model file", lambda w, i: _labels(w, i, existing=True), 1,
+         "exists; pass --overwrite", command="train", group="train"),
+    Case("train --classes with a misspelled class",
+         lambda w, i: _labels(w, i, classes="spirall,elliptical"), 1,
+         "class 'spirall' (did you mean 'spiral'?) is not in the 'train' split",
+         command="train", group="train"),
 ]
 
 
 def run_case(case: Case, work: Path, images: Path, model: Path, monkeypatch) -> Observed:
     """Run one case through the console entry point in-process; capture what a user sees."""
+    CTX.clear()
+    CTX.update(model=model, monkeypatch=monkeypatch)
+    try:
+        args = case.setup(work, images)
+        if case.command == "classify":
+            if "-o" not in args:
+                args += ["-o", str(work / "out.fits")]
+            for option, value in (("--image-dir", str(images)), ("--model", str(model))):
+                if option not in args:
+                    args += [option, value]
+            args.append("--no-progress")
+        code, text = _invoke([case.command, *args], case.patch, monkeypatch)
+    finally:
+        for release in CTX.get("cleanup", []):
+            release()
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    flags = rows_in = None
+    out = work / "out.fits"
+    if case.command == "classify" and code in (0, 3) and out.is_file():
+        t = Table.read(out)
+        flags = [int(v) for v in t["morph_flags"]]
+        rows_in = len(read_catalog(args[0]))
+    message = lines[-1] if lines else ""
+    row_message = next((ln for ln in lines if ln.startswith(("warning: ", "note: "))), "")
+    return Observed(code, message, flags, rows_in, "Traceback" in text, row_message)
+
+
+def _invoke(argv: list[str], patch: Callable | None, monkeypatch) -> tuple[int, str]:
+    """``astromorph ARGV`` in this process: (exit status, stderr)."""
     from astro_morph import cli
 
-    args = case.setup(work, images)
-    if "-o" not in args:
-        args += ["-o", str(work / "out.fits")]
-    argv = ["astromorph", "classify", *args, "--image-dir", str(images), "--model", str(model),
-            "--no-progress"]
-    if case.patch:
-        case.patch(monkeypatch)
+    if patch:
+        patch(monkeypatch)
     err = io.StringIO()
     code = 0
     with monkeypatch.context() as m:
-        m.setattr(sys, "argv", argv)
+        m.setattr(sys, "argv", ["astromorph", *argv])
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
             try:
                 cli.main()
             except SystemExit as exc:
                 code = int(exc.code or 0)
     monkeypatch.undo()
-    text = err.getvalue()
-    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
-    flags = rows_in = None
-    out = work / "out.fits"
-    if code == 0 and out.is_file():
-        t = Table.read(out)
-        flags = [int(v) for v in t["morph_flags"]]
-        rows_in = len(Table.read(args[0]))
-    message = lines[-1] if lines else ""
-    row_message = next((ln for ln in lines if ln.startswith("warning: ")), "")
-    return Observed(code, message, flags, rows_in, "Traceback" in text, row_message)
+    return code, err.getvalue()
+
+
+EXIT_CODES = ("Exit status: 0 the output is written (flagged rows included); 1 a user error, "
+              "nothing written (an existing output is left as it was); 2 a usage error "
+              "(click); 3 the output is written but no row could be classified; 130 "
+              "interrupted (finished chunks kept for `--resume`).")
 
 
 def markdown(results: list[tuple[Case, Observed]]) -> str:
-    """The docs page: one row per case, with what the run did."""
+    """The docs page: one table per group, one row per case, with what the run did."""
     head = [
-        "# Bad input: what `astromorph classify` does",
+        "# Bad input: what `astromorph` does",
         "",
         "Generated by `tests/test_bad_input_matrix.py` from a real run of every case (see",
         "`tests/bad_input_matrix.py`); the test fails if this page and the behaviour differ.",
@@ -211,26 +467,50 @@ def markdown(results: list[tuple[Case, Observed]]) -> str:
         "(`--debug` shows one). Row problems never stop a run: the row keeps its place with",
         "`morph_flags` set (see `docs/columns.md`) and the rest of the catalog is classified.",
         "",
-        "| case | exit | rows in / out | morph_flags per row | what the user reads on stderr "
-        "(first row warning; last line) |",
-        "|---|---|---|---|---|",
+        EXIT_CODES,
     ]
+    groups: dict[str, list[tuple[Case, Observed]]] = {}
     for case, obs in results:
-        if obs.flags is not None:
-            names = ", ".join(
-                f"{f} ({'+'.join(describe_flags(f)) or 'ok'})" for f in obs.flags)
-            rows = f"{obs.rows_in} / {len(obs.flags)}"
-        else:
-            names, rows = "-", "none written (an existing output is left as it was)"
-        text = f"{obs.row_message}<br>{obs.message}" if obs.row_message else obs.message
-        msg = _scrub(text).replace("|", "\\|")
-        head.append(f"| {case.name} | {obs.exit} | {rows} | {names} | {msg} |")
+        groups.setdefault(case.group, []).append((case, obs))
+    for group, rows in groups.items():
+        command = rows[0][0].command
+        head += [
+            "",
+            f"## {group[0].upper() + group[1:]} (`astromorph {command}`)",
+            "",
+            "| case | exit | rows in / out | morph_flags per row | what the user reads on stderr "
+            "(first warning or note; last line) |",
+            "|---|---|---|---|---|",
+        ]
+        for case, obs in rows:
+            if obs.flags is not None:
+                names = _runs(obs.flags)
+                rows_io = f"{obs.rows_in} / {len(obs.flags)}"
+            else:
+                names, rows_io = "-", "none written"
+            text = f"{obs.row_message}<br>{obs.message}" if obs.row_message else obs.message
+            msg = _scrub(text).replace("|", "\\|")
+            head.append(f"| {case.name} | {obs.exit} | {rows_io} | {names} | {msg} |")
     return "\n".join(head) + "\n"
+
+
+def _runs(flags: list[int]) -> str:
+    """``0 (ok), 512 (DOWNLOAD_FAILED) x199``: flags per row, repeats counted."""
+    parts: list[list] = []
+    for f in flags:
+        if parts and parts[-1][0] == f:
+            parts[-1][1] += 1
+        else:
+            parts.append([f, 1])
+    return ", ".join(f"{f} ({'+'.join(describe_flags(f)) or 'ok'})" + (f" x{n}" if n > 1 else "")
+                     for f, n in parts)
 
 
 def _scrub(text: str) -> str:
     import re
 
-    # Temporary paths differ per run.
-    text = re.sub(r"(/private)?/tmp/\S*?/images\b", "IMAGES", text)
-    return re.sub(r"(/private)?/tmp/\S*?/(cat\.fits|out\.fits|no/such/dir)", r"WORK/\2", text)
+    # Temporary paths, pids and temp-file names differ per run.
+    text = re.sub(r"(/private)?/tmp/[^\s'\"]*?/case\d+/images\b", "IMAGES", text)
+    text = re.sub(r"(/private)?/tmp/[^\s'\"]*?/case\d+\b", "WORK", text)
+    text = re.sub(r"\(pid \d+\)", "(pid N)", text)
+    return re.sub(r"\.out\.fits\.\w{8}\.fits", ".out.fits.XXXXXXXX.fits", text)

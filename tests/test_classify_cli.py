@@ -1,3 +1,4 @@
+import warnings
 """``astromorph classify`` end to end, as a user runs it."""
 
 import os
@@ -114,7 +115,29 @@ def test_output_formats_and_torch_backend(tiny_model, image_dir, tmp_path, fmt):
 
         assert pq.read_table(out).column("morph_flags").to_pylist() == [0, 0]
     if fmt == "vot":  # Debian's STILTS 3.4 has no Parquet reader; pyarrow checks that one
+        _check_votable_provenance(out, tiny_model)
         assert stilts_rows(out) == 2
+    if fmt != "csv":  # a probability is a pure number: no unit, not an empty unit string
+        assert t["morph_prob_spiral"].unit is None
+
+
+def _check_votable_provenance(out, model):
+    """Provenance keywords and flag bits travel as INFO elements; the file is valid."""
+    import hashlib
+
+    from astropy.io.votable import parse
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any VOTable spec warning fails
+        vot = parse(out, verify="exception")
+    infos = {}
+    for info in vot.resources[0].infos:
+        infos.setdefault(info.name, []).append(info.value)
+    assert infos["MORPHSHA"] == [hashlib.sha256(model.read_bytes()).hexdigest()]
+    assert infos["MORPHBKD"] == ["torch"] and infos["MORPHCEN"] == ["recentre"]
+    assert "morph_flags bit 1: image missing" in infos["comment"]
+    field = {f.name: f for f in vot.get_first_table().fields}["morph_prob_spiral"]
+    assert field.unit is None
 
 
 @pytest.mark.parametrize("setup,args,message", [

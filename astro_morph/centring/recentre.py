@@ -116,6 +116,13 @@ class Recentre(CentreCrop):
         super().__init__(crop_fraction)
         self.max_offset_fraction = max_offset_fraction
         self.nsigma = nsigma
+        try:  # photutils deblends with scikit-image; say so before the run, not per row
+            import skimage  # noqa: F401
+        except ImportError:
+            from ..errors import UserError
+
+            raise UserError("--centring recentre needs scikit-image (photutils deblends "
+                            "with it): pip install scikit-image") from None
 
     def __call__(self, cutout: Cutout, size: int) -> Prepared:
         if cutout.image is None:
@@ -129,7 +136,13 @@ class Recentre(CentreCrop):
         # Offsets are measured from the catalog position when the source knows where it
         # falls in the cutout, else from the image centre.
         geometric = cutout.meta.get("position") or ((w - 1) / 2, (h - 1) / 2)
-        centre = find_centre(gray, nsigma=self.nsigma, reference=geometric)
+        try:
+            centre = find_centre(gray, nsigma=self.nsigma, reference=geometric)
+        except Exception as exc:  # photutils on a pathological image: the row, not the run
+            centre = None
+            message = f"{cutout.message}; " if cutout.message else ""
+            cutout = Cutout(cutout.image, cutout.flags, f"{message}re-centring failed: {exc}",
+                            cutout.pixel_scale, cutout.meta)
         if centre is None:
             flags |= MorphFlag.RECENTRE_FAILED
             dx = dy = 0.0

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import UserError
 from ..models.model_file import ModelBundle
 
 __all__ = ["OnnxClassifier", "cache_dir"]
@@ -32,6 +33,19 @@ def _cached_export(bundle: ModelBundle) -> bytes:
 
         cache_put(path, data)  # a read-only home only costs a re-export next time
     return data
+
+
+def _check_graph(session, bundle: ModelBundle) -> None:
+    """The graph must take ``images`` and give one probability per class in the config."""
+    inputs = [i.name for i in session.get_inputs()]
+    outputs = {o.name: o.shape for o in session.get_outputs()}
+    if inputs != ["images"] or "probabilities" not in outputs:
+        raise UserError(f"{bundle.path}: model.onnx must map 'images' to 'probabilities' "
+                        f"(it has inputs {inputs}, outputs {sorted(outputs)})")
+    k = outputs["probabilities"][-1] if outputs["probabilities"] else None
+    if isinstance(k, int) and k != len(bundle.class_names):
+        raise UserError(f"{bundle.path}: model.onnx gives {k} probabilities but config.json "
+                        f"names {len(bundle.class_names)} classes")
 
 
 class OnnxClassifier:
@@ -67,7 +81,13 @@ class OnnxClassifier:
         self.streams = 1 if cuda else (threads or os.cpu_count() or 1)
         opts.intra_op_num_threads = 1
         opts.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(onnx_bytes, opts, providers=providers)
+        try:
+            self.session = ort.InferenceSession(onnx_bytes, opts, providers=providers)
+        except Exception as exc:  # onnxruntime's Fail/InvalidProtobuf/...: a damaged graph
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"{bundle.path}: model.onnx cannot be loaded ({reason[:200]})") \
+                from None
+        _check_graph(self.session, bundle)
         self.name = bundle.name
         self.class_names = bundle.class_names
         self.input_size = bundle.input_size

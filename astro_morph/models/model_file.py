@@ -16,19 +16,28 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
 
-__all__ = ["FORMAT_VERSION", "ModelBundle", "read_bundle", "write_bundle"]
+__all__ = ["FORMAT_VERSION", "ModelBundle", "model_digest", "read_bundle", "write_bundle"]
 
 FORMAT_VERSION = 1
 CONFIG, WEIGHTS, ONNX = "config.json", "weights.safetensors", "model.onnx"
 REQUIRED_KEYS = ("format_version", "name", "arch", "class_names", "input_size", "mean", "std")
+#: Input side limits: a model file is untrusted input, and a huge side would allocate
+#: gigabytes before the first image (the paper's networks use 55-224 px).
+MIN_INPUT_SIZE, MAX_INPUT_SIZE = 8, 1024
+#: Largest member a model file may hold once inflated (the shipped G3 is ~4 MB; B0 ~20 MB).
+MAX_MEMBER_BYTES = 512 * 1024 * 1024
+#: Most members read from a zip (config, weights, ONNX and a few extras).
+MAX_MEMBERS = 64
 
 
 @dataclass
@@ -60,6 +69,9 @@ class ModelBundle:
 
 
 def _check_config(config: dict[str, Any], where: str) -> None:
+    """Validate a model file's config before anything is built from it (one-line errors)."""
+    if not isinstance(config, dict):
+        raise UserError(f"{where}: config.json is not a JSON object")
     version = config.get("format_version")
     if version != FORMAT_VERSION:
         raise UserError(
@@ -69,37 +81,129 @@ def _check_config(config: dict[str, Any], where: str) -> None:
     missing = [k for k in REQUIRED_KEYS if k not in config]
     if missing:
         raise UserError(f"{where}: config.json lacks {', '.join(missing)}")
+    size = config["input_size"]
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise UserError(f"{where}: config.json input_size must be an integer, not {size!r}")
+    if not MIN_INPUT_SIZE <= size <= MAX_INPUT_SIZE:
+        raise UserError(f"{where}: config.json input_size {size} is outside "
+                        f"{MIN_INPUT_SIZE}-{MAX_INPUT_SIZE} pixels")
+    names = config["class_names"]
+    if (not isinstance(names, list) or not names
+            or not all(isinstance(c, str) and c for c in names)):
+        raise UserError(f"{where}: config.json class_names must be a non-empty list of names")
+    dupes = sorted({c for c in names if names.count(c) > 1})
+    if dupes:
+        raise UserError(f"{where}: config.json repeats class names {', '.join(dupes)}")
+    for key in ("mean", "std"):
+        v = config[key]
+        if (not isinstance(v, list) or not 1 <= len(v) <= 16
+                or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                           and math.isfinite(x) for x in v)):
+            raise UserError(f"{where}: config.json {key} must be a list of 1-16 numbers")
+    if not all(x > 0 for x in config["std"]) or len(config["std"]) != len(config["mean"]):
+        raise UserError(f"{where}: config.json std must be positive, one per mean")
+    t = config.get("temperature", 1.0)
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
+        raise UserError(f"{where}: config.json temperature must be a positive number, not {t!r}")
+    _check_arch(config["arch"], len(names), size, where)
+
+
+#: Largest network a model file may describe (B0 has 5.3 M parameters): an edited config must
+#: not make the builder allocate gigabytes.
+MAX_PARAMS = 200_000_000
+
+
+def _check_arch(arch: Any, num_classes: int, size: int, where: str) -> None:
+    from .arch import ArchConfig
+    from .flops import count
+
+    if not isinstance(arch, dict):
+        raise UserError(f"{where}: config.json arch must be an object")
+    try:
+        cfg = ArchConfig.from_dict(arch)
+        widths = [cfg.stem_channels, cfg.head_channels, cfg.in_chans,
+                  *(b.out_channels * b.expand_ratio for b in cfg.blocks)]
+        if (len(cfg.blocks) > 64 or max(widths) > 16384 or cfg.stem_kernel > 31
+                or any(b.layers > 64 or b.kernel > 31 for b in cfg.blocks)):
+            raise ValueError("stages, layers, kernels or channels out of bounds")
+        params = count(cfg, num_classes, size).params
+    except (ValueError, KeyError, TypeError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{where}: config.json arch is not a valid architecture "
+                        f"({reason})") from None
+    if params > MAX_PARAMS:
+        raise UserError(f"{where}: config.json arch has {params:,} parameters, over the "
+                        f"{MAX_PARAMS:,} limit")
+
+
+def model_digest(members: dict[str, bytes]) -> str:
+    """SHA-256 over every member's name and bytes (config included), in name order.
+
+    Used for directory models, so an edited ``config.json`` (a new temperature, say) is a new
+    model everywhere a model is identified: provenance, resume journal, ONNX cache.
+    """
+    h = hashlib.sha256()
+    for name in sorted(members):
+        h.update(f"{name}\0{len(members[name])}\0".encode())
+        h.update(members[name])
+    return h.hexdigest()
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> bytes:
+    """One zip member, refusing one that inflates past :data:`MAX_MEMBER_BYTES` (the header's
+    size may lie, so the read itself is bounded)."""
+    if info.file_size > MAX_MEMBER_BYTES:
+        raise UserError(f"{where}: member {info.filename} inflates to {info.file_size} bytes, "
+                        f"over the {MAX_MEMBER_BYTES // 2**20} MiB limit")
+    with zf.open(info) as fh:
+        data = fh.read(MAX_MEMBER_BYTES + 1)
+    if len(data) > MAX_MEMBER_BYTES:
+        raise UserError(f"{where}: member {info.filename} inflates past the "
+                        f"{MAX_MEMBER_BYTES // 2**20} MiB limit")
+    return data
 
 
 def read_bundle(path: str | os.PathLike) -> ModelBundle:
     """Read a model zip or directory.
 
-    The recorded ``sha256`` is the SHA-256 of the zip file itself (so ``sha256sum`` agrees),
-    or, for a directory, of ``weights.safetensors`` (of ``model.onnx`` when there are no
-    weights).
+    The recorded ``sha256`` identifies the whole model, config included: the SHA-256 of the
+    zip file itself (so ``sha256sum`` agrees), or, for a directory, :func:`model_digest` of
+    its members. The config is validated (:func:`_check_config`) before anything is built.
     """
     p = Path(path)
     members: dict[str, bytes] = {}
     try:
         if p.is_dir():
             for name in (CONFIG, WEIGHTS, ONNX):
-                if (p / name).is_file():
-                    members[name] = (p / name).read_bytes()
-            digest_of = members.get(WEIGHTS) or members.get(ONNX) or b""
-            sha = hashlib.sha256(digest_of).hexdigest()
+                f = p / name
+                if f.is_file():
+                    if f.stat().st_size > MAX_MEMBER_BYTES:
+                        raise UserError(f"{p}: {name} is over the "
+                                        f"{MAX_MEMBER_BYTES // 2**20} MiB limit")
+                    members[name] = f.read_bytes()
+            sha = model_digest(members)
         else:
             raw = p.read_bytes()
             sha = hashlib.sha256(raw).hexdigest()
             with zipfile.ZipFile(io.BytesIO(raw)) as zf:
-                for info in zf.infolist():
-                    members[info.filename] = zf.read(info)
+                infos = zf.infolist()
+                if len(infos) > MAX_MEMBERS:
+                    raise UserError(f"{p}: model file has {len(infos)} members "
+                                    f"(at most {MAX_MEMBERS})")
+                for info in infos:
+                    members[info.filename] = _read_member(zf, info, str(p))
         config = json.loads(members[CONFIG])
     except FileNotFoundError:
         raise UserError(f"model file not found: {p}") from None
     except KeyError:
         raise UserError(f"{p}: not a model file (no {CONFIG})") from None
-    except (zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
-        raise UserError(f"{p}: not a readable model file ({exc})") from None
+    except IsADirectoryError:
+        raise UserError(f"{p}: not a model file") from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, json.JSONDecodeError, UnicodeDecodeError,
+            OSError, EOFError, NotImplementedError, RuntimeError, ValueError, zlib.error) as exc:
+        # zlib errors, CRC mismatches, encrypted or unsupported members: one line each
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{p}: not a readable model file ({reason})") from None
     _check_config(config, str(p))
     if WEIGHTS not in members and ONNX not in members:
         raise UserError(f"{p}: model file has neither {WEIGHTS} nor {ONNX}")

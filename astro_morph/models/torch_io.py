@@ -22,7 +22,11 @@ def network_from_bundle(bundle: ModelBundle) -> EfficientNetG:
         raise UserError(f"{bundle.path}: no weights.safetensors; use --backend onnx")
     arch = ArchConfig.from_dict(bundle.config["arch"])
     net = build_model(arch, len(bundle.class_names))
-    state = load_safetensors(bundle.weights)
+    try:
+        state = load_safetensors(bundle.weights)
+    except Exception as exc:  # SafetensorError and friends: a damaged file, one line
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{bundle.path}: weights.safetensors is damaged ({reason})") from None
     try:
         net.load_state_dict(state)
     except RuntimeError as exc:

@@ -8,6 +8,7 @@ outside ``image_dir`` are refused (a catalog must not read arbitrary files).
 from __future__ import annotations
 
 import os
+import stat
 import threading
 import weakref
 from collections.abc import Callable
@@ -28,6 +29,8 @@ __all__ = ["GalaxyZooSource"]
 EXTENSIONS = (".jpg", ".jpeg", ".png")
 #: Runs of rows per decoding thread in one fetch (more balance the load, fewer cost less).
 PARTS_PER_THREAD = 2
+#: Longest id or relative path accepted (Linux allows 255 bytes a name, 4096 a path).
+MAX_NAME_CHARS = 1024
 
 
 class GalaxyZooSource:
@@ -81,25 +84,49 @@ class GalaxyZooSource:
         key = format_id(value)
         if key is None:
             return None, MorphFlag.BAD_ID, "empty or invalid id/path"
+        if "\0" in key or len(key) > MAX_NAME_CHARS:
+            shown = key[:40].replace("\0", "\\0") + ("..." if len(key) > 40 else "")
+            return (None, MorphFlag.BAD_ID,
+                    f"id/path '{shown}' is not a usable file name (NUL byte or over "
+                    f"{MAX_NAME_CHARS} characters)")
         if self.path_column:
-            path = (self.image_dir / key).resolve()
-            if not path.is_relative_to(self.root):
-                return None, MorphFlag.PATH_REFUSED, f"path {key!r} is outside {self.root}"
-            if not path.is_file():
-                return None, MorphFlag.IMAGE_MISSING, f"no file {path}"
-            return path, 0, ""
+            return self._checked(self.image_dir / key, key)
         if "/" in key or "\\" in key or key.startswith("."):
             return None, MorphFlag.PATH_REFUSED, f"id {key!r} is not a plain file name"
         for ext in EXTENSIONS:
             if key + ext in self._names:
-                return self.image_dir / (key + ext), 0, ""
+                return self._checked(self.image_dir / (key + ext), key + ext)
         return (None, MorphFlag.IMAGE_MISSING,
                 f"no image {key}.jpg or {key}.jpeg in {self.image_dir}")
 
+    def _checked(self, path: Path, key: str) -> tuple[Path | None, int, str]:
+        """``path`` if it is a regular file inside the folder; symlinks that lead out of it,
+        devices and FIFOs (which would read forever or hang) are refused."""
+        try:
+            # A path column is resolved first (a path outside is refused even if absent); an
+            # id names an entry of the listing, resolved only when it is a symlink.
+            st = None if self.path_column else os.lstat(path)
+            if st is None or stat.S_ISLNK(st.st_mode):
+                real = path.resolve()
+                if not real.is_relative_to(self.root):
+                    return None, MorphFlag.PATH_REFUSED, f"path {key!r} is outside {self.root}"
+                st = os.stat(real)
+        except FileNotFoundError:
+            return None, MorphFlag.IMAGE_MISSING, f"no file {path}"
+        except (OSError, ValueError, RuntimeError) as exc:  # name too long, loops, NUL
+            reason = getattr(exc, "strerror", None) or exc
+            return None, MorphFlag.BAD_ID, f"{key[:80]!r}: {reason}"
+        if not stat.S_ISREG(st.st_mode):
+            return None, MorphFlag.PATH_REFUSED, f"{path} is not a regular file"
+        return path, 0, ""
+
     def _load(self, value: object) -> Cutout:
-        path, flags, message = self._locate(value)
-        if path is None:
-            return Cutout(None, flags, message)
+        try:
+            path, flags, message = self._locate(value)
+            if path is None:
+                return Cutout(None, flags, message)
+        except Exception as exc:  # one odd value must not end the run
+            return Cutout(None, MorphFlag.BAD_ID, f"id/path {str(value)[:80]!r}: {exc}")
         try:
             return Cutout(read_rgb(path, self.max_pixels, self.draft_side))
         except Exception as exc:  # any decoder failure is a flagged row, not a failed run

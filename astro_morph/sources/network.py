@@ -4,7 +4,10 @@ HTTP goes through astroquery's ``BaseQuery._request`` (its session, user agent a
 handling). Responses are cached on disk by a hash of URL and parameters, so a rerun, a
 ``--resume`` or ``--offline`` costs no request. Timeouts, connection errors, HTTP 429 and 5xx
 are retried with exponential backoff; other 4xx are final. A row whose download fails is
-flagged ``DOWNLOAD_FAILED`` and the run goes on.
+flagged ``DOWNLOAD_FAILED`` and the run goes on. After ``max_connection_failures`` attempts in
+a row fail to connect at all (no network, DNS failure, connection refused), the source stops
+trying: every later uncached row is flagged at once, with one warning for the whole run,
+instead of seconds of backoff per row.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import threading
 import time
@@ -28,6 +32,17 @@ from .coords import find_column, radec_degrees
 __all__ = ["NetworkSource", "DownloadError", "default_cache_dir"]
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
+
+log = logging.getLogger("astro_morph")
+
+
+def _short_reason(exc: Exception) -> str:
+    """``ConnectionError: [Errno 111] Connection refused`` rather than urllib3's whole chain."""
+    import re
+
+    m = re.search(r"\[Errno -?\d+\] [^'\")]+|Temporary failure in name resolution|"
+                  r"Name or service not known|timed out", str(exc))
+    return f"{type(exc).__name__}: {m.group(0) if m else str(exc)[:120]}"
 
 
 class DownloadError(Exception):
@@ -86,6 +101,9 @@ class NetworkSource:
         Requests in flight at once.
     max_blank_fraction : float
         A FITS cutout with more NaN pixels than this is flagged ``OUTSIDE_FOOTPRINT``.
+    max_connection_failures : int
+        Consecutive attempts that fail to connect (across rows and threads) after which the
+        network is taken as down for the rest of the run.
     """
 
     name = "network"
@@ -95,7 +113,8 @@ class NetworkSource:
                  pixels: int = 128, cache_dir: str | os.PathLike | None = None,
                  offline: bool = False, retries: int = 4, backoff: float = 1.0,
                  timeout: float = 30.0, rate: float = 5.0, concurrency: int = 4,
-                 max_blank_fraction: float = 0.5, **_ignored: object) -> None:
+                 max_blank_fraction: float = 0.5, max_connection_failures: int = 8,
+                 **_ignored: object) -> None:
         from astroquery.query import BaseQuery
 
         self.ra_column, self.dec_column = ra_column, dec_column
@@ -110,6 +129,10 @@ class NetworkSource:
         self.max_blank_fraction = max_blank_fraction
         self.query = BaseQuery()
         self.requests_made = 0
+        self.max_connection_failures = max(1, int(max_connection_failures))
+        self._failures = 0  # consecutive attempts that could not connect
+        self._down: str | None = None  # why the network is taken as down, once it is
+        self._state_lock = threading.Lock()
 
     # --- to be provided by subclasses ---------------------------------------------------
     def request(self, ra: float, dec: float, size_arcsec: float) -> tuple[str, dict]:
@@ -170,16 +193,26 @@ class NetworkSource:
             raise DownloadError("not in the cache and --offline is set")
         last = ""
         for attempt in range(self.retries + 1):
+            if self._down:
+                raise DownloadError(f"not tried: {self._down}")
             if attempt:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
+                if self._down:
+                    raise DownloadError(f"not tried: {self._down}")
             self.limiter.wait()
             try:
                 self.requests_made += 1
                 resp = self.query._request("GET", url, params=params, timeout=self.timeout,
                                            cache=False)
-            except (requests.Timeout, requests.ConnectionError) as exc:
+            except requests.ConnectionError as exc:  # DNS, refused, unreachable, connect timeout
+                last = _short_reason(exc)
+                self._connection_failed(last)
+                continue
+            except requests.Timeout as exc:  # a slow answer: the network is up
                 last = f"{type(exc).__name__}: {exc}"
                 continue
+            with self._state_lock:
+                self._failures = 0
             if resp.status_code in RETRY_STATUS:
                 last = f"HTTP {resp.status_code}"
                 continue
@@ -192,6 +225,19 @@ class NetworkSource:
             self._store(path, content)
             return content
         raise DownloadError(f"gave up after {self.retries + 1} attempts: {last}")
+
+    def _connection_failed(self, reason: str) -> None:
+        """Count a failed connect; past the limit, take the network as down (one warning)."""
+        with self._state_lock:
+            self._failures += 1
+            if self._down or self._failures < self.max_connection_failures:
+                return
+            self._down = (f"{self.name} unreachable after {self._failures} connection failures "
+                          f"in a row")
+        log.warning("%s (last: %s); the remaining uncached rows are flagged DOWNLOAD_FAILED "
+                    "without trying (cached rows still classify; downloads are cached, so a "
+                    "rerun once the network is back costs only the missing rows)",
+                    self._down, reason[:200])
 
     def _store(self, path: Path, content: bytes) -> None:
         from ..catalog_io import cache_put
@@ -225,7 +271,10 @@ class NetworkSource:
             from .fits_mosaic import GZ_FIELD_PER_PETROR90
 
             col = rows[find_column(rows.colnames, self.size_column, "--size-column")]
-            sizes = np.ma.filled(col.astype(float), np.nan) * GZ_FIELD_PER_PETROR90
+            values = np.asarray(np.ma.filled(col.astype(float), np.nan), dtype=float)
+            if col.unit is not None and col.unit.physical_type == "angle":
+                values = (values * col.unit).to_value("arcsec")  # arcmin, deg: not arcsec
+            sizes = values * GZ_FIELD_PER_PETROR90
         else:
             sizes = np.full(len(rows), self.size_arcsec)
         sizes = np.where(np.isfinite(sizes) & (sizes > 0), sizes, self.size_arcsec)

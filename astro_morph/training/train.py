@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import UserError
+from ..errors import UserError, suggest_names
 from ..models.arch import get_arch
 from ..models.efficientnet_g import build_model
 from ..models.model_file import read_bundle, write_bundle
@@ -109,16 +110,23 @@ def _atomic_save(obj: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None) -> dict:
+def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
+          overwrite: bool = False) -> dict:
     """Train, keep the best epoch by validation accuracy, write the model file.
 
-    Returns a summary dict (validation report of the best epoch, timings, history).
+    An existing ``cfg.output`` is replaced only with ``overwrite`` (or ``resume``, which
+    continues the run that writes it). The checkpoint folder
+    (default ``<output>.ckpt``) is removed once the model file is written, unless
+    ``cfg.checkpoint_dir`` names one. Returns a summary dict (validation report of the best
+    epoch, timings, history).
     """
     from tqdm.auto import tqdm
 
     from ..inference.deploy import export_onnx
     from ..inference.torch_backend import resolve_device
 
+    if Path(cfg.output).exists() and not (overwrite or resume):
+        raise UserError(f"{cfg.output} exists; pass --overwrite to replace it")
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     table = load_labels(cfg.labels, cfg.id_column)
@@ -132,7 +140,14 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None) 
     size = arch.resolution
     split_values = np.asarray(table["split"]).astype(str)
     train_labels = np.asarray(table["label"]).astype(str)[split_values == cfg.train_split]
-    class_names = cfg.class_names or sorted({t for t in train_labels if t})
+    present = sorted({str(t) for t in train_labels if t})
+    class_names = cfg.class_names or present
+    unknown = [c for c in class_names if c not in present]
+    if unknown or len(set(class_names)) != len(class_names):
+        what = (f"class {unknown[0]!r}{suggest_names(unknown[0], present)} is not"
+                if unknown else "classes repeat, or are not all")
+        raise UserError(f"{what} in the {cfg.train_split!r} split of {cfg.labels}; labels "
+                        f"present: {', '.join(present)}")
     cfg = replace(cfg, class_names=list(class_names), resolution=size)
 
     t0 = time.perf_counter()
@@ -248,6 +263,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None) 
                                  size, mean_l, std_l, temperature, provenance)
     bundle.onnx = export_onnx(bundle)
     sha = write_bundle(bundle, cfg.output, overwrite=True)
+    if cfg.checkpoint_dir is None:  # the model file now holds the result
+        shutil.rmtree(ckdir, ignore_errors=True)
     return {"output": cfg.output, "sha256": sha, "best_epoch": best["epoch"],
             "temperature": temperature, "val": report, "train_seconds": train_s,
             "history": history}

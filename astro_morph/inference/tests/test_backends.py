@@ -75,3 +75,33 @@ def test_onnx_batches_run_concurrently_in_order(tiny_model, monkeypatch):
 
 def test_torch_default_batch_is_small_on_cpu(tiny_model):
     assert classifier_from_file(tiny_model, "torch").batch_size == 32
+
+
+def test_edited_config_is_a_new_model_for_the_onnx_cache(tiny_model, tmp_path):
+    """A directory model without model.onnx is exported once and cached by its identity;
+    editing config.json (the temperature) must give a new export, new probabilities and a
+    new MORPHSHA, not the cached graph of the old config."""
+    import json
+    import zipfile
+
+    from astro_morph.inference.load import classifier_from_file
+
+    d = tmp_path / "model"
+    with zipfile.ZipFile(tiny_model) as zf:
+        zf.extractall(d)
+    (d / "model.onnx").unlink()
+    x = np.random.default_rng(1).random((4, 32, 32, 3), dtype=np.float32)
+    before = classifier_from_file(d, "onnx")
+    p_before = before.predict(x)
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["temperature"] = 0.05
+    (d / "config.json").write_text(json.dumps(cfg))
+    after = classifier_from_file(d, "onnx")
+    assert after.sha256 != before.sha256
+    after.predict(x)
+    from astro_morph.inference.onnx_backend import cache_dir
+
+    old, new = (cache_dir() / f"{c.sha256}.onnx" for c in (before, after))
+    assert old.is_file() and new.is_file()
+    assert old.read_bytes() != new.read_bytes()  # the new temperature is in the new graph
+    assert p_before.shape == (4, 5)

@@ -197,7 +197,8 @@ def test_cli_cache_dir_then_offline(recorded, tiny_model, tmp_path, monkeypatch)
     # Offline with an empty cache: every row flagged, none lost.
     third = CliRunner().invoke(cli, [*args[:-3], "--cache-dir", str(tmp_path / "none"),
                                      "--no-progress", "--offline", "-o", str(tmp_path / "c.fits")])
-    assert third.exit_code == 0, third.output
+    assert third.exit_code == 3, third.output  # written, but nothing could be classified
+    assert "no row was classified" in third.output
     flags = Table.read(tmp_path / "c.fits")["morph_flags"]
     assert len(flags) == 4 and (flags == int(MorphFlag.DOWNLOAD_FAILED)).all()
 
@@ -284,3 +285,61 @@ def test_query_region_replays_astroquerys_recorded_skyserver_response(recorded, 
     out = astro_morph.classify(found, source="sdss", model=tiny_model,
                                cache_dir=tmp_path, rate=0, progress=False)
     assert out["morph_flags"][0] == 0 and fake.calls[0][1]["ra"] == "2.023443"
+
+
+def test_network_down_stops_trying_after_consecutive_connection_failures(tmp_path, monkeypatch):
+    """No network: a few connects fail, then every other row is flagged without a request
+    (not retries with backoff per row), and one warning says why."""
+    import logging
+
+    fake = FakeTransport(lambda url, p, n: requests.ConnectionError(
+        "HTTPSConnectionPool: Failed to resolve 'skyserver.sdss.org' ([Errno -3] Temporary "
+        "failure in name resolution)"))
+    monkeypatch.setattr(requests.Session, "request", fake)
+    rows = Table({"ra": np.linspace(150, 151, 200), "dec": np.full(200, 2.0)})
+    src = _source(tmp_path, retries=4, concurrency=4, max_connection_failures=8)
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("astro_morph").addHandler(handler)
+    try:
+        out = src.fetch(rows)
+    finally:
+        logging.getLogger("astro_morph").removeHandler(handler)
+    assert all(c.flags == MorphFlag.DOWNLOAD_FAILED for c in out)
+    # At most the limit plus the attempts already in flight when it tripped.
+    assert 8 <= len(fake.calls) <= 8 + 4
+    assert "not tried: sdss unreachable after 8 connection failures" in out[-1].message
+    assert len(records) == 1 and "Temporary failure in name resolution" in records[0].getMessage()
+
+
+def test_a_success_resets_the_failure_count(recorded, tmp_path, monkeypatch):
+    by_pos, table = recorded
+
+    def flaky(url, p, n):  # every other request fails to connect
+        return requests.ConnectionError("refused") if n % 2 else (200, by_pos[(p["ra"], p["dec"])])
+
+    monkeypatch.setattr(requests.Session, "request", FakeTransport(flaky))
+    out = _source(tmp_path, concurrency=1, max_connection_failures=2).fetch(table)
+    assert all(c.flags == 0 for c in out)
+
+
+def test_cli_retries_and_timeout_reach_the_source(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from astro_morph import api
+    from astro_morph.cli import cli
+
+    seen = {}
+
+    def fake_classify(table, **options):
+        seen.update(options)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "classify", fake_classify)
+    cat = tmp_path / "cat.ecsv"
+    Table({"RA": [150.0], "DEC": [2.0]}).write(cat)
+    result = CliRunner().invoke(cli, ["classify", str(cat), "--source", "sdss", "--retries", "1",
+                                      "--timeout", "5", "-o", str(tmp_path / "o.fits")])
+    assert result.exit_code == 130, result.output
+    assert seen["retries"] == 1 and seen["timeout"] == 5.0

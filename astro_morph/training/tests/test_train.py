@@ -27,6 +27,9 @@ def test_one_epoch_on_real_images_writes_a_usable_model(tmp_path):
 
     result = train(_cfg(tmp_path), progress=False)
     assert result["val"]["n"] == 256 and 0 <= result["val"]["accuracy"] <= 1
+    assert not (tmp_path / "m.amz.ckpt").exists()  # the model file holds the result now
+    with pytest.raises(UserError, match="exists; pass --overwrite"):
+        train(_cfg(tmp_path), progress=False)
     clf = classifier_from_file(tmp_path / "m.amz", "onnx")
     assert clf.class_names == GZ1_CLASSES and clf.input_size == 32
     p = clf.predict(np.random.default_rng(0).random((3, 32, 32, 3), dtype=np.float32))
