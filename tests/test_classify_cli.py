@@ -1,4 +1,5 @@
 import warnings
+
 """``astromorph classify`` end to end, as a user runs it."""
 
 import os
