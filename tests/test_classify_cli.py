@@ -1,11 +1,10 @@
-import warnings
-
 """``astromorph classify`` end to end, as a user runs it."""
 
 import os
 import shutil
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
