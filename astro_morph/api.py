@@ -27,7 +27,7 @@ def classify(table: Table | str | os.PathLike, source: str = "galaxyzoo",
              centring_options: dict[str, Any] | None = None, prefix: str = DEFAULT_PREFIX,
              chunk_size: int = 1024, workers: int | None = None, progress: bool | None = None,
              journal_dir: str | os.PathLike | None = None, resume: bool = False,
-             fast_decode: bool = False, **source_options: Any) -> Table:
+             fast_decode: bool = False, tta: bool = False, **source_options: Any) -> Table:
     """Add morphology columns to a catalog.
 
     Parameters
@@ -61,6 +61,9 @@ def classify(table: Table | str | os.PathLike, source: str = "galaxyzoo",
         Let the source decode JPEGs at a reduced DCT scale when the centring step says the
         crop/resize needs fewer pixels (faster; probabilities differ slightly from a full
         decode; see ``docs/performance.md``).
+    tta : bool
+        Average the probabilities over the 8 rotations/flips of each cutout
+        (:class:`astro_morph.inference.tta.TTAClassifier`; 8x the model time).
     **source_options
         Passed to the source factory (``image_dir``, ``id_column``, ``path_column``, ...).
 
@@ -91,6 +94,10 @@ def classify(table: Table | str | os.PathLike, source: str = "galaxyzoo",
         src.check_columns(table.colnames)
     clf = model if isinstance(model, Classifier) else load_model(model, backend, device,
                                                                  batch_size)
+    if tta and not getattr(clf, "tta", None):
+        from .inference.tta import TTAClassifier
+
+        clf = TTAClassifier(clf)
     if fast_decode and hasattr(src, "draft_side") and getattr(step, "min_input_side", None):
         src.draft_side = step.min_input_side(clf.input_size)
     offsets = bool(getattr(step, "reports_offset", False))
@@ -107,6 +114,7 @@ def classify(table: Table | str | os.PathLike, source: str = "galaxyzoo",
                      "centring": centring,
                      "centring_options": centring_options or {}, "chunk_size": chunk_size,
                      "prefix": prefix, "fast_decode": fast_decode,
+                     "tta": getattr(clf, "tta", None),
                      "source_options": {k: str(v) for k, v in sorted(source_options.items())}}
         journal = Journal(journal_dir, signature, resume)
     result = run_chunks(table, src, step, clf, chunk_size=chunk_size, workers=workers,
@@ -114,7 +122,7 @@ def classify(table: Table | str | os.PathLike, source: str = "galaxyzoo",
     for row, message in result.messages:
         log.warning("row %d: %s", row, message)
     meta = provenance_meta(clf.name, clf.sha256, getattr(clf, "backend", "?"), source,
-                           centring, clf.class_names, __version__)
+                           centring, clf.class_names, __version__, getattr(clf, "tta", None))
     comments = list(table.meta.get("comments", [])) + meta.pop("comments")
     out = add_columns(table, clf.class_names, result.probs, result.flags, prefix,
                       result.dx if offsets else None, result.dy if offsets else None, meta)

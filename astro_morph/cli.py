@@ -102,6 +102,8 @@ def default_output(path: Path) -> Path:
 @click.option("--fast-decode", is_flag=True,
               help="Decode JPEGs at reduced scale (libjpeg DCT) when the crop allows: faster, "
               "pixels differ slightly from a full decode.")
+@click.option("--tta", is_flag=True,
+              help="Average over the 8 rotations/flips of each cutout (8x the model time).")
 @click.option("--dask", "dask_address", metavar="ADDRESS",
               help="Run partitions on dask.distributed: a scheduler address, or local[:N] "
               "for N worker processes on this machine.")
@@ -116,7 +118,7 @@ def classify(catalog: Path, output: Path | None, source: str, image_dir: Path | 
              device: str, batch_size: int, chunk_size: int, centring: str,
              crop_fraction: float | None, prefix: str, in_format: str | None,
              output_format: str | None, overwrite: bool, workers: int | None,
-             progress: bool | None, resume: bool, fast_decode: bool,
+             progress: bool | None, resume: bool, fast_decode: bool, tta: bool,
              dask_address: str | None,
              partition_rows: int | None) -> None:
     """Classify every row of CATALOG and write it with morphology columns."""
@@ -144,7 +146,7 @@ def classify(catalog: Path, output: Path | None, source: str, image_dir: Path | 
     options = dict(
         source=source, centring=centring,
         centring_options={"crop_fraction": crop_fraction} if crop_fraction else None,
-        prefix=prefix, workers=workers, fast_decode=fast_decode,
+        prefix=prefix, workers=workers, fast_decode=fast_decode, tta=tta,
         image_dir=image_dir, id_column=id_column, path_column=path_column,
         image=list(images) or None, ra_column=ra_column, dec_column=dec_column,
         size_column=size_column, size_arcsec=size_arcsec, offline=offline,
@@ -338,12 +340,21 @@ def export_onnx_cmd(model: Path, output: Path, overwrite: bool) -> None:
 @click.option("--limit", type=click.IntRange(1), help="Use at most N images per split.")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint.")
 @click.option("--name", help="Model name recorded in outputs (default: file stem).")
+@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+              show_default=True)
+@click.option("--threads", type=click.IntRange(1),
+              help="torch threads (default: all cores). Same data, seed and threads give the "
+              "same model file, bit for bit.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32",
+              show_default=True, help="bf16 autocast (slower than fp32 on most CPUs: "
+              "docs/performance.md).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing model file.")
 def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
           resolution: int | None, classes: str | None, epochs: int, batch_size: int,
           lr: float, schedule: str, class_weighting: str, seed: int, device: str,
           init_model: str | None, freeze_backbone: bool, limit: int | None, resume: bool,
-          name: str | None, overwrite: bool) -> None:
+          name: str | None, label_smoothing: float, threads: int | None, precision: str,
+          overwrite: bool) -> None:
     """Train a classifier on LABELS (a table with id, label and split columns)."""
     from .models.registry import model_path
     from .training.train import TrainConfig
@@ -358,6 +369,7 @@ def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
         epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule,
         class_weighting=class_weighting, seed=seed, device=device, init=init_model,
         freeze_backbone=freeze_backbone, limit=limit, name=name,
+        label_smoothing=label_smoothing, threads=threads, precision=precision,
     )
     result = train_api(cfg, resume=resume, overwrite=overwrite)
     val = result["val"]
@@ -498,12 +510,19 @@ def kaggle_select(solutions: Path, output: Path, seed: int, overwrite: bool) -> 
               show_default=True)
 @click.option("--class-weighting", type=click.Choice(["none", "sqrt", "balanced"]),
               default="sqrt", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seeds", default="0,1,2", show_default=True,
+              help="Comma-separated seeds: one training each; the table gives mean ± std.")
+@click.option("--threads", type=click.IntRange(1), help="torch threads per training.")
+@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+              show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 def compare(labels: Path, image_dir: str, archs: str, out_dir: Path, md: Path | None,
             id_column: str, classes: str | None, epochs: int, batch_size: int, lr: float,
-            schedule: str, class_weighting: str, seed: int, device: str) -> None:
-    """Train ARCHS with one recipe on LABELS and tabulate them on its test split."""
+            schedule: str, class_weighting: str, seeds: str, threads: int | None,
+            label_smoothing: float, device: str) -> None:
+    """Train ARCHS with one recipe and several seeds on LABELS; tabulate val and test.
+
+    Every model file is kept in OUT_DIR (paths printed), so any row can be re-evaluated."""
     from .catalog_io import atomic_write_text
     from .training.compare import compare as compare_api
     from .training.compare import markdown_table
@@ -513,7 +532,11 @@ def compare(labels: Path, image_dir: str, archs: str, out_dir: Path, md: Path | 
         id_column=id_column,
         classes=[c.strip() for c in classes.split(",")] if classes else None,
         epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule,
-        class_weighting=class_weighting, seed=seed, device=device)
+        class_weighting=class_weighting, seeds=_int_list(seeds, "--seeds"), threads=threads,
+        label_smoothing=label_smoothing, device=device)
+    for r in reports:
+        for run in r["runs"]:
+            click.echo(f"model file: {run['model']} (seed {run['seed']})", err=True)
     table = markdown_table(reports)
     click.echo(table)
     if md:
@@ -533,15 +556,17 @@ def compare(labels: Path, image_dir: str, archs: str, out_dir: Path, md: Path | 
               help="Write the full report as JSON.")
 @click.option("--no-timing", is_flag=True, help="Skip the CPU latency measurement.")
 @click.option("--fast-decode", is_flag=True, help="As for classify.")
+@click.option("--tta", is_flag=True, help="As for classify: mean over 8 rotations/flips.")
 def evaluate(labels: Path, image_dir: str, model: str | None, id_column: str, split: str,
              backend: str, png: Path | None, json_out: Path | None, no_timing: bool,
-             fast_decode: bool) -> None:
+             fast_decode: bool, tta: bool) -> None:
     """Score a model on one split of LABELS through the classify pipeline."""
     from .training.evaluate import evaluate as evaluate_api
 
     r = evaluate_api(model, labels, image_dir, id_column, split, backend, png=png,
-                     timing=not no_timing, fast_decode=fast_decode)
-    click.echo(f"{r['model']} on {split}: n={r['n']} accuracy {r['accuracy']:.4f}  weighted "
+                     timing=not no_timing, fast_decode=fast_decode, tta=tta)
+    click.echo(f"{r['model']}{' +TTA' if tta else ''} on {split}: n={r['n']} accuracy "
+               f"{r['accuracy']:.4f} macro-F1 {r['f1_macro']:.4f}  weighted "
                f"P {r['precision_weighted']:.4f} R {r['recall_weighted']:.4f} "
                f"F1 {r['f1_weighted']:.4f}  ECE {r['ece']:.4f}")
     for name, m in r["per_class"].items():
@@ -580,6 +605,13 @@ def gallery(catalog: Path, png: Path, image_dir: Path | None, id_column: str,
                  prefix=prefix, image_dir=image_dir, id_column=id_column,
                  path_column=path_column)
     click.echo(f"wrote {png}", err=True)
+
+
+def _int_list(text: str, option: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"{option} takes comma-separated integers, not {text!r}") from None
 
 
 def main() -> None:

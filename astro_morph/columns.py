@@ -76,7 +76,8 @@ def add_columns(table: Table, class_names: list[str], probs: np.ndarray, flags: 
 
 
 def provenance_meta(model_name: str, sha256: str, backend: str, source: str, centring: str,
-                    class_names: list[str], version: str) -> dict[str, str]:
+                    class_names: list[str], version: str,
+                    tta: str | None = None) -> dict[str, str]:
     """Table meta recording how the columns were made. Keys are FITS-safe (8 characters)."""
     meta = {
         "MORPHVER": version,
@@ -88,6 +89,8 @@ def provenance_meta(model_name: str, sha256: str, backend: str, source: str, cen
         "MORPHCLS": ",".join(class_names),
         "MORPHDAT": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
     }
+    if tta:
+        meta["MORPHTTA"] = tta
     comments = [f"morph_flags bit {int(f)}: {d}" for f, d in FLAG_DESCRIPTIONS.items()]
     meta["comments"] = comments
     return meta

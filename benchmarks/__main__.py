@@ -80,10 +80,14 @@ def decode_only(cat: Table, image_dir: Path, size: int, fast: bool = False,
     return len(cat)
 
 
-def model_only(path: Path, backend: str, n: int) -> tuple[float, int]:
+def model_only(path: Path, backend: str, n: int, tta: bool = False) -> tuple[float, int]:
     from astro_morph.inference.load import load_model
 
     clf = load_model(str(path), backend, "cpu")  # the backend's default batch, as classify
+    if tta:
+        from astro_morph.inference.tta import TTAClassifier
+
+        clf = TTAClassifier(clf)
     x = np.random.default_rng(0).random((1024, clf.input_size, clf.input_size, 3),
                                         dtype=np.float32)
     clf.predict(x)
@@ -95,14 +99,15 @@ def model_only(path: Path, backend: str, n: int) -> tuple[float, int]:
 
 
 def end_to_end(cat: Table, image_dir: Path, model: Path, backend: str,
-               fast: bool = False, device: str = "cpu") -> None:
+               fast: bool = False, device: str = "cpu", tta: bool = False) -> None:
     with tempfile.TemporaryDirectory() as d:
         cat_path, out = Path(d) / "cat.fits", Path(d) / "out.fits"
         cat.write(cat_path)
         done = subprocess.run([sys.executable, "-m", "astro_morph", "classify", str(cat_path),
                                "--image-dir", str(image_dir), "--model", str(model),
                                "--backend", backend, "--device", device, "-o", str(out),
-                               "--no-progress", *(["--fast-decode"] if fast else [])],
+                               "--no-progress", *(["--fast-decode"] if fast else []),
+                               *(["--tta"] if tta else [])],
                               capture_output=True, text=True)
         if done.returncode:
             # the child's own error, not only its exit status (a benchmark run is often remote)

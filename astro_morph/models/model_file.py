@@ -211,6 +211,12 @@ def read_bundle(path: str | os.PathLike) -> ModelBundle:
     return ModelBundle(config, members.get(WEIGHTS), members.get(ONNX), str(p), sha, extra)
 
 
+def train_log_path(model: str | os.PathLike) -> Path:
+    """``m.amz`` -> ``m.amz.train.json``: a training run's timings and history, kept beside
+    the model file (not in it, so the same training gives the same model bytes)."""
+    return Path(str(model) + ".train.json")
+
+
 def write_bundle(bundle: ModelBundle, path: str | os.PathLike, overwrite: bool = False) -> str:
     """Write ``bundle`` as a zip, atomically (temp file + rename). Returns its SHA-256."""
     p = Path(path)
@@ -222,15 +228,21 @@ def write_bundle(bundle: ModelBundle, path: str | os.PathLike, overwrite: bool =
     buf = io.BytesIO()
     # ZIP_STORED for the weights: safetensors and ONNX barely compress, and stored members
     # read faster.
+    # Fixed member dates: the same model gives the same bytes, so the same SHA-256.
+    def member(name: str, deflate: bool = False) -> zipfile.ZipInfo:
+        info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+        info.compress_type = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
+        info.external_attr = 0o644 << 16
+        return info
+
     with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr(CONFIG, json.dumps(config, indent=2, sort_keys=True),
-                    compress_type=zipfile.ZIP_DEFLATED)
+        zf.writestr(member(CONFIG, deflate=True), json.dumps(config, indent=2, sort_keys=True))
         if bundle.weights is not None:
-            zf.writestr(WEIGHTS, bundle.weights)
+            zf.writestr(member(WEIGHTS), bundle.weights)
         if bundle.onnx is not None:
-            zf.writestr(ONNX, bundle.onnx)
-        for name, data in bundle.extra.items():
-            zf.writestr(name, data)
+            zf.writestr(member(ONNX), bundle.onnx)
+        for name, data in sorted(bundle.extra.items()):
+            zf.writestr(member(name), data)
     data = buf.getvalue()
     p.parent.mkdir(parents=True, exist_ok=True)
     from ..catalog_io import atomic_write_bytes

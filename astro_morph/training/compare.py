@@ -16,7 +16,8 @@ from typing import Any
 
 from ..errors import UserError
 
-__all__ = ["parse_arch_spec", "compare", "markdown_table"]
+__all__ = ["parse_arch_spec", "compare", "summarise", "markdown_table", "per_class_table",
+           "wilson_interval"]
 
 
 def parse_arch_spec(spec: str) -> tuple[str, int | None]:
@@ -30,8 +31,8 @@ def parse_arch_spec(spec: str) -> tuple[str, int | None]:
 def compare(labels: str | os.PathLike, image_dir: str | os.PathLike, archs: list[str],
             out_dir: str | os.PathLike, id_column: str = "OBJID",
             classes: list[str] | None = None, progress: bool | None = None,
-            **recipe: Any) -> list[dict[str, Any]]:
-    """Train and evaluate each of ``archs``; return one report per model.
+            seeds: list[int] | tuple[int, ...] = (0,), **recipe: Any) -> list[dict[str, Any]]:
+    """Train and evaluate each of ``archs`` once per seed; return one summary per arch.
 
     Parameters
     ----------
@@ -40,10 +41,13 @@ def compare(labels: str | os.PathLike, image_dir: str | os.PathLike, archs: list
     archs : list of str
         Architecture names, optionally ``@size`` for a non-native input size.
     out_dir
-        Where model files, reports (``<arch>.json``) and confusion PNGs go.
+        Where model files (``<arch>-s<seed>.amz``, all kept, so any row can be re-evaluated),
+        reports (``<arch>-s<seed>.json``, ``<arch>.json``) and confusion PNGs go.
+    seeds : list of int
+        One training per seed; the summary gives the mean and standard deviation over them.
     **recipe
         :class:`~astro_morph.training.train.TrainConfig` fields shared by every model
-        (epochs, lr, schedule, batch_size, class_weighting, seed, device, ...).
+        (epochs, lr, schedule, batch_size, class_weighting, threads, device, ...).
     """
     from ..models.arch import get_arch
     from .evaluate import evaluate
@@ -54,36 +58,114 @@ def compare(labels: str | os.PathLike, image_dir: str | os.PathLike, archs: list
     specs = [parse_arch_spec(a) for a in archs]
     for name, _ in specs:
         get_arch(name)  # unknown names fail before hours of training, not after
-    reports = []
+    if not seeds:
+        raise UserError("compare needs at least one seed")
+    summaries = []
     for name, res in specs:
         # A genotype file (from `astromorph search`) is named by its file stem.
         label = (Path(name).stem if name.endswith(".json") else name) + (f"@{res}" if res else "")
         stem = label.replace("@", "-")
-        model = out_dir / f"{stem}.amz"
-        if not model.exists():
-            cfg = TrainConfig(labels=str(labels), image_dir=str(image_dir), output=str(model),
-                              id_column=id_column, arch=name, resolution=res,
-                              class_names=classes, name=stem, **recipe)
-            ckpt = Path(str(model) + ".ckpt") / "checkpoint.pt"
-            train(cfg, resume=ckpt.exists(), progress=progress)
-        report = evaluate(model, labels, image_dir, id_column=id_column, split="test",
-                          png=out_dir / f"{stem}_confusion.png", progress=progress)
-        report["arch"], report["recipe"] = label, recipe
-        (out_dir / f"{stem}.json").write_text(json.dumps(report, indent=1, default=str))
-        reports.append(report)
-    return reports
+        runs = []
+        for seed in seeds:
+            model = out_dir / f"{stem}-s{seed}.amz"
+            if not model.exists():
+                cfg = TrainConfig(labels=str(labels), image_dir=str(image_dir),
+                                  output=str(model), id_column=id_column, arch=name,
+                                  resolution=res, class_names=classes, name=stem, seed=seed,
+                                  **recipe)
+                ckpt = Path(str(model) + ".ckpt") / "checkpoint.pt"
+                train(cfg, resume=ckpt.exists(), progress=progress)
+            run = {"seed": seed, "model": str(model)}
+            for split in ("val", "test"):
+                run[split] = evaluate(model, labels, image_dir, id_column=id_column,
+                                      split=split, progress=progress, timing=split == "test",
+                                      png=out_dir / f"{stem}-s{seed}_confusion.png"
+                                      if split == "test" else None)
+            (out_dir / f"{stem}-s{seed}.json").write_text(json.dumps(run, indent=1, default=str))
+            runs.append(run)
+        from .evaluate import plot_learning_curves
+
+        plot_learning_curves([r["model"] for r in runs], out_dir / f"{stem}_learning_curve.png",
+                             title=f"{label}: {', '.join(f'{k}={v}' for k, v in recipe.items())}")
+        summary = summarise(runs)
+        summary.update({"arch": label, "recipe": recipe, "seeds": list(seeds)})
+        (out_dir / f"{stem}.json").write_text(json.dumps(summary, indent=1, default=str))
+        summaries.append(summary)
+    return summaries
 
 
-def markdown_table(reports: list[dict[str, Any]]) -> str:
-    """One row per model in the paper's Tables 3-4 layout (plus ECE, speed and cost)."""
-    head = ("| model | input | params | MACs | accuracy | precision (w) | recall (w) | F1 (w) "
-            "| ECE | CPU img/s | train time |\n|---|---|---|---|---|---|---|---|---|---|---|")
+#: Metrics summarised over seeds (mean and standard deviation).
+METRICS = ("accuracy", "f1_macro", "f1_weighted", "precision_weighted", "recall_weighted", "ece")
+
+
+def _mean_std(values: list[float]) -> dict[str, float]:
+    import numpy as np
+
+    a = np.asarray(values, dtype=float)
+    return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0,
+            "values": [float(v) for v in a]}
+
+
+def wilson_interval(accuracy: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval of an accuracy measured on ``n`` images."""
+    import math
+
+    if n <= 0:
+        return (float("nan"), float("nan"))
+    centre = (accuracy + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n))
+    return (centre - half, centre + half)
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and spread over seeds of the val and test metrics, per-class test metrics, the
+    test accuracy's binomial 95 % interval, and the models' cost (the same for every seed)."""
+    out: dict[str, Any] = {"runs": [{"seed": r["seed"], "model": r["model"]} for r in runs]}
+    for split in ("val", "test"):
+        out[split] = {m: _mean_std([r[split][m] for r in runs]) for m in METRICS}
+        out[split]["n"] = runs[0][split]["n"]
+    classes = list(runs[0]["test"]["per_class"])
+    out["test_per_class"] = {c: {m: _mean_std([r["test"]["per_class"][c][m] for r in runs])
+                                 for m in ("precision", "recall", "f1")} for c in classes}
+    out["test_accuracy_ci95"] = wilson_interval(out["test"]["accuracy"]["mean"],
+                                                out["test"]["n"])
+    first = runs[0]["test"]
+    for key in ("params", "macs", "input_size", "images_per_s", "latency_ms"):
+        if key in first:
+            out[key] = first[key]
+    seconds = [r["test"].get("train_seconds") for r in runs]
+    out["train_seconds"] = (sum(seconds) / len(seconds)) if all(seconds) else None
+    return out
+
+
+def _pm(stat: dict[str, float], digits: int = 3) -> str:
+    return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+
+
+def markdown_table(summaries: list[dict[str, Any]]) -> str:
+    """One row per architecture: val and test means ± standard deviation over seeds (the
+    paper's Tables 3-4 layout plus macro-F1, ECE, the interval, speed and cost)."""
+    head = ("| model | input | params | MACs | seeds | val accuracy | val macro-F1 "
+            "| test accuracy | test 95% CI | test macro-F1 | test F1 (w) | test ECE "
+            "| CPU img/s | train time / seed |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     rows = [head]
-    for r in reports:
+    for r in summaries:
+        lo, hi = r["test_accuracy_ci95"]
         rows.append(
-            f"| {r['arch']} | {r['input_size']} | {r['params'] / 1e6:.3f} M "
-            f"| {r['macs'] / 1e6:.1f} M | {r['accuracy']:.4f} | {r['precision_weighted']:.4f} "
-            f"| {r['recall_weighted']:.4f} | {r['f1_weighted']:.4f} | {r['ece']:.4f} "
-            f"| {r.get('images_per_s', float('nan')):.0f} "
+            f"| {r['arch']} | {r.get('input_size', '?')} | {r.get('params', 0) / 1e6:.3f} M "
+            f"| {r.get('macs', 0) / 1e6:.1f} M | {len(r['runs'])} "
+            f"| {_pm(r['val']['accuracy'])} | {_pm(r['val']['f1_macro'])} "
+            f"| {_pm(r['test']['accuracy'])} | {lo:.3f}-{hi:.3f} "
+            f"| {_pm(r['test']['f1_macro'])} | {_pm(r['test']['f1_weighted'])} "
+            f"| {_pm(r['test']['ece'])} | {r.get('images_per_s', float('nan')):.0f} "
             f"| {(r.get('train_seconds') or 0) / 60:.1f} min |")
+    return "\n".join(rows) + "\n"
+
+
+def per_class_table(summary: dict[str, Any]) -> str:
+    """Test precision / recall / F1 per class, mean ± standard deviation over seeds."""
+    rows = ["| class | precision | recall | F1 |", "|---|---|---|---|"]
+    for c, m in summary["test_per_class"].items():
+        rows.append(f"| {c} | {_pm(m['precision'])} | {_pm(m['recall'])} | {_pm(m['f1'])} |")
     return "\n".join(rows) + "\n"

@@ -41,11 +41,27 @@ def latency(clf: Any, repeats: int = 50, batch: int = 256) -> dict[str, float]:
     return {"latency_ms": float(np.median(times) * 1e3), "images_per_s": batch / per_batch}
 
 
+def _train_seconds(model: Any, config: dict) -> float | None:
+    """Training time from the log beside a model file (older files kept it inside)."""
+    import json
+
+    from ..models.model_file import train_log_path
+
+    old = config.get("provenance", {}).get("train_seconds")
+    if old is not None or not isinstance(model, (str, os.PathLike)):
+        return old
+    try:
+        return json.loads(train_log_path(model).read_text()).get("train_seconds")
+    except (OSError, ValueError):
+        return None
+
+
 def evaluate(model: str | os.PathLike | None, labels: str | os.PathLike,
              image_dir: str | os.PathLike, id_column: str = "OBJID", split: str = "test",
              backend: str = "onnx", label_column: str = "label", split_column: str = "split",
              png: str | os.PathLike | None = None, timing: bool = True,
-             progress: bool | None = None, fast_decode: bool = False) -> dict[str, Any]:
+             progress: bool | None = None, fast_decode: bool = False,
+             tta: bool = False) -> dict[str, Any]:
     """Classify the ``split`` rows of ``labels`` and score them against ``label_column``."""
     from ..models.arch import ArchConfig
     from ..models.flops import count
@@ -55,6 +71,10 @@ def evaluate(model: str | os.PathLike | None, labels: str | os.PathLike,
     if len(rows) == 0:
         raise UserError(f"{labels}: no rows in split {split!r}")
     clf = load_model(model, backend)
+    if tta:
+        from ..inference.tta import TTAClassifier
+
+        clf = TTAClassifier(clf)
     classes = list(clf.class_names)
     truth = np.asarray(rows[label_column]).astype(str)
     known = np.isin(truth, classes)
@@ -67,13 +87,13 @@ def evaluate(model: str | os.PathLike | None, labels: str | os.PathLike,
     report = classification_report(y[ok], probs[ok], classes)
     report.update({"split": split, "model": clf.name, "sha256": clf.sha256, "backend": backend,
                    "skipped_unknown_label": int((~known).sum()), "failed_rows": int((~ok).sum()),
-                   "fast_decode": fast_decode})
+                   "fast_decode": fast_decode, "tta": tta})
     config = getattr(clf, "config", None)
     if config and "arch" in config:
         c = count(ArchConfig.from_dict(config["arch"]), len(classes), clf.input_size)
         report.update({"params": c.params, "macs": c.macs, "flops_eq13": c.flops_eq13,
                        "input_size": clf.input_size,
-                       "train_seconds": config.get("provenance", {}).get("train_seconds")})
+                       "train_seconds": _train_seconds(model, config)})
     if timing:
         report.update(latency(clf))
     if png:
@@ -106,5 +126,40 @@ def plot_confusion(matrix: np.ndarray, classes: list[str], path: str | os.PathLi
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_learning_curves(models: list[str | os.PathLike], path: str | os.PathLike,
+                         title: str = "") -> Path:
+    """Validation accuracy and macro-F1 per epoch of trained model files (their recorded
+    history), one line per file, as PNG: shows whether training has flattened."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..models.model_file import read_bundle
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    for model in models:
+        history = read_bundle(model).config.get("provenance", {}).get("history", [])
+        if not history:
+            continue
+        epochs = [h["epoch"] + 1 for h in history]
+        label = Path(model).stem
+        axes[0].plot(epochs, [h["loss"] for h in history], label=label)
+        axes[1].plot(epochs, [h["val_accuracy"] for h in history], label=label)
+        if "val_macro_f1" in history[0]:
+            axes[2].plot(epochs, [h["val_macro_f1"] for h in history], label=label)
+    for ax, name in zip(axes, ("training loss", "val accuracy", "val macro-F1"), strict=True):
+        ax.set_xlabel("epoch")
+        ax.set_title(name, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)

@@ -23,13 +23,13 @@ import torch.nn.functional as F
 from ..errors import UserError, suggest_names
 from ..models.arch import get_arch
 from ..models.efficientnet_g import build_model
-from ..models.model_file import read_bundle, write_bundle
+from ..models.model_file import read_bundle, train_log_path, write_bundle
 from ..models.torch_io import bundle_from_network, network_from_bundle
 from .augment import augment_batch
 from .data import cache_size_for, load_labels, load_split
 from .metrics import classification_report
 
-__all__ = ["TrainConfig", "train", "fit_temperature"]
+__all__ = ["TrainConfig", "train", "fit_temperature", "environment"]
 
 
 @dataclass
@@ -58,7 +58,27 @@ class TrainConfig:
     train_split: str = "train"
     val_split: str = "val"
     name: str | None = None
+    label_smoothing: float = 0.0
+    #: torch intra-op threads (default: all cores). Results are bit-for-bit repeatable for
+    #: the same data, seed, thread count and CPU kind; the count is recorded.
+    threads: int | None = None
+    #: fp32, or bf16 autocast (fast on CPUs with AVX512-BF16/AMX, and on CUDA).
+    precision: str = "fp32"
+    #: NHWC activations: oneDNN's fast layout for convolutions on CPU.
+    channels_last: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def environment() -> dict[str, Any]:
+    """What a training run's numbers depend on besides its config (recorded in the file)."""
+    import platform
+
+    from .. import __version__
+
+    return {"astro_morph": __version__, "torch": torch.__version__,
+            "numpy": np.__version__, "python": platform.python_version(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "threads": torch.get_num_threads()}
 
 
 def _class_weights(labels: np.ndarray, k: int, mode: str) -> torch.Tensor:
@@ -127,7 +147,14 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
 
     if Path(cfg.output).exists() and not (overwrite or resume):
         raise UserError(f"{cfg.output} exists; pass --overwrite to replace it")
+    if cfg.precision not in ("fp32", "bf16"):
+        raise UserError(f"precision must be fp32 or bf16, not {cfg.precision!r}")
+    if not 0 <= cfg.label_smoothing < 1:
+        raise UserError(f"label smoothing must be in [0, 1), not {cfg.label_smoothing}")
     device = resolve_device(cfg.device)
+    threads = int(cfg.threads or torch.get_num_threads())
+    torch.set_num_threads(threads)
+    cfg = replace(cfg, threads=threads)
     torch.manual_seed(cfg.seed)
     table = load_labels(cfg.labels, cfg.id_column)
     init_bundle = read_bundle(cfg.init) if cfg.init else None
@@ -167,7 +194,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
             net.reset_classifier(len(class_names))
     else:
         net = build_model(arch, len(class_names))
-    net = net.to(device)
+    layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    net = net.to(device, memory_format=layout)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16,
+                              enabled=cfg.precision == "bf16")
     if cfg.freeze_backbone:
         for name, p in net.named_parameters():
             p.requires_grad = name.startswith("classifier")
@@ -218,8 +248,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
             x = train_images[idx].to(device).permute(0, 3, 1, 2).float() / 255
             x = augment_batch(x, size, train_set.region, generator=gen)
             y = train_labels_t[idx].to(device)
-            logits = net(_normalise(x, mean, std))
-            loss = F.cross_entropy(logits, y, weight=weights)
+            with autocast:
+                logits = net(_normalise(x, mean, std).contiguous(memory_format=layout)).float()
+            loss = F.cross_entropy(logits, y, weight=weights,
+                                   label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -231,7 +263,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
             sched.step()
         val_logits = _logits(net, val_set.images, mean, std, device)
         val_acc = float((val_logits.argmax(1) == val_y).float().mean())
+        val_probs = torch.softmax(val_logits, 1).numpy()
+        val_epoch = classification_report(val_set.labels, val_probs, class_names)
         history.append({"epoch": epoch, "loss": loss_sum / max(seen, 1),
+                        "val_loss": float(F.cross_entropy(val_logits, val_y)),
+                        "val_macro_f1": val_epoch["f1_macro"],
                         "train_accuracy": correct / max(seen, 1), "val_accuracy": val_acc})
         if val_acc > best["accuracy"]:
             best = {"accuracy": val_acc, "epoch": epoch,
@@ -256,13 +292,21 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
     temperature = fit_temperature(val_logits, val_y)
     probs = torch.softmax(val_logits / temperature, 1).numpy()
     report = classification_report(val_set.labels, probs, class_names)
+    # No timings in the file: the same data, seed and threads must give the same bytes.
     provenance = {"config": asdict(cfg), "best_epoch": best["epoch"], "history": history,
                   "val_report": {k: v for k, v in report.items() if k != "per_class"},
-                  "train_seconds": train_s, "decode_seconds": decode_s}
+                  "environment": environment()}
     bundle = bundle_from_network(net.cpu(), cfg.name or Path(cfg.output).stem, class_names,
                                  size, mean_l, std_l, temperature, provenance)
     bundle.onnx = export_onnx(bundle)
     sha = write_bundle(bundle, cfg.output, overwrite=True)
+    # Timings vary run to run, so they go beside the model file, not into it.
+    from ..catalog_io import atomic_write_text
+
+    atomic_write_text(train_log_path(cfg.output), json.dumps(
+        {"sha256": sha, "train_seconds": train_s, "decode_seconds": decode_s,
+         "epochs": cfg.epochs, "images_per_second": len(train_set.labels) *
+         (cfg.epochs - start_epoch) / max(train_s, 1e-9), "history": history}, indent=1))
     if cfg.checkpoint_dir is None:  # the model file now holds the result
         shutil.rmtree(ckdir, ignore_errors=True)
     return {"output": cfg.output, "sha256": sha, "best_epoch": best["epoch"],

@@ -105,3 +105,46 @@ def test_edited_config_is_a_new_model_for_the_onnx_cache(tiny_model, tmp_path):
     assert old.is_file() and new.is_file()
     assert old.read_bytes() != new.read_bytes()  # the new temperature is in the new graph
     assert p_before.shape == (4, 5)
+
+
+def test_tta_averages_the_eight_rotations_and_flips():
+    from astro_morph.inference.tta import TTAClassifier, dihedral_views
+
+    class Probe:  # "probability" = where the image's brightest pixel is, as a one-hot
+        name, input_size, sha256, backend = "probe", 4, "x", "t"
+        class_names = ["tl", "tr", "bl", "br"]
+
+        def __init__(self):
+            self.calls = 0
+
+        def predict(self, images):
+            self.calls += 1
+            out = np.zeros((len(images), 4), np.float32)
+            for i, im in enumerate(images):
+                y, x = np.unravel_index(np.argmax(im[..., 0]), im.shape[:2])
+                out[i, 2 * (y >= 2) + (x >= 2)] = 1
+            return out
+
+    img = np.zeros((1, 4, 4, 3), np.float32)
+    img[0, 0, 0] = 1  # top-left corner
+    img[0, 0, 1, 0] = 0.5  # its right neighbour: no diagonal symmetry left
+    views = dihedral_views(img)
+    assert len(views) == 8 and np.array_equal(views[0], img)
+    assert len({v.tobytes() for v in views}) == 8  # all distinct for an asymmetric image
+    probe = Probe()
+    p = TTAClassifier(probe).predict(img)
+    # The corner visits every quadrant twice over the 8 symmetries of the square.
+    np.testing.assert_allclose(p, [[0.25, 0.25, 0.25, 0.25]])
+    assert probe.calls == 8
+
+
+def test_tta_is_recorded_in_provenance(tiny_model, image_dir):
+    from astropy.table import Table
+
+    from astro_morph import classify
+
+    out = classify(Table({"GalaxyID": [1, 2]}), model=str(tiny_model), image_dir=image_dir,
+                   tta=True)
+    assert out.meta["MORPHTTA"].startswith("D4") and np.isfinite(out["morph_prob_spiral"]).all()
+    assert "MORPHTTA" not in classify(Table({"GalaxyID": [1]}), model=str(tiny_model),
+                                      image_dir=image_dir).meta

@@ -24,17 +24,43 @@ def test_compare_trains_scores_tabulates_and_reuses(tmp_path, monkeypatch):
     data = shared_data("gz1")
     args = (data / "labels.csv", data / "images", ["efficientnet-g0", "mobilenet-v2@32"],
             tmp_path)
-    kw = dict(epochs=1, limit=64, batch_size=32, lr=1e-3, progress=False,
+    kw = dict(epochs=1, limit=64, batch_size=32, lr=1e-3, progress=False, seeds=[0, 1],
               classes=["elliptical", "spiral", "edge_on", "merger", "dont_know"])
     reports = compare(*args, **kw)
     table = markdown_table(reports).splitlines()
     assert len(table) == 4 and table[2].startswith("| efficientnet-g0 | 32 |")
-    assert table[3].startswith("| mobilenet-v2@32 | 32 |")
+    assert table[3].startswith("| mobilenet-v2@32 | 32 |") and " ± " in table[3]
     saved = json.loads((tmp_path / "mobilenet-v2-32.json").read_text())
-    assert saved["n"] == reports[1]["n"] > 600
-    assert (tmp_path / "efficientnet-g0_confusion.png").stat().st_size > 0
+    assert saved["test"]["n"] == 667 and len(saved["runs"]) == 2
+    acc = saved["test"]["accuracy"]
+    assert acc["mean"] == pytest.approx(sum(acc["values"]) / 2)
+    lo, hi = saved["test_accuracy_ci95"]
+    assert lo < acc["mean"] < hi
+    # Every seed's model file is kept, so any row can be re-evaluated.
+    assert (tmp_path / "efficientnet-g0-s0.amz").is_file()
+    assert (tmp_path / "efficientnet-g0-s1.amz").is_file()
+    assert (tmp_path / "efficientnet-g0-s1_confusion.png").stat().st_size > 0
     # A rerun reuses the model files: nothing is trained again.
     monkeypatch.setattr("astro_morph.training.train.train",
                         lambda *a, **k: pytest.fail("retrained"))
     again = compare(*args, **kw)
-    assert [r["accuracy"] for r in again] == [r["accuracy"] for r in reports]
+    assert [r["test"]["accuracy"] for r in again] == [r["test"]["accuracy"] for r in reports]
+
+
+def test_wilson_interval_and_summary_statistics():
+    from astro_morph.training.compare import summarise, wilson_interval
+
+    lo, hi = wilson_interval(0.85, 667)
+    assert 0.82 < lo < 0.85 < hi < 0.88
+    assert wilson_interval(1.0, 10)[1] == pytest.approx(1.0)
+    per_class = {"a": {"precision": 1.0, "recall": 0.5, "f1": 0.6}}
+    runs = [{"seed": s, "model": f"m{s}",
+             "val": {"accuracy": a, "f1_macro": a, "f1_weighted": a, "precision_weighted": a,
+                     "recall_weighted": a, "ece": 0.01, "n": 100},
+             "test": {"accuracy": a, "f1_macro": a, "f1_weighted": a, "precision_weighted": a,
+                      "recall_weighted": a, "ece": 0.02, "n": 200, "per_class": per_class}}
+            for s, a in ((0, 0.8), (1, 0.9))]
+    out = summarise(runs)
+    assert out["test"]["accuracy"]["mean"] == pytest.approx(0.85)
+    assert out["test"]["accuracy"]["std"] == pytest.approx(0.0707, abs=1e-4)  # ddof=1
+    assert out["test_per_class"]["a"]["recall"]["mean"] == 0.5

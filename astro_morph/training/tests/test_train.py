@@ -103,3 +103,26 @@ def test_temperature_scaling_softens_overconfident_logits():
     logits = torch.randn(400, 3)
     logits[torch.arange(400), labels] += 1.0
     assert fit_temperature(logits * 10, labels) > 3
+
+
+def test_same_seed_and_threads_give_the_same_model_file(tmp_path):
+    """Bit for bit: same data, seed and thread count -> identical model files (and SHA)."""
+    import hashlib
+    import shutil
+
+    out = tmp_path / "run" / "m.amz"
+    digests = []
+    for attempt in range(2):
+        cfg = _cfg(tmp_path, arch="efficientnet-g0", epochs=2, limit=64, threads=2,
+                   output=str(out))
+        result = train(cfg, progress=False, overwrite=True)
+        digests.append(hashlib.sha256(out.read_bytes()).hexdigest())
+        assert result["sha256"] == digests[-1]
+        shutil.move(out, tmp_path / f"m{attempt}.amz")
+    assert digests[0] == digests[1]
+    # The provenance says what the bytes depend on besides the config.
+    from astro_morph.models.model_file import read_bundle
+
+    env = read_bundle(tmp_path / "m0.amz").config["provenance"]["environment"]
+    assert env["threads"] == 2 and env["torch"] == torch.__version__
+    assert "train_seconds" not in read_bundle(tmp_path / "m0.amz").config["provenance"]
