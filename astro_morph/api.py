@@ -10,8 +10,9 @@ from astropy.table import Table
 
 from .catalog_io import read_catalog
 from .columns import DEFAULT_PREFIX, add_columns, check_no_clash, provenance_meta
-from .errors import UserError
+from .inference.tta import TTAClassifier
 from .models.base import Classifier
+from .options import build_centring, build_source, check_options
 from .pipeline import run_chunks
 from .plugins import lookup, pm
 
@@ -56,7 +57,7 @@ def classify(table: Table | str | os.PathLike, source: str = "galaxyzoo",
         Reuse the finished chunks in ``journal_dir`` (same input, model and options only).
     workers : int, optional
         Decoding and centring threads; default one per core (at most 32). Handed to the
-        source too when its factory takes a ``workers`` option (the Galaxy Zoo source does).
+        source as its ``workers`` (:class:`astro_morph.sources.base.Source`).
     fast_decode : bool
         Let the source decode JPEGs at a reduced DCT scale when the centring step says the
         crop/resize needs fewer pixels (faster; probabilities differ slightly from a full
@@ -64,8 +65,12 @@ def classify(table: Table | str | os.PathLike, source: str = "galaxyzoo",
     tta : bool
         Average the probabilities over the 8 rotations/flips of each cutout
         (:class:`astro_morph.inference.tta.TTAClassifier`; 8x the model time).
+    centring_options : dict, optional
+        Options of the centring step's factory (e.g. ``{"nsigma": 3}`` for ``recentre``).
     **source_options
-        Passed to the source factory (``image_dir``, ``id_column``, ``path_column``, ...).
+        Options of the source's factory (``image_dir``, ``id_column``, ``path_column``, ...);
+        ``None`` values are left out, so the source's own defaults apply. Unknown keys are a
+        :class:`~astro_morph.errors.UserError` listing the valid ones.
 
     Returns
     -------
@@ -79,28 +84,20 @@ def classify(table: Table | str | os.PathLike, source: str = "galaxyzoo",
 
     if not isinstance(table, Table):
         table = read_catalog(table)
-    src_factory = lookup("source", source).factory
-    step_factory = lookup("centring", centring).factory
-    factory_options = {k: v for k, v in source_options.items() if v is not None}
-    if workers is not None and _takes_option(src_factory, "workers"):
-        factory_options.setdefault("workers", workers)  # its decoding threads
-    try:
-        src = src_factory(**factory_options)
-        step = step_factory(**(centring_options or {}))
-    except (TypeError, ValueError) as exc:
-        raise UserError(f"bad option for source {source!r} or centring {centring!r}: {exc}") \
-            from None
-    if hasattr(src, "check_columns"):
-        src.check_columns(table.colnames)
+    # Only the options the caller set reach the factories, so each plugin's own defaults
+    # apply; unknown keys fail before anything is built or loaded.
+    src_options = {k: v for k, v in source_options.items() if v is not None}
+    check_options(lookup("source", source).factory, src_options, f"source {source!r}")
+    step = build_centring(centring, centring_options)
     clf = model if isinstance(model, Classifier) else load_model(model, backend, device,
                                                                  batch_size)
-    if tta and not getattr(clf, "tta", None):
-        from .inference.tta import TTAClassifier
-
+    if tta and not isinstance(clf, TTAClassifier):
         clf = TTAClassifier(clf)
-    if fast_decode and hasattr(src, "draft_side") and getattr(step, "min_input_side", None):
-        src.draft_side = step.min_input_side(clf.input_size)
-    offsets = bool(getattr(step, "reports_offset", False))
+    tta_name = clf.tta if isinstance(clf, TTAClassifier) else None
+    draft = step.min_input_side(clf.input_size) if fast_decode else None
+    src = build_source(source, src_options, workers=workers, draft_side=draft)
+    src.check_columns(table.colnames)
+    offsets = step.reports_offset
     check_no_clash(table, clf.class_names, prefix, offsets)
     journal = None
     if journal_dir is not None:
@@ -109,20 +106,19 @@ def classify(table: Table | str | os.PathLike, source: str = "galaxyzoo",
         # Everything that changes a row's result: resuming under another backend or device
         # would mix two models' arithmetic in one output.
         signature = {"input": table_fingerprint(table), "model": clf.sha256,
-                     "model_name": clf.name, "backend": getattr(clf, "backend", backend),
+                     "model_name": clf.name, "backend": clf.backend,
                      "device": device, "batch_size": batch_size, "source": source,
                      "centring": centring,
                      "centring_options": centring_options or {}, "chunk_size": chunk_size,
-                     "prefix": prefix, "fast_decode": fast_decode,
-                     "tta": getattr(clf, "tta", None),
-                     "source_options": {k: str(v) for k, v in sorted(source_options.items())}}
+                     "prefix": prefix, "fast_decode": fast_decode, "tta": tta_name,
+                     "source_options": {k: str(v) for k, v in sorted(src_options.items())}}
         journal = Journal(journal_dir, signature, resume)
     result = run_chunks(table, src, step, clf, chunk_size=chunk_size, workers=workers,
                         progress=progress, journal=journal)
     for row, message in result.messages:
         log.warning("row %d: %s", row, message)
-    meta = provenance_meta(clf.name, clf.sha256, getattr(clf, "backend", "?"), source,
-                           centring, clf.class_names, __version__, getattr(clf, "tta", None))
+    meta = provenance_meta(clf.name, clf.sha256, clf.backend, source, centring,
+                           clf.class_names, __version__, tta_name)
     comments = list(table.meta.get("comments", [])) + meta.pop("comments")
     out = add_columns(table, clf.class_names, result.probs, result.flags, prefix,
                       result.dx if offsets else None, result.dy if offsets else None, meta)
@@ -130,13 +126,3 @@ def classify(table: Table | str | os.PathLike, source: str = "galaxyzoo",
     pm.hook.astromorph_output_columns(table=out, classifier=clf)
     return out
 
-
-def _takes_option(factory: Any, name: str) -> bool:
-    """Whether ``factory(name=...)`` is accepted (a named parameter or ``**kwargs``)."""
-    import inspect
-
-    try:
-        params = inspect.signature(factory).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.name == name or p.kind is p.VAR_KEYWORD for p in params)

@@ -1,21 +1,20 @@
 """Read and write catalogs (FITS, ECSV, VOTable, Parquet, CSV) as astropy Tables.
 
-Writes are atomic: the table goes to a temporary file in the destination folder, is flushed
-to disk, and is renamed over the destination only when complete, so a crash or a full disk
-leaves any previous output intact.
+Writes are atomic (:mod:`astro_morph.fileio`): the table goes to a temporary file in the
+destination folder, is flushed to disk, and is renamed over the destination only when
+complete, so a crash or a full disk leaves any previous output intact.
 """
 
 from __future__ import annotations
 
-import functools
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 from astropy.table import Table
 
 from .errors import UserError
+from .fileio import atomic_write
 
 __all__ = ["FORMATS", "check_writable", "guess_format", "read_catalog", "write_catalog"]
 
@@ -103,33 +102,22 @@ def write_catalog(table: Table, path: str | os.PathLike, fmt: str | None = None,
     if not p.parent.is_dir():
         raise UserError(f"output directory does not exist: {p.parent}")
     suffix = "".join(p.suffixes[-2:]) if p.name.lower().endswith(".fits.gz") else p.suffix
-    try:
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=suffix)
-    except OSError as exc:
-        raise UserError(f"cannot write to {p.parent}: {exc.strerror or exc}") from None
-    public_mode(fd)
-    os.close(fd)
-    try:
+
+    def write(tmp: str) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if astropy_fmt == "votable":
                 _write_votable(table, tmp)
             else:
                 table.write(tmp, format=astropy_fmt, overwrite=True)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
+
+    try:
+        return atomic_write(p, write, suffix=suffix)
     except OSError as exc:
-        _remove(tmp)
         raise UserError(f"cannot write {p}: {exc.strerror or exc}") from None
     except (UnicodeError, ValueError, TypeError) as exc:  # a value the format cannot hold
-        _remove(tmp)
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"cannot write {p} as {astropy_fmt}: {reason[:200]}") from None
-    except BaseException:
-        _remove(tmp)
-        raise
-    return p
 
 
 def _write_votable(table: Table, path: str) -> None:
@@ -155,65 +143,3 @@ def _xml_id(key: str) -> str:
 
     ident = re.sub(r"[^A-Za-z0-9_.-]", "_", key)
     return ident if ident[:1].isalpha() or ident[:1] == "_" else f"_{ident}"
-
-
-@functools.cache
-def _umask() -> int:
-    # Read once: os.umask can only be read by setting it, which is process-wide, and other
-    # threads (cutout downloads, cache writes) create files at the same time.
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask
-
-
-def public_mode(fd: int) -> None:
-    """Give a ``mkstemp`` file (created 0600) the mode a normal ``open`` would: 0666 & ~umask.
-
-    Outputs are meant to be shared; a private temp-file mode must not survive the rename.
-    """
-    os.fchmod(fd, 0o666 & ~_umask())
-
-
-def _remove(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` by temp file in the same folder, fsync and rename: readers see the old
-    file or the whole new one, never a part. The file gets the umask's mode."""
-    p = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    try:
-        public_mode(fd)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        _remove(tmp)
-        raise
-    return p
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write a small text file (report, table) atomically (:func:`atomic_write_bytes`)."""
-    return atomic_write_bytes(path, text.encode())
-
-
-def cache_put(path: str | os.PathLike, data: bytes) -> bool:
-    """Store a cache entry atomically; False (not an error) when the cache is unwritable.
-
-    A cache that cannot be written only costs recomputing or re-downloading next time, so
-    callers carry on either way; a half-written entry is never visible.
-    """
-    p = Path(path)
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(p, data)
-        return True
-    except OSError:
-        return False

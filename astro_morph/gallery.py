@@ -9,7 +9,6 @@ import numpy as np
 from astropy.table import Table
 
 from .errors import UserError
-from .plugins import lookup
 
 __all__ = ["draw_gallery"]
 
@@ -48,7 +47,9 @@ def draw_gallery(table: Table, png: str | os.PathLike, source: str = "galaxyzoo"
     rows = rows[:n]
     if len(rows) == 0:
         raise UserError("no classified rows to draw" + (f" with label {label!r}" if label else ""))
-    src = lookup("source", source).factory(**source_options)
+    from .options import build_source
+
+    src = build_source(source, source_options)
     cutouts = src.fetch(table[rows])
     cols = int(np.ceil(np.sqrt(len(rows))))
     nrows = int(np.ceil(len(rows) / cols))

@@ -7,47 +7,70 @@ registry is needed (see :func:`astro_morph.plugins.load_plugins`).
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import pluggy
+
+if TYPE_CHECKING:
+    from .centring.base import CentringStep
+    from .models.base import Classifier
+    from .sources.base import Source
 
 hookspec = pluggy.HookspecMarker("astro_morph")
 hookimpl = pluggy.HookimplMarker("astro_morph")
 
 
+#: ``register(name, factory, description)`` of the sources hook.
+RegisterSource = Callable[[str, Callable[..., "Source"], str], None]
+#: ``register(name, factory, description)`` of the centring hook.
+RegisterCentring = Callable[[str, Callable[..., "CentringStep"], str], None]
+#: ``register(name, model_file_or_loader, description)`` of the models hook.
+RegisterModel = Callable[[str, "str | os.PathLike | Callable[..., Classifier]", str], None]
+
+
 @hookspec
-def astromorph_register_sources(register: Any) -> None:
+def astromorph_register_sources(register: RegisterSource) -> None:
     """Register cutout sources.
 
-    Called once when the source registry is first used. Call
-    ``register(name, factory, description)`` for each source. ``factory(**options)`` returns an
-    object with ``fetch(rows: astropy.table.Table) -> list[Cutout]`` (one
-    :class:`astro_morph.sources.Cutout` per row, in row order, with an image or a flag; never
-    raising for a bad row). Options come from the CLI/API (``image_dir``, ``id_column``, ...);
-    a factory raises :class:`astro_morph.errors.UserError` for unusable options.
+    Called once, when the source registry is first used. Call ``register(name, factory,
+    description)`` for each source. ``factory`` (usually a subclass of
+    :class:`astro_morph.sources.base.Source`) is called as ``factory(**user_options,
+    workers=..., draft_side=...)`` and must return a :class:`~astro_morph.sources.base.Source`:
+    ``fetch(rows) -> list[Cutout]``, one per row in order, never raising for a bad row;
+    optionally ``check_columns`` and, with ``fuses_prepare = True``, ``fetch_prepared``.
+    The user options are the factory's named parameters (``--source-option KEY=VALUE`` and
+    the shortcut flags), checked against its signature before the call; an unusable value
+    raises :class:`astro_morph.errors.UserError`.
     """
 
 
 @hookspec
-def astromorph_register_centring(register: Any) -> None:
+def astromorph_register_centring(register: RegisterCentring) -> None:
     """Register centring/cropping steps.
 
-    Called once when the centring registry is first used. Call
-    ``register(name, factory, description)``; ``factory(**options)`` returns a callable
-    ``step(cutout, size) -> Prepared`` turning one cutout into a ``(size, size, 3)`` float32
-    image in [0, 1] plus the re-centring offset and flags (see :mod:`astro_morph.centring`).
+    Called once, when the centring registry is first used. Call ``register(name, factory,
+    description)``; ``factory(**user_options)`` (options checked against its named
+    parameters, ``--centring-option KEY=VALUE``) must return a
+    :class:`~astro_morph.centring.base.CentringStep`: ``step(cutout, size) -> Prepared``, a
+    ``(size, size, 3)`` float32 image in [0, 1] with flags, called from several threads;
+    ``reports_offset`` and ``min_input_side(size)`` tell the run about offsets and
+    ``--fast-decode``.
     """
 
 
 @hookspec
-def astromorph_register_models(register: Any) -> None:
+def astromorph_register_models(register: RegisterModel) -> None:
     """Register classifier models by name.
 
-    Called once when the model registry is first used. Call
-    ``register(name, loader, description)``; ``loader(backend=..., device=..., batch_size=...)``
-    returns a :class:`astro_morph.models.Classifier` (class names, input size and
-    ``predict(images) -> probabilities``). ``--model PATH`` loads a model file directly and
-    does not go through this registry.
+    Called once, when the model registry is first used. Call ``register(name, model,
+    description)`` where ``model`` is either the path of a model file (``.amz``: then Dask
+    workers, LSDB partitions and ``train --init`` can use it too) or a loader
+    ``loader(backend=..., device=..., batch_size=...)`` returning a
+    :class:`astro_morph.models.base.Classifier` (name, class names, input size, sha256,
+    backend, ``predict(images) -> probabilities``). Every ``--model NAME`` goes through one
+    resolver, :func:`astro_morph.inference.load.resolve_model`.
     """
 
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from .catalog_io import atomic_write_bytes
 from .errors import UserError
+from .fileio import atomic_write_bytes
 
 __all__ = ["Journal", "OutputLock", "remove_stale_temps", "table_fingerprint"]
 

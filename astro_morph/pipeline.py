@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,10 +16,10 @@ from typing import Any
 import numpy as np
 from astropy.table import Table
 
-from .centring.crop import Prepared
+from .centring.base import CentringStep, Prepared
 from .flags import FATAL_FLAGS, MorphFlag
 from .models.base import Classifier
-from .sources.base import decode_threads
+from .sources.base import Source, decode_threads
 
 __all__ = ["RunResult", "run_chunks"]
 
@@ -41,24 +40,25 @@ class RunResult:
     messages: list[tuple[int, str]] = field(default_factory=list)
 
 
-def _prepare_all(cutouts: list, step: Callable, size: int,
+def _prepare_all(cutouts: list, step: CentringStep, size: int,
                  pool: Executor | None) -> list[Prepared]:
     if pool is None or len(cutouts) < 8:
         return [step(c, size) for c in cutouts]
     return list(pool.map(lambda c: step(c, size), cutouts))
 
 
-def _fetch_prepare(rows: Table, source: Any, step: Callable, size: int,
+def _fetch_prepare(rows: Table, source: Source, step: CentringStep, size: int,
                    pool: Executor | None) -> list[Prepared]:
     """One slice of rows through the source and the centring step (``pool``: its threads)."""
-    fused = getattr(source, "fuses_prepare", False)
     # A fusing source's threads centre each row right after decoding it, while the decoded
     # image is still in cache; other sources return Cutouts that the pool then centres.
-    items = source.fetch(rows, prepare=lambda c: step(c, size)) if fused else \
-        source.fetch(rows)
+    if source.fuses_prepare:
+        items = source.fetch_prepared(rows, lambda c: step(c, size))
+    else:
+        items = _prepare_all(source.fetch(rows), step, size, pool)
     if len(items) != len(rows):
         raise RuntimeError(f"source returned {len(items)} cutouts for {len(rows)} rows")
-    return items if fused else _prepare_all(items, step, size, pool)
+    return items
 
 
 class _Prefetcher:
@@ -70,8 +70,8 @@ class _Prefetcher:
     :meth:`get`; :meth:`close` stops the thread early (error or interrupt in the consumer).
     """
 
-    def __init__(self, table: Table, slices: list[tuple[int, int]], source: Any,
-                 step: Callable, size: int, pool: Executor | None, depth: int) -> None:
+    def __init__(self, table: Table, slices: list[tuple[int, int]], source: Source,
+                 step: CentringStep, size: int, pool: Executor | None, depth: int) -> None:
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
         self._stop = threading.Event()
         self._thread = threading.Thread(
@@ -88,8 +88,8 @@ class _Prefetcher:
                 continue
         return False
 
-    def _run(self, table: Table, slices: list[tuple[int, int]], source: Any,
-             step: Callable, size: int, pool: Executor | None) -> None:
+    def _run(self, table: Table, slices: list[tuple[int, int]], source: Source,
+             step: CentringStep, size: int, pool: Executor | None) -> None:
         try:
             for start, stop in slices:
                 if self._stop.is_set():
@@ -115,7 +115,7 @@ class _Prefetcher:
         self._thread.join(timeout)
 
 
-def run_chunks(table: Table, source: Any, step: Callable, classifier: Classifier,
+def run_chunks(table: Table, source: Source, step: CentringStep, classifier: Classifier,
                chunk_size: int = 1024, workers: int | None = None,
                progress: bool | None = None, journal: Any = None) -> RunResult:
     """Classify every row of ``table``; a bad row is flagged, never dropped or fatal.
@@ -157,7 +157,7 @@ def run_chunks(table: Table, source: Any, step: Callable, classifier: Classifier
     # One pool of centring threads for the whole run, not one per slice (a source that
     # fuses decoding and centring runs both in its own threads).
     pool = ThreadPoolExecutor(workers, thread_name_prefix="astromorph-prepare") \
-        if workers > 1 and slices and not getattr(source, "fuses_prepare", False) else None
+        if workers > 1 and slices and not source.fuses_prepare else None
     prefetch = _Prefetcher(table, slices, source, step, size, pool,
                            depth=-(-chunk_size // FETCH_ROWS)) if slices else None
     try:

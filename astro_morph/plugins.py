@@ -66,10 +66,15 @@ def load_plugins() -> None:
         _loaded = True
 
 
+#: Undoes ASTROMORPH_TRACE_PLUGINS tracing (pluggy's ``enable_tracing`` result), if on.
+untrace: Callable[[], None] | None = None
+
+
 def _load() -> None:
-    if os.environ.get("ASTROMORPH_TRACE_PLUGINS"):
+    global untrace
+    if os.environ.get("ASTROMORPH_TRACE_PLUGINS") and untrace is None:
         pm.trace.root.setwriter(lambda m: print(m, end="", file=sys.stderr))
-        pm.enable_tracing()
+        untrace = pm.enable_tracing()
     for module_name in DEFAULT_PLUGINS:
         if pm.get_plugin(module_name) is None:
             pm.register(importlib.import_module(module_name), name=module_name)
@@ -90,7 +95,7 @@ class Registered:
     """One thing a plugin registered: its name, factory/loader, description and plugin."""
 
     name: str
-    factory: Callable[..., Any]
+    factory: Callable[..., Any] | Any  # a model may be registered as a model file path
     description: str
     plugin: str
 
@@ -99,16 +104,20 @@ def _collect(hook_name: str) -> dict[str, Registered]:
     load_plugins()
     found: dict[str, Registered] = {}
     hook = getattr(pm.hook, hook_name)
+    plugins = [impl.plugin for impl in hook.get_hookimpls()]
     # Implementations come in registration order (builtins first), so a later plugin that
-    # registers an existing name replaces the builtin one.
-    for impl in hook.get_hookimpls():
-        plugin_name = pm.get_name(impl.plugin) or repr(impl.plugin)
+    # registers an existing name replaces the builtin one. Each is called through pluggy
+    # (a hook caller limited to that one plugin), so tracing and monitoring see every call
+    # and every registration is credited to the plugin that made it.
+    for plugin in plugins:
+        plugin_name = pm.get_name(plugin) or repr(plugin)
 
-        def register(name: str, factory: Callable[..., Any], description: str = "",
+        def register(name: str, factory: Any, description: str = "",
                      _plugin: str = plugin_name) -> None:
             found[name] = Registered(name, factory, description, _plugin)
 
-        impl.function(register=register)
+        others = [p for p in plugins if p is not plugin]
+        pm.subset_hook_caller(hook_name, remove_plugins=others)(register=register)
     return found
 
 
@@ -140,6 +149,8 @@ def lookup(kind: str, name: str) -> Registered:
 
 def list_plugins() -> list[dict[str, Any]]:
     """Each loaded plugin with the hooks it implements and what it registers."""
+    from .options import accepted_options
+
     load_plugins()
     registries = {
         "sources": get_sources(),
@@ -158,6 +169,9 @@ def list_plugins() -> list[dict[str, Any]]:
             provided = sorted(r.name for r in reg.values() if r.plugin == name)
             if provided:
                 entry[key] = provided
+            if key != "models" and provided:
+                entry[f"{key}_options"] = {r: accepted_options(reg[r].factory)
+                                           for r in provided}
         out.append(entry)
     return sorted(out, key=lambda e: e["name"])
 

@@ -13,7 +13,9 @@ LSDB/HATS catalogs go through :func:`classify_lsdb` (``lsdb`` installed separate
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ from astropy.table import Table
 
 from .errors import UserError
 
-__all__ = ["connect", "classify_dask", "classify_lsdb"]
+__all__ = ["connect", "dask_client", "classify_dask", "classify_lsdb"]
 
 #: Models loaded in this (worker) process, by (path, backend, device, batch size).
 _MODELS: dict[tuple, Any] = {}
@@ -43,13 +45,9 @@ def _model(ref: str, backend: str, device: str, batch_size: int | None):
 
     key = (ref, backend, device, batch_size)
     if key not in _MODELS:
-        clf = load_model(ref, backend, device, batch_size)
-        threads = _worker_threads()
-        if threads and hasattr(clf, "streams"):
-            # Several workers share a machine: each runs as many ONNX streams as it has
-            # threads, not one per core of the machine.
-            clf.streams = threads
-        _MODELS[key] = clf
+        # Several workers share a machine: each runs as many ONNX streams as it has
+        # threads, not one per core of the machine.
+        _MODELS[key] = load_model(ref, backend, device, batch_size, threads=_worker_threads())
     return _MODELS[key]
 
 
@@ -71,6 +69,20 @@ def _run_partition(part: Table, index: int, model: str, backend: str, device: st
 
     write_catalog(out, path, "parquet", overwrite=True)
     return str(path), len(out)
+
+
+@contextlib.contextmanager
+def dask_client(address: str | None) -> Iterator[Any]:
+    """A connected Client for the length of a ``with`` block; a LocalCluster started for
+    ``local[:N]`` is shut down with it."""
+    client = connect(address)
+    try:
+        yield client
+    finally:
+        cluster = getattr(client, "cluster", None)  # dask's Client API: set for LocalCluster
+        client.close()
+        if str(address).startswith("local") and cluster is not None:
+            cluster.close()
 
 
 def connect(address: str | None):
@@ -117,11 +129,11 @@ def classify_dask(table: Table, client, model: str | os.PathLike | None = None,
     """
     from astropy.table import vstack
 
-    from .models.registry import model_path
+    from .inference.load import portable_model
 
     if len(table) == 0:
         raise UserError("the catalog has no rows")
-    ref = str(model_path(str(model) if model is not None else "default"))
+    ref = portable_model(model)
     rows = partition_rows or 8 * chunk_size
     if output_dir is not None:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
@@ -154,17 +166,19 @@ def classify_lsdb(catalog, model: str | os.PathLike | None = None, **options: An
         import lsdb  # noqa: F401
     except ImportError:
         raise UserError("LSDB catalogs need lsdb: pip install lsdb") from None
-    from .models.registry import model_path
+    from .columns import DEFAULT_PREFIX, output_column_names
+    from .inference.load import portable_model
 
-    ref = str(model_path(str(model) if model is not None else "default"))
-
+    ref = portable_model(model)
     clf = _model(ref, "onnx", "cpu", 256)
-    prefix = options.get("prefix", "morph_")
+    prefix = options.get("prefix", DEFAULT_PREFIX)
     meta = catalog.meta.copy()
-    meta[f"{prefix}label"] = meta.index.to_series().astype(str).iloc[:0]
-    for c in clf.class_names:
-        meta[f"{prefix}prob_{c}"] = np.zeros(0, np.float32)
-    meta[f"{prefix}flags"] = np.zeros(0, np.int32)
+    # The same names as every other output (class names made column-safe).
+    label, *probs, flags = output_column_names(clf.class_names, prefix)
+    meta[label] = meta.index.to_series().astype(str).iloc[:0]
+    for name in probs:
+        meta[name] = np.zeros(0, np.float32)
+    meta[flags] = np.zeros(0, np.int32)
 
     def one(df):
         from .api import classify

@@ -51,10 +51,10 @@ def _catalog(ids: list[str], n: int) -> Table:
 def _models() -> dict[str, object]:
     """Default (shipped G3) and an untrained G0: speed does not depend on the weights."""
     from astro_morph.inference.deploy import export_onnx
+    from astro_morph.inference.load import model_file as model_path
     from astro_morph.models.arch import G0
     from astro_morph.models.efficientnet_g import build_model
     from astro_morph.models.model_file import write_bundle
-    from astro_morph.models.registry import model_path
     from astro_morph.models.torch_io import bundle_from_network
 
     g0 = Path(tempfile.mkdtemp()) / "g0.amz"
@@ -283,7 +283,7 @@ def main() -> None:
                          "decode + crop/resize per part, in one thread")
     args = ap.parse_args()
     if args.profile:
-        from astro_morph.models.registry import model_path
+        from astro_morph.inference.load import model_file as model_path
 
         shares = [(op, share) for op, share in profile_model(model_path("default"))
                   if share >= 0.001]

@@ -122,7 +122,7 @@ def machine(device: str) -> str:
 def run(image_dir: Path, n: int, device: str = "cuda",
         batches: tuple[int, ...] = (512, 2048, 8192), repeats: int = 20) -> str:
     """All GPU figures as a markdown block (the 'Measured by' line and the table)."""
-    from astro_morph.models.registry import model_path
+    from astro_morph.inference.load import model_file as model_path
 
     model = model_path("default")
     ids = sorted(p.stem for p in image_dir.glob("*.jpg"))

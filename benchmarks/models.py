@@ -24,7 +24,7 @@ from benchmarks.__main__ import (
 
 
 def main() -> None:
-    from astro_morph.models.registry import model_path
+    from astro_morph.inference.load import model_file as model_path
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("models", nargs="+", help="model files or registered names; first = base")

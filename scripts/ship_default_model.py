@@ -3,9 +3,10 @@
     python3 scripts/ship_default_model.py /tmp/train/gz1-efficientnet-g3.amz
 
 The embedded ONNX graph is dropped to keep the package small: the ONNX backend exports it
-from the weights on first use and caches it by the file's SHA-256
-(``~/.cache/astro_morph/onnx/``). The weights, architecture, classes, normalisation,
-temperature and training provenance are kept unchanged. ``DEFAULT.txt`` is pointed at it.
+from the weights on first use and caches it by the file's SHA-256 (under
+``astro_morph.fileio.cache_root()``, ``~/.astropy/cache/astro_morph/onnx/``). The
+weights, architecture, classes, normalisation, temperature and training provenance are kept
+unchanged. ``DEFAULT.txt`` is pointed at it.
 """
 
 from __future__ import annotations

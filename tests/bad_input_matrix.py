@@ -352,6 +352,15 @@ CASES: list[Case] = [
          [0, 0], group="options and outputs"),
     Case("temp file left by a killed final write", _stale_temp, 0, [0, 0],
          group="options and outputs"),
+    Case("misspelled --source-option key", lambda w, i: _ids(w, [1]) + [
+        "--source-option", "max_pixel=100"], 1, "has no option 'max_pixel'",
+        group="options and outputs"),
+    Case("a flag meant for another source (--ra-column with galaxyzoo)",
+         lambda w, i: _ids(w, [1]) + ["--ra-column", "RA"], 1, "has no option 'ra_column'",
+         group="options and outputs"),
+    Case("--centring-option of the wrong type", lambda w, i: _ids(w, [1]) + [
+        "--centring", "recentre", "--centring-option", "nsigma=high"], 1,
+        "expected a float", group="options and outputs"),
     # Model files
     Case("damaged weights.safetensors (no ONNX graph)", _model("weights"), 1,
          "weights.safetensors is damaged", group="model files"),
@@ -411,7 +420,12 @@ def run_case(case: Case, work: Path, images: Path, model: Path, monkeypatch) -> 
         if case.command == "classify":
             if "-o" not in args:
                 args += ["-o", str(work / "out.fits")]
-            for option, value in (("--image-dir", str(images)), ("--model", str(model))):
+            # --image-dir belongs to the Galaxy Zoo source (the default); other sources
+            # refuse options that are not theirs.
+            defaults = [("--model", str(model))]
+            if "--source" not in args:
+                defaults.append(("--image-dir", str(images)))
+            for option, value in defaults:
                 if option not in args:
                     args += [option, value]
             args.append("--no-progress")

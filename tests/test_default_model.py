@@ -13,8 +13,9 @@ RECORDED = Path(__file__).resolve().parent.parent / "docs" / "figures" / "defaul
 
 
 def test_default_model_is_shipped_small_and_safe():
+    from astro_morph.inference.load import model_file as model_path
     from astro_morph.models.model_file import read_bundle
-    from astro_morph.models.registry import default_name, model_path
+    from astro_morph.models.registry import default_name
 
     path = model_path("default")
     assert default_name() == "gz1-efficientnet-g3" and path.stat().st_size < 5e6

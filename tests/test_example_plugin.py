@@ -81,13 +81,29 @@ def test_classify_with_the_panstarrs_source(ps1_plugin, tiny_model, tmp_path, mo
 
 
 def test_classify_with_the_npy_source(npy_plugin, tiny_model, tmp_path):
-    import astro_morph
+    """The plugin's own option (path) and its own id-column default (idx) from the CLI;
+    a misspelled option key is a one-line error naming the valid ones."""
+    from click.testing import CliRunner
+
+    from astro_morph.cli import cli
 
     stack = tmp_path / "stack.npy"
     np.save(stack, np.random.default_rng(0).integers(0, 255, (3, 40, 40, 3), dtype=np.uint8))
-    out = astro_morph.classify(Table({"idx": [2, 0, 7]}), source="npy", image_dir=stack,
-                               id_column="idx", model=tiny_model, progress=False)
-    assert list(out["morph_flags"]) == [0, 0, 4]
+    cat = tmp_path / "cat.fits"
+    Table({"idx": [2, 0, 7]}).write(cat)
+    args = ["classify", str(cat), "--source", "npy", "--model", str(tiny_model), "-o",
+            str(tmp_path / "out.fits"), "--overwrite"]
+    res = CliRunner().invoke(cli, [*args, "--source-option", f"path={stack}"])
+    assert res.exit_code == 0, res.output
+    assert list(Table.read(tmp_path / "out.fits")["morph_flags"]) == [0, 0, 4]
+    bad = CliRunner().invoke(cli, [*args, "--source-option", f"pth={stack}"])
+    assert bad.exit_code == 1 and bad.exception is not None
+    assert str(bad.exception) == ("source 'npy' has no option 'pth' (did you mean 'path'?); "
+                                  "its options: id_column, path")
+    # A flag meant for another source is refused the same way, not silently ignored.
+    other = CliRunner().invoke(cli, [*args, "--source-option", f"path={stack}",
+                                     "--ra-column", "RA"])
+    assert "has no option 'ra_column'" in str(other.exception)
 
 
 @pytest.mark.slow

@@ -8,13 +8,14 @@ from astropy.table import Table
 
 from astro_morph import pipeline
 from astro_morph.centring.crop import CentreCrop
-from astro_morph.sources.base import Cutout
+from astro_morph.sources.base import Cutout, Source
 
 
-class FakeSource:
+class FakeSource(Source):
     """Rows ``i`` give a flat image of value ``i % 251``; records which rows were fetched."""
 
     def __init__(self, fail_at: int | None = None) -> None:
+        super().__init__()
         self.fetched: list[int] = []
         self.fail_at = fail_at
         self.second_chunk_started = threading.Event()
@@ -114,7 +115,7 @@ def test_fused_decode_and_centring_match_the_two_phase_path(tmp_path):
     src = GalaxyZooSource(image_dir=tmp_path, workers=3)
     serial = GalaxyZooSource(image_dir=tmp_path, workers=1)
 
-    class TwoPhase:  # the same files, one row after another, centred afterwards
+    class TwoPhase(Source):  # the same files, one row after another, centred afterwards
         def fetch(self, rows):
             return serial.fetch(rows)
 
@@ -134,19 +135,15 @@ def test_fused_decode_and_centring_match_the_two_phase_path(tmp_path):
 
 def test_workers_option_sets_the_sources_decoding_threads(image_dir, tiny_model, monkeypatch):
     import astro_morph
-    from astro_morph.api import _takes_option
     from astro_morph.sources.base import decode_threads
     from astro_morph.sources.galaxyzoo import GalaxyZooSource
 
     seen = []
-    real = GalaxyZooSource.fetch
-    monkeypatch.setattr(GalaxyZooSource, "fetch",
-                        lambda self, rows, **kw: seen.append(self.workers) or
-                        real(self, rows, **kw))
+    real = GalaxyZooSource.fetch_prepared
+    monkeypatch.setattr(GalaxyZooSource, "fetch_prepared",
+                        lambda self, rows, prepare: seen.append(self.workers) or
+                        real(self, rows, prepare))
     cat = Table({"GalaxyID": [1, 2, 3]})
     astro_morph.classify(cat, image_dir=image_dir, model=tiny_model, progress=False, workers=3)
     astro_morph.classify(cat, image_dir=image_dir, model=tiny_model, progress=False)
     assert seen == [3, decode_threads()]
-    # a plugin source whose factory has no such option is not handed one
-    assert not _takes_option(lambda image_dir=None: None, "workers")
-    assert _takes_option(lambda **options: None, "workers")

@@ -13,14 +13,16 @@ from astro_morph import hookspecs, plugins
 from astro_morph.cli import cli
 from astro_morph.flags import MorphFlag
 from astro_morph.hookspecs import hookimpl
-from astro_morph.sources.base import Cutout
+from astro_morph.sources.base import Cutout, Source
 
 
-class FakeSource:
-    """Makes a gradient image per row; rows with ``bad`` set are flagged missing."""
+class FakeSource(Source):
+    """Makes a flat image per row; rows with ``bad`` set are flagged missing."""
 
-    def __init__(self, **options):
-        self.options = options
+    def __init__(self, brightness_column: str = "brightness", *, workers=None,
+                 draft_side=None):
+        super().__init__(workers=workers, draft_side=draft_side)
+        self.column = brightness_column
 
     def fetch(self, rows):
         out = []
@@ -28,7 +30,7 @@ class FakeSource:
             if "bad" in rows.colnames and row["bad"]:
                 out.append(Cutout(None, MorphFlag.IMAGE_MISSING, f"fake source: no {row['name']}"))
             else:
-                img = np.full((40, 40, 3), float(row["brightness"]), np.float32)
+                img = np.full((40, 40, 3), float(row[self.column]), np.float32)
                 out.append(Cutout(img))
         return out
 

@@ -6,34 +6,19 @@ The crop is a *fraction* of the shorter image side (200/424), so 423-pixel Galax
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from PIL import Image
 
+from ..errors import UserError
 from ..flags import MorphFlag
 from ..hookspecs import hookimpl
 from ..sources.base import Cutout
+from .base import CentringStep, Prepared
 
 __all__ = ["PAPER_CROP_FRACTION", "Prepared", "CentreCrop", "crop_resize", "to_unit_float"]
 
 #: Paper Sec. 3.2: validation images are centre-cropped to 200x200 of the 424x424 originals.
 PAPER_CROP_FRACTION = 200 / 424
-
-
-@dataclass
-class Prepared:
-    """A cutout ready for the network.
-
-    ``image`` is ``(size, size, 3)`` float32 in [0, 1] or ``None``; ``dx``, ``dy`` are the
-    re-centring offset in input pixels, (x, y) order, NaN where no re-centring ran.
-    """
-
-    image: np.ndarray | None
-    flags: int = 0
-    dx: float = float("nan")
-    dy: float = float("nan")
-    message: str = ""
 
 
 def to_unit_float(image: np.ndarray) -> np.ndarray:
@@ -85,12 +70,18 @@ def crop_resize(image: np.ndarray, size: int, crop_fraction: float = PAPER_CROP_
     return np.clip(np.stack(planes, axis=2), 0.0, 1.0).astype(np.float32)
 
 
-class CentreCrop:
-    """``--centring centre-crop``: the paper's validation transform (no re-centring)."""
+class CentreCrop(CentringStep):
+    """``--centring centre-crop``: the paper's validation transform (no re-centring).
 
-    def __init__(self, crop_fraction: float = PAPER_CROP_FRACTION, **_ignored: object) -> None:
+    Parameters
+    ----------
+    crop_fraction : float
+        Crop side as a fraction of the shorter image side (paper: 200/424).
+    """
+
+    def __init__(self, crop_fraction: float = PAPER_CROP_FRACTION) -> None:
         if not 0 < crop_fraction <= 1:
-            raise ValueError(f"crop_fraction must be in (0, 1], got {crop_fraction}")
+            raise UserError(f"crop_fraction must be in (0, 1], got {crop_fraction}")
         self.crop_fraction = crop_fraction
 
     def min_input_side(self, size: int) -> int:

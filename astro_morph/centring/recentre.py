@@ -104,15 +104,18 @@ class Recentre(CentreCrop):
     max_offset_fraction : float
         Offsets beyond this fraction of the shorter side set ``OFF_CENTRE`` and fall back to
         the geometric centre (the catalog position is more trustworthy than a far source).
+    nsigma : float
+        Detection threshold above the background, in background sigmas.
     """
 
     reports_offset = True
-    #: Offsets are reported in the source image's pixels, so no reduced-scale decoding.
-    min_input_side = None
+
+    def min_input_side(self, size: int) -> int | None:
+        """``None``: offsets are in the source image's pixels, so no reduced-scale decoding."""
+        return None
 
     def __init__(self, crop_fraction: float = PAPER_CROP_FRACTION,
-                 max_offset_fraction: float = 0.15, nsigma: float = 2.0,
-                 **_ignored: object) -> None:
+                 max_offset_fraction: float = 0.15, nsigma: float = 2.0) -> None:
         super().__init__(crop_fraction)
         self.max_offset_fraction = max_offset_fraction
         self.nsigma = nsigma

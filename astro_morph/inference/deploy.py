@@ -10,7 +10,7 @@ from torch import nn
 from ..models.model_file import ModelBundle
 from ..models.torch_io import network_from_bundle
 
-__all__ = ["Deployed", "deployed_from_bundle", "export_onnx"]
+__all__ = ["Deployed", "deployed_from_bundle", "export_onnx", "onnx_with_metadata"]
 
 
 class Deployed(nn.Module):
@@ -55,3 +55,18 @@ def export_onnx(bundle: ModelBundle, opset: int = 17) -> bytes:
             dynamic_axes={"images": {0: "batch"}, "probabilities": {0: "batch"}},
         )
     return buf.getvalue()
+
+
+def onnx_with_metadata(bundle: ModelBundle) -> bytes:
+    """The bundle's ONNX graph with its name, classes, input size and temperature as model
+    metadata (a bare ``.onnx`` file, for tools that read no model file)."""
+    import json
+
+    import onnx
+
+    proto = onnx.load_from_string(bundle.onnx if bundle.onnx is not None
+                                  else export_onnx(bundle))
+    for key in ("name", "class_names", "input_size", "temperature"):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, json.dumps(bundle.config.get(key))
+    return proto.SerializeToString()

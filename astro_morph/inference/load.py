@@ -1,27 +1,63 @@
-"""Resolve ``--model NAME|PATH`` and ``--backend`` to a :class:`Classifier`."""
+"""The one resolver of ``--model NAME|PATH``: model files, shipped models and plugin models.
+
+Every path that needs a model goes through here: the single-process run, Dask workers, LSDB
+partitions, ``train --init`` and the benchmarks. A name is looked up in the model registry
+(``astromorph_register_models``), where a plugin registers either a model file or a loader.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
 from ..models.base import Classifier
 from ..models.model_file import read_bundle
 
-__all__ = ["BACKENDS", "load_model", "classifier_from_file"]
+__all__ = ["BACKENDS", "ModelRef", "resolve_model", "load_model", "model_file",
+           "portable_model", "classifier_from_file"]
 
 BACKENDS = ("onnx", "torch")
 
 
+@dataclass(frozen=True)
+class ModelRef:
+    """A resolved model: a model file (``path``) or a plugin's ``loader``."""
+
+    name: str
+    path: Path | None = None
+    loader: Callable[..., Classifier] | None = None
+    plugin: str | None = None
+
+
+def resolve_model(model: str | os.PathLike | None = None) -> ModelRef:
+    """Resolve a model file path or registered name (``None``: the ``default`` model)."""
+    from ..plugins import get_models, lookup
+
+    if model is None:
+        if "default" not in get_models():
+            raise UserError("no default model is installed; pass --model NAME or a model file")
+        model = "default"
+    if Path(model).exists():
+        return ModelRef(Path(model).name, Path(model))
+    entry = lookup("model", str(model))
+    if isinstance(entry.factory, (str, os.PathLike)):
+        return ModelRef(entry.name, Path(entry.factory), plugin=entry.plugin)
+    return ModelRef(entry.name, loader=entry.factory, plugin=entry.plugin)
+
+
 def classifier_from_file(path: str | os.PathLike, backend: str = "onnx", device: str = "cpu",
-                         batch_size: int | None = None) -> Classifier:
-    """Load a model file with the chosen backend."""
+                         batch_size: int | None = None,
+                         threads: int | None = None) -> Classifier:
+    """Load a model file with the chosen backend (``threads``: ONNX streams, default all
+    cores)."""
     bundle = read_bundle(path)
     if backend == "onnx":
         from .onnx_backend import OnnxClassifier
 
-        return OnnxClassifier(bundle, batch_size=batch_size, device=device)
+        return OnnxClassifier(bundle, batch_size=batch_size, device=device, threads=threads)
     if backend == "torch":
         from .torch_backend import TorchClassifier
 
@@ -30,18 +66,27 @@ def classifier_from_file(path: str | os.PathLike, backend: str = "onnx", device:
 
 
 def load_model(model: str | os.PathLike | None = None, backend: str = "onnx",
-               device: str = "cpu", batch_size: int | None = None) -> Classifier:
-    """A classifier from a model file path or a registered model name.
+               device: str = "cpu", batch_size: int | None = None,
+               threads: int | None = None) -> Classifier:
+    """A classifier from a model file path or a registered name (``None``: ``default``)."""
+    ref = resolve_model(model)
+    if ref.path is not None:
+        return classifier_from_file(ref.path, backend, device, batch_size, threads)
+    return ref.loader(backend=backend, device=device, batch_size=batch_size)
 
-    ``None`` means the registered ``default`` model (shipped in the package once trained).
-    """
-    from ..plugins import get_models, lookup
 
-    if model is None:
-        if "default" not in get_models():
-            raise UserError("no default model is installed; pass --model NAME or a model file")
-        model = "default"
-    if Path(model).exists():
-        return classifier_from_file(model, backend, device, batch_size)
-    entry = lookup("model", str(model))
-    return entry.factory(backend=backend, device=device, batch_size=batch_size)
+def model_file(model: str | os.PathLike | None = None) -> Path:
+    """The model file behind a path or registered name (``train --init`` needs weights)."""
+    ref = resolve_model(model)
+    if ref.path is None:
+        raise UserError(f"model {ref.name!r} (plugin {ref.plugin}) is registered as a loader, "
+                        f"not a model file; it cannot be used where weights are needed")
+    return ref.path
+
+
+def portable_model(model: str | os.PathLike | None = None) -> str:
+    """What a Dask or LSDB worker should load: the model file's path when there is one (the
+    worker then needs no plugin), else the registered name (the plugin must be installed on
+    the workers too)."""
+    ref = resolve_model(model)
+    return str(ref.path.resolve()) if ref.path is not None else ref.name

@@ -15,9 +15,11 @@ __all__ = ["OnnxClassifier", "cache_dir"]
 
 
 def cache_dir() -> Path:
-    """Where ONNX graphs exported on the fly are kept (``ASTROMORPH_CACHE`` overrides)."""
-    root = os.environ.get("ASTROMORPH_CACHE") or Path.home() / ".cache" / "astro_morph"
-    return Path(root) / "onnx"
+    """Where ONNX graphs exported on the fly are kept (:func:`astro_morph.fileio.cache_root`
+    ``/onnx``; ``ASTROMORPH_CACHE`` overrides)."""
+    from ..fileio import cache_root
+
+    return cache_root() / "onnx"
 
 
 def _cached_export(bundle: ModelBundle) -> bytes:
@@ -29,7 +31,7 @@ def _cached_export(bundle: ModelBundle) -> bytes:
 
     data = export_onnx(bundle)
     if path is not None:
-        from ..catalog_io import cache_put
+        from ..fileio import cache_put
 
         cache_put(path, data)  # a read-only home only costs a re-export next time
     return data

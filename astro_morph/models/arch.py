@@ -27,6 +27,7 @@ __all__ = [
     "get_arch",
     "compound_scale",
     "load_arch",
+    "PAPER_FIGURES",
 ]
 
 
@@ -287,6 +288,17 @@ VARIANTS: dict[str, ArchConfig] = {
     "efficientnet-g3": _g(3),
     "efficientnet-b0": B0,
     "mobilenet-v2": MOBILENET_V2,
+}
+
+
+#: Parameters and FLOPs quoted in the paper (Table 4, Sec. 5.1; MobileNetV2 from Sandler et
+#: al. 2018), shown beside the counted figures by ``astromorph models``; comparison only.
+PAPER_FIGURES: dict[str, tuple[str, str]] = {
+    "efficientnet-g0": ("-", "~35M"),
+    "efficientnet-g2": ("0.85M", "79M"),
+    "efficientnet-g3": ("2.17M", "210M"),
+    "efficientnet-b0": ("5.29M", "390M"),
+    "mobilenet-v2": ("3.4M", "300M"),
 }
 
 

@@ -245,7 +245,7 @@ def write_bundle(bundle: ModelBundle, path: str | os.PathLike, overwrite: bool =
             zf.writestr(member(name), data)
     data = buf.getvalue()
     p.parent.mkdir(parents=True, exist_ok=True)
-    from ..catalog_io import atomic_write_bytes
+    from ..fileio import atomic_write_bytes
 
     atomic_write_bytes(p, data)
     bundle.path, bundle.sha256 = str(p), hashlib.sha256(data).hexdigest()

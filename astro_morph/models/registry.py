@@ -1,12 +1,12 @@
 """Builtin plugin: registers the model files shipped in ``astro_morph/default_models``.
 
-Each ``<name>.amz`` there is registered as ``<name>``; the one named in ``DEFAULT.txt`` (or the
-only one) is also registered as ``default``.
+Each ``<name>.amz`` there is registered as ``<name>`` (as a model file, so Dask workers and
+``train --init`` can use it); the one named in ``DEFAULT.txt`` (or the only one) is also
+registered as ``default``.
 """
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 
 from ..hookspecs import hookimpl
@@ -29,31 +29,11 @@ def default_name() -> str | None:
     return default if default in models else None
 
 
-def model_path(name_or_path: str) -> Path:
-    """A model file path from a path, a shipped model's name or ``default``."""
-    if Path(name_or_path).exists():
-        return Path(name_or_path)
-    models = shipped_models()
-    name = default_name() if name_or_path == "default" else name_or_path
-    if name in models:
-        return models[name]
-    from ..errors import UserError
-
-    raise UserError(f"no model file or shipped model named {name_or_path!r}")
-
-
-def _load(path: Path, backend: str = "onnx", device: str = "cpu",
-          batch_size: int | None = None):
-    from ..inference.load import classifier_from_file
-
-    return classifier_from_file(path, backend, device, batch_size)
-
-
 @hookimpl
 def astromorph_register_models(register):
     models = shipped_models()
     for name, path in models.items():
-        register(name, partial(_load, path), f"shipped model file {path.name}")
+        register(name, path, f"shipped model file {path.name}")
     default = default_name()
     if default is not None:
-        register("default", partial(_load, models[default]), f"alias of {default}")
+        register("default", models[default], f"alias of {default}")

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..catalog_io import atomic_write_text
 from ..errors import UserError
+from ..fileio import atomic_write_text
 from ..models.flops import count
 from ..training.train import _atomic_save
 from .controller import Controller, reward

@@ -22,8 +22,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..catalog_io import atomic_write_text
 from ..errors import UserError
+from ..fileio import atomic_write_text
 from ..models.arch import PAPER_SCALING, ArchConfig, compound_scale
 from ..models.flops import count
 

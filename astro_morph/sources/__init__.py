@@ -1,7 +1,8 @@
 """Cutout sources: turn catalog rows into images.
 
 A source is registered through :func:`astro_morph.hookspecs.astromorph_register_sources` and
-created with keyword options; its ``fetch(rows)`` returns one :class:`Cutout` per row.
+created with keyword options; it is a :class:`Source`, whose ``fetch(rows)`` returns one
+:class:`Cutout` per row.
 """
 
 from .base import Cutout, Source, format_id

@@ -1,15 +1,30 @@
-"""The contract between sources and the rest of the pipeline."""
+"""The contract between cutout sources and the rest of the pipeline: :class:`Source`.
+
+A source plugin registers a factory (usually a :class:`Source` subclass) with
+``astromorph_register_sources``. The run calls ``factory(**user_options, workers=...,
+draft_side=...)``: the user options are the factory's named parameters (checked against its
+signature before the call, see :func:`astro_morph.options.check_options`); ``workers`` and
+``draft_side`` are the run's settings, declared by :class:`Source` itself.
+"""
 
 from __future__ import annotations
 
+import abc
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 from astropy.table import Table
 
-__all__ = ["Cutout", "Source", "decode_threads", "format_id"]
+if TYPE_CHECKING:
+    from ..centring.base import Prepared
+
+__all__ = ["Cutout", "Source", "RUN_OPTIONS", "decode_threads", "format_id"]
+
+#: Constructor arguments the run sets (not the user): decoding threads, reduced-scale decode.
+RUN_OPTIONS = ("workers", "draft_side")
 
 
 def decode_threads() -> int:
@@ -49,18 +64,49 @@ class Cutout:
     meta: dict = field(default_factory=dict)
 
 
-class Source(Protocol):
-    """What a source factory returns.
+class Source(abc.ABC):
+    """Base class of every cutout source: what a source factory returns.
 
-    A source that decodes rows in threads of its own may set ``fuses_prepare = True`` and
-    accept ``fetch(rows, prepare=fn)``: it then returns ``fn(cutout)`` for each row,
-    called in the thread that made the cutout (the pipeline passes its centring step, so a
-    row is cropped while its decoded pixels are still in the CPU's cache).
+    Parameters
+    ----------
+    workers : int, optional
+        Threads the source may use to decode rows (the run passes ``--workers``, default
+        one per core); sources that do not decode in threads ignore it.
+    draft_side : int, optional
+        With ``--fast-decode``: the smallest image side the centring step needs, so a JPEG
+        source may decode at a reduced DCT scale down to it; ``None`` = full resolution.
+
+    A subclass declares its user options as named constructor parameters and passes
+    ``workers`` and ``draft_side`` on to ``Source.__init__``; it implements :meth:`fetch`,
+    and may override :meth:`check_columns` and, when it decodes in threads of its own,
+    :meth:`fetch_prepared` (setting ``fuses_prepare = True``).
     """
 
+    #: True when :meth:`fetch_prepared` centres each row in the thread that decoded it;
+    #: the run then gives the centring step to the source instead of its own thread pool.
+    fuses_prepare: ClassVar[bool] = False
+
+    def __init__(self, *, workers: int | None = None, draft_side: int | None = None) -> None:
+        self.workers = workers or decode_threads()
+        self.draft_side = draft_side
+
+    def check_columns(self, columns: list[str]) -> None:
+        """Raise :class:`~astro_morph.errors.UserError` naming a column the source needs and
+        the catalog lacks (called once, before the run). Default: nothing to check."""
+        return None
+
+    @abc.abstractmethod
     def fetch(self, rows: Table) -> list[Cutout]:
         """Return one :class:`Cutout` per row of ``rows``, in order; never raise for one row."""
-        ...
+
+    def fetch_prepared(self, rows: Table,
+                       prepare: Callable[[Cutout], Prepared]) -> list[Prepared]:
+        """One prepared row per row: ``prepare(cutout)`` for each of :meth:`fetch`'s cutouts.
+
+        A source with ``fuses_prepare = True`` overrides this to call ``prepare`` in the
+        thread that decoded the row, while its pixels are still in the CPU's cache.
+        """
+        return [prepare(c) for c in self.fetch(rows)]
 
 
 def format_id(value: object) -> str | None:

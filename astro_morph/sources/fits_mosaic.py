@@ -21,7 +21,7 @@ from ..centring.stretch import SURVEY_STRETCH, lupton_rgb
 from ..errors import UserError
 from ..flags import MorphFlag
 from ..hookspecs import hookimpl
-from .base import Cutout
+from .base import Cutout, Source
 from .coords import find_column, radec_degrees
 
 __all__ = ["FitsMosaicSource", "GZ_FIELD_PER_PETROR90"]
@@ -31,7 +31,7 @@ __all__ = ["FitsMosaicSource", "GZ_FIELD_PER_PETROR90"]
 GZ_FIELD_PER_PETROR90 = 424 * 0.024
 
 
-class FitsMosaicSource:
+class FitsMosaicSource(Source):
     """Cut galaxies out of FITS mosaics.
 
     Parameters
@@ -52,7 +52,9 @@ class FitsMosaicSource:
     def __init__(self, image: list[str | os.PathLike] | str | None = None,
                  ra_column: str = "RA", dec_column: str = "DEC", size_arcsec: float = 60.0,
                  size_column: str | None = None, survey: str = "default",
-                 max_nan_fraction: float = 0.5, **_ignored: object) -> None:
+                 max_nan_fraction: float = 0.5, *, workers: int | None = None,
+                 draft_side: int | None = None) -> None:
+        super().__init__(workers=workers, draft_side=draft_side)
         from astropy.io import fits
         from astropy.wcs import WCS
 

@@ -18,10 +18,11 @@ from typing import Any
 
 from astropy.table import Table
 
+from ..centring.base import Prepared
 from ..errors import UserError, suggest_names
 from ..flags import MorphFlag
 from ..hookspecs import hookimpl
-from .base import Cutout, decode_threads, format_id
+from .base import Cutout, Source, format_id
 from .images import read_rgb
 
 __all__ = ["GalaxyZooSource"]
@@ -33,7 +34,7 @@ PARTS_PER_THREAD = 2
 MAX_NAME_CHARS = 1024
 
 
-class GalaxyZooSource:
+class GalaxyZooSource(Source):
     """Read one JPEG per row from a folder.
 
     Parameters
@@ -44,15 +45,20 @@ class GalaxyZooSource:
         Column with the image id (default ``GalaxyID``). Ignored when ``path_column`` is given.
     path_column : str, optional
         Column with a file path relative to ``image_dir``.
-    workers : int, optional
-        Decoding threads (JPEG decoding releases the GIL); default: one per core (at most
-        32). They are started on the first fetch and kept for the next ones.
+    max_pixels : int
+        Images with more pixels are flagged, not decoded (decompression bombs).
+    workers, draft_side
+        The run's settings (:class:`~astro_morph.sources.base.Source`): decoding threads
+        (JPEG decoding releases the GIL; started on the first fetch and kept) and the
+        reduced-scale decode size of ``--fast-decode``.
     """
 
+    fuses_prepare = True
+
     def __init__(self, image_dir: str | os.PathLike | None = None, id_column: str = "GalaxyID",
-                 path_column: str | None = None, workers: int | None = None,
-                 max_pixels: int = 50_000_000, draft_side: int | None = None,
-                 **_ignored: object) -> None:
+                 path_column: str | None = None, max_pixels: int = 50_000_000, *,
+                 workers: int | None = None, draft_side: int | None = None) -> None:
+        super().__init__(workers=workers, draft_side=draft_side)
         if image_dir is None:
             raise UserError("--source galaxyzoo needs --image-dir (the folder of <id>.jpg files)")
         self.image_dir = Path(image_dir)
@@ -61,10 +67,7 @@ class GalaxyZooSource:
         self.root = self.image_dir.resolve()
         self.id_column = id_column
         self.path_column = path_column
-        self.workers = workers or decode_threads()
         self.max_pixels = max_pixels
-        #: Decode JPEGs at reduced DCT scale down to this side (set by ``fast_decode``).
-        self.draft_side = draft_side
         # One listing instead of a stat per row and extension: fast on network filesystems.
         self._names = {p for p in os.listdir(self.image_dir)}
         self._pool: ThreadPoolExecutor | None = None
@@ -132,20 +135,19 @@ class GalaxyZooSource:
         except Exception as exc:  # any decoder failure is a flagged row, not a failed run
             return Cutout(None, MorphFlag.IMAGE_UNREADABLE, f"{path}: {exc}")
 
-    #: ``fetch`` takes ``prepare`` (see :class:`astro_morph.sources.base.Source`).
-    fuses_prepare = True
+    def fetch(self, rows: Table) -> list[Cutout]:
+        """One Cutout per row, decoded in parallel threads."""
+        return self._map(rows, self._load)
 
-    def fetch(self, rows: Table, prepare: Callable[[Cutout], Any] | None = None) -> list:
-        """One Cutout per row, decoded in parallel threads.
+    def fetch_prepared(self, rows: Table, prepare: Callable[[Cutout], Prepared]) -> list[Prepared]:
+        """``prepare(cutout)`` per row, each applied in the thread that decoded the row (the
+        pipeline's centring step, run while the decoded image is still in the CPU's cache)."""
+        return self._map(rows, lambda v: prepare(self._load(v)))
 
-        With ``prepare``, each thread applies it to the rows it decoded, and the results
-        are returned instead of the Cutouts (the pipeline's centring step, run while the
-        decoded image is still in the CPU's cache).
-        """
+    def _map(self, rows: Table, load: Callable[[object], Any]) -> list:
         self.check_columns(rows.colnames)
         column = rows[self.path_column or self.id_column]
         values = [column[i] for i in range(len(rows))]
-        load = self._load if prepare is None else (lambda v: prepare(self._load(v)))
         if self.workers <= 1 or len(values) < 4:
             return [load(v) for v in values]
         # A few runs of rows per thread, not one task per row: each task costs Python work

@@ -8,6 +8,9 @@ asks for FITS instead (e.g. with a single-band HiPS); it is stretched like a FIT
 
 from __future__ import annotations
 
+from typing import Any
+
+from ..errors import UserError
 from ..hookspecs import hookimpl
 from .network import NetworkSource
 
@@ -21,10 +24,12 @@ class LegacySurveySource(NetworkSource):
 
     name = "legacysurvey"
 
-    def __init__(self, hips: str = LEGACY_HIPS, image_format: str = "jpg", **options) -> None:
+    def __init__(self, hips: str = LEGACY_HIPS, image_format: str = "jpg",
+                 **options: Any) -> None:
+        # ``options``: NetworkSource's (checked against its signature before the call).
         super().__init__(**options)
         if image_format not in ("jpg", "fits"):
-            raise ValueError(f"image_format must be 'jpg' or 'fits', not {image_format!r}")
+            raise UserError(f"image_format must be 'jpg' or 'fits', not {image_format!r}")
         self.hips, self.image_format = hips, image_format
 
     def request(self, ra: float, dec: float, size_arcsec: float) -> tuple[str, dict]:

@@ -26,7 +26,7 @@ import numpy as np
 from astropy.table import Table
 
 from ..flags import MorphFlag
-from .base import Cutout
+from .base import Cutout, Source
 from .coords import find_column, radec_degrees
 
 __all__ = ["NetworkSource", "DownloadError", "default_cache_dir"]
@@ -50,13 +50,10 @@ class DownloadError(Exception):
 
 
 def default_cache_dir(name: str) -> Path:
-    """``ASTROMORPH_CACHE``/cutouts/<name>, else astropy's cache dir/astro_morph/cutouts/<name>."""
-    root = os.environ.get("ASTROMORPH_CACHE")
-    if not root:
-        from astropy.config import get_cache_dir
+    """``<cache root>/cutouts/<name>`` (:func:`astro_morph.fileio.cache_root`)."""
+    from ..fileio import cache_root
 
-        root = Path(get_cache_dir()) / "astro_morph"
-    return Path(root) / "cutouts" / name
+    return cache_root() / "cutouts" / name
 
 
 class _RateLimiter:
@@ -76,7 +73,7 @@ class _RateLimiter:
             time.sleep(start - now)
 
 
-class NetworkSource:
+class NetworkSource(Source):
     """Base of the SDSS and Legacy Survey sources; subclasses give ``request`` and ``decode``.
 
     Parameters
@@ -113,8 +110,9 @@ class NetworkSource:
                  pixels: int = 128, cache_dir: str | os.PathLike | None = None,
                  offline: bool = False, retries: int = 4, backoff: float = 1.0,
                  timeout: float = 30.0, rate: float = 5.0, concurrency: int = 4,
-                 max_blank_fraction: float = 0.5, max_connection_failures: int = 8,
-                 **_ignored: object) -> None:
+                 max_blank_fraction: float = 0.5, max_connection_failures: int = 8, *,
+                 workers: int | None = None, draft_side: int | None = None) -> None:
+        super().__init__(workers=workers, draft_side=draft_side)
         from astroquery.query import BaseQuery
 
         self.ra_column, self.dec_column = ra_column, dec_column
@@ -240,7 +238,7 @@ class NetworkSource:
                     self._down, reason[:200])
 
     def _store(self, path: Path, content: bytes) -> None:
-        from ..catalog_io import cache_put
+        from ..fileio import cache_put
 
         cache_put(path, content)  # an unwritable cache costs a re-download, not the row
 

@@ -9,7 +9,6 @@ validation accuracy is kept and written as a model file with a fitted softmax te
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -125,9 +124,9 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 def _atomic_save(obj: dict, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    from ..fileio import atomic_write
+
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
@@ -301,7 +300,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
     bundle.onnx = export_onnx(bundle)
     sha = write_bundle(bundle, cfg.output, overwrite=True)
     # Timings vary run to run, so they go beside the model file, not into it.
-    from ..catalog_io import atomic_write_text
+    from ..fileio import atomic_write_text
 
     atomic_write_text(train_log_path(cfg.output), json.dumps(
         {"sha256": sha, "train_seconds": train_s, "decode_seconds": decode_s,

@@ -92,10 +92,10 @@ def test_fast_decode_uses_reduced_dct_scale_and_stays_close(tmp_path, tiny_model
     assert np.abs(full - fast).mean() < 0.02  # same picture, slightly different filter
     # classify(fast_decode=True) hands the step's need to the source.
     seen = []
-    real = GalaxyZooSource.fetch
-    monkeypatch.setattr(GalaxyZooSource, "fetch",
-                        lambda self, rows, **kw: seen.append(self.draft_side) or
-                        real(self, rows, **kw))
+    real = GalaxyZooSource.fetch_prepared
+    monkeypatch.setattr(GalaxyZooSource, "fetch_prepared",
+                        lambda self, rows, prepare: seen.append(self.draft_side) or
+                        real(self, rows, prepare))
     astro_morph.classify(cat, image_dir=tmp_path, model=tiny_model, progress=False,
                          fast_decode=True)
     astro_morph.classify(cat, image_dir=tmp_path, model=tiny_model, progress=False)
@@ -125,4 +125,4 @@ def test_fetches_share_one_pool_that_ends_with_the_source(image_dir):
     deadline = time.monotonic() + 10
     while _decode_threads() > before and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _decode_threads() == before
+    assert _decode_threads() <= before  # (threads of earlier tests' sources may end too)

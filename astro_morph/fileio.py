@@ -1,0 +1,99 @@
+"""Every file astro_morph writes goes through here: temp file, fsync, rename; cache roots.
+
+Readers see the old file or the whole new one, never a part, whatever moment the process
+dies or the disk fills. Used by catalogs (:mod:`astro_morph.catalog_io`), model files,
+the resume journal, training checkpoints, search state, and the download and ONNX caches.
+Temp files are named ``.<name>.XXXXXXXX<suffix>`` beside their destination (what
+:func:`astro_morph.journal.remove_stale_temps` cleans up after a killed run).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "cache_root",
+           "cache_put", "public_mode"]
+
+
+@functools.cache
+def _umask() -> int:
+    # Read once: os.umask can only be read by setting it, which is process-wide, and other
+    # threads (cutout downloads, cache writes) create files at the same time.
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def public_mode(fd: int) -> None:
+    """Give a ``mkstemp`` file (created 0600) the mode a normal ``open`` would: 0666 & ~umask.
+
+    Outputs are meant to be shared; a private temp-file mode must not survive the rename.
+    """
+    os.fchmod(fd, 0o666 & ~_umask())
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None],
+                 suffix: str = ".tmp") -> Path:
+    """Call ``write(temp_path)`` for a temp file beside ``path``, fsync it and rename it over
+    ``path``. Any failure removes the temp file and re-raises (``OSError`` included)."""
+    p = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=suffix)
+    try:
+        public_mode(fd)
+        os.close(fd)
+        write(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        _remove(tmp)
+        raise
+    return p
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` atomically (:func:`atomic_write`)."""
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write a small text file (report, table, JSON state) atomically."""
+    return atomic_write_bytes(path, text.encode())
+
+
+def cache_root() -> Path:
+    """Root of astro_morph's caches: ``$ASTROMORPH_CACHE``, else astropy's cache directory
+    ``/astro_morph`` (``~/.astropy/cache/astro_morph``). Downloads go under ``cutouts/``,
+    ONNX exports under ``onnx/``."""
+    root = os.environ.get("ASTROMORPH_CACHE")
+    if root:
+        return Path(root)
+    from astropy.config import get_cache_dir
+
+    return Path(get_cache_dir()) / "astro_morph"
+
+
+def cache_put(path: str | os.PathLike, data: bytes) -> bool:
+    """Store a cache entry atomically; False (not an error) when the cache is unwritable.
+
+    A cache that cannot be written only costs recomputing or re-downloading next time, so
+    callers carry on either way; a half-written entry is never visible.
+    """
+    p = Path(path)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(p, data)
+        return True
+    except OSError:
+        return False

@@ -1,0 +1,209 @@
+"""Plugin contracts (issue 15): options reach the plugin that owns them, one model resolver
+serves every run mode, third-party centring steps run end to end, every hook call traces."""
+
+import re
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.table import Table
+from click.testing import CliRunner
+
+from astro_morph import plugins
+from astro_morph.centring.base import CentringStep, Prepared
+from astro_morph.centring.crop import crop_resize
+from astro_morph.cli import cli
+from astro_morph.errors import UserError
+from astro_morph.hookspecs import hookimpl
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Shift(CentringStep):
+    """A third-party centring step: crops around a point moved by (dx, dy) pixels."""
+
+    reports_offset = True
+
+    def __init__(self, dx: float = 0.0, dy: float = 0.0) -> None:
+        self.dx, self.dy = dx, dy
+
+    def __call__(self, cutout, size):
+        if cutout.image is None:
+            return Prepared(None, cutout.flags, message=cutout.message)
+        h, w = cutout.image.shape[:2]
+        centre = ((w - 1) / 2 + self.dx, (h - 1) / 2 + self.dy)
+        return Prepared(crop_resize(cutout.image, size, centre=centre), cutout.flags,
+                        dx=self.dx, dy=self.dy)
+
+
+def _plugin(model_file: Path) -> types.ModuleType:
+    mod = types.ModuleType("astromorph_contract_fake")
+
+    @hookimpl
+    def astromorph_register_centring(register):
+        register("shift", Shift, "test: crop around a shifted centre")
+
+    @hookimpl
+    def astromorph_register_models(register):
+        register("plugin-g0", model_file, "test: a model file registered by a plugin")
+
+    mod.astromorph_register_centring = astromorph_register_centring
+    mod.astromorph_register_models = astromorph_register_models
+    return mod
+
+
+@pytest.fixture
+def fake(tiny_model):
+    plugins.load_plugins()
+    mod = _plugin(tiny_model)
+    plugins.pm.register(mod, name="astromorph_contract_fake")
+    try:
+        yield mod
+    finally:
+        plugins.pm.unregister(name="astromorph_contract_fake")
+
+
+def test_api_and_pipeline_do_not_probe_plugin_objects():
+    for name in ("api.py", "pipeline.py"):
+        text = (ROOT / "astro_morph" / name).read_text()
+        assert not re.search(r"\b(hasattr|getattr)\(", text), name
+
+
+def test_centring_options_reach_a_third_party_step_end_to_end(fake, image_dir, tmp_path):
+    cat = tmp_path / "c.fits"
+    Table({"GalaxyID": [1, 2]}).write(cat)
+    res = CliRunner().invoke(cli, ["classify", str(cat), "--image-dir", str(image_dir),
+                                   "--model", "plugin-g0", "--centring", "shift",
+                                   "--centring-option", "dx=3", "--centring-option",
+                                   "dy=-2.5", "-o", str(tmp_path / "o.fits")])
+    assert res.exit_code == 0, res.output
+    out = Table.read(tmp_path / "o.fits")
+    assert list(out["morph_dx"]) == [3.0, 3.0] and list(out["morph_dy"]) == [-2.5, -2.5]
+    assert out.meta["MORPHCEN"] == "shift" and out.meta["MORPHMOD"] == "tiny-g0"
+    bad = CliRunner().invoke(cli, ["classify", str(cat), "--image-dir", str(image_dir),
+                                   "--model", "plugin-g0", "--centring", "shift",
+                                   "--centring-option", "ddx=1", "-o", str(tmp_path / "p.fits")])
+    assert bad.exit_code == 1
+    assert str(bad.exception) == ("centring 'shift' has no option 'ddx' (did you mean 'dx'?); "
+                                  "its options: dx, dy")
+    typed = CliRunner().invoke(cli, ["classify", str(cat), "--image-dir", str(image_dir),
+                                     "--model", "plugin-g0", "--centring", "shift",
+                                     "--centring-option", "dx=left", "-o",
+                                     str(tmp_path / "q.fits")])
+    assert "option dx='left': expected a float" in str(typed.exception)
+
+
+def test_only_options_the_user_set_reach_the_source(image_dir, tiny_model):
+    """The source's own defaults apply; a flag meant for another source is an error, and a
+    TypeError raised inside a factory is not passed off as a user mistake."""
+    import astro_morph
+    from astro_morph.sources.galaxyzoo import GalaxyZooSource
+
+    t = Table({"GalaxyID": [1]})
+    out = astro_morph.classify(t, image_dir=image_dir, model=tiny_model, id_column=None,
+                               ra_column=None)
+    assert out["morph_flags"][0] == 0  # None = not set: GalaxyID, the source's default
+    with pytest.raises(UserError, match="source 'galaxyzoo' has no option 'ra_column'.*; its "
+                                        "options: id_column, image_dir, max_pixels, "
+                                        "path_column$"):
+        astro_morph.classify(t, image_dir=image_dir, model=tiny_model, ra_column="RA")
+
+    import functools
+
+    @functools.wraps(GalaxyZooSource.__init__)  # same options, a bug inside
+    def broken(self, *a, **k):
+        raise TypeError("a bug inside the plugin")
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(GalaxyZooSource, "__init__", broken)
+    try:
+        with pytest.raises(TypeError, match="a bug inside the plugin"):
+            astro_morph.classify(t, image_dir=image_dir, model=tiny_model)
+    finally:
+        mp.undo()
+
+
+def test_a_factory_must_return_its_roles_contract(image_dir, tiny_model):
+    import astro_morph
+
+    mod = types.ModuleType("astromorph_wrong")
+
+    @hookimpl
+    def astromorph_register_centring(register):
+        register("not-a-step", lambda: (lambda cutout, size: None), "a bare function")
+
+    mod.astromorph_register_centring = astromorph_register_centring
+    plugins.load_plugins()
+    plugins.pm.register(mod, name="astromorph_wrong")
+    try:
+        with pytest.raises(TypeError, match="not a astro_morph.centring.base.CentringStep"):
+            astro_morph.classify(Table({"GalaxyID": [1]}), image_dir=image_dir,
+                                 model=tiny_model, centring="not-a-step")
+    finally:
+        plugins.pm.unregister(name="astromorph_wrong")
+
+
+@pytest.mark.slow
+def test_a_plugin_model_runs_single_process_under_dask_and_as_train_init(fake, image_dir,
+                                                                        tmp_path):
+    """One resolver: the name a plugin registered works in every run mode."""
+    pytest.importorskip("dask.distributed", reason="dask extra not installed")
+    cat = tmp_path / "c.fits"
+    Table({"GalaxyID": [1, 2, 3, 404]}).write(cat)
+    runs = {}
+    for mode, extra in (("single", []), ("dask", ["--dask", "local:2"])):
+        res = CliRunner().invoke(cli, ["classify", str(cat), "--image-dir", str(image_dir),
+                                       "--model", "plugin-g0", "-o",
+                                       str(tmp_path / f"{mode}.fits"), *extra])
+        assert res.exit_code == 0, (mode, res.output, res.exception)
+        runs[mode] = Table.read(tmp_path / f"{mode}.fits")
+    assert runs["single"].meta["MORPHSHA"] == runs["dask"].meta["MORPHSHA"]
+    np.testing.assert_array_equal(runs["single"]["morph_prob_spiral"],
+                                  runs["dask"]["morph_prob_spiral"])
+    # train --init: the registered model's weights, fine-tuned on three labelled images.
+    labels = tmp_path / "labels.csv"
+    labels.write_text("OBJID,label,split\n1,elliptical,train\n2,spiral,train\n"
+                      "3,elliptical,val\n4,spiral,val\n5,spiral,train\n")
+    res = CliRunner().invoke(cli, ["train", str(labels), "--image-dir", str(image_dir),
+                                   "--init", "plugin-g0", "--epochs", "1", "--batch-size",
+                                   "2", "-o", str(tmp_path / "tuned.amz")])
+    assert res.exit_code == 0, (res.output, res.exception)
+    from astro_morph.models.model_file import read_bundle
+
+    tuned = read_bundle(tmp_path / "tuned.amz")
+    assert tuned.config["provenance"]["config"]["init"].endswith("tiny-g0.amz")
+    assert tuned.class_names == ["elliptical", "spiral"]
+
+
+def test_lsdb_resolves_a_plugin_model(fake):
+    lsdb = pytest.importorskip("lsdb", reason="lsdb not installed (optional: pip install lsdb)")
+    import pandas as pd
+
+    from astro_morph.scaleout import classify_lsdb
+
+    catalog = lsdb.from_dataframe(pd.DataFrame({"ra": [10.0], "dec": [1.0],
+                                                "GalaxyID": [1]}))
+    lazy = classify_lsdb(catalog, model="plugin-g0", image_dir=".")
+    assert "morph_prob_spiral" in lazy.columns
+
+
+def test_trace_env_var_traces_every_registration_hook(monkeypatch, capsys):
+    monkeypatch.setenv("ASTROMORPH_TRACE_PLUGINS", "1")
+    monkeypatch.setattr(plugins, "_loaded", False)
+    try:
+        plugins.get_sources()
+        plugins.get_centring_steps()
+        plugins.get_models()
+    finally:
+        if plugins.untrace is not None:
+            plugins.untrace()
+            monkeypatch.setattr(plugins, "untrace", None)
+        plugins.pm.trace.root.setwriter(None)
+    err = capsys.readouterr().err
+    for hook in ("astromorph_register_sources", "astromorph_register_centring",
+                 "astromorph_register_models"):
+        assert hook in err, hook
+    # One traced call per implementing plugin (builtins included), not one per hook.
+    assert err.count("astromorph_register_sources") >= 4
+
