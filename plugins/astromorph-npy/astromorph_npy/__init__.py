@@ -14,6 +14,7 @@ from astro_morph.flags import MorphFlag
 from astro_morph.hookspecs import hookimpl
 from astro_morph.sources import Cutout, Source, format_id
 
+
 class NpySource(Source):
     """Rows of one (N, H, W, 3) stack. Options: ``path`` (the .npy file), ``id_column``."""
 
