@@ -124,8 +124,14 @@ def plot_confusion(matrix: np.ndarray, classes: list[str], path: str | os.PathLi
     ax.set_ylabel("true")
     if title:
         ax.set_title(title, fontsize=9)
+    return _save(fig, path, 120)
+
+
+def _save(fig, path: str | os.PathLike, dpi: int) -> Path:
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return Path(path)
 
@@ -159,7 +165,4 @@ def plot_learning_curves(models: list[str | os.PathLike], path: str | os.PathLik
     axes[1].legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, 110)
