@@ -105,15 +105,20 @@ def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
 @click.option("--w", "w", type=float, default=-0.07, show_default=True,
               help="Exponent of Eq. 1 (negative penalises FLOPs above T; see docs/search.md).")
 @click.option("--w-below", type=float, help="Exponent when FLOPs <= T (default: --w).")
-@click.option("--metric", type=click.Choice(["accuracy", "f1"]), default="accuracy",
-              show_default=True)
+@click.option("--metric", type=click.Choice(["accuracy", "balanced_accuracy", "macro_f1", "f1",
+                                            "likelihood"]), default="likelihood",
+              show_default=True,
+              help="Shared-weight validation score in Eq. 1 (accuracy = the paper's; "
+              "likelihood = exp(-class-balanced cross-entropy)).")
+@click.option("--warmup", type=click.IntRange(0), default=0, show_default=True,
+              help="Iterations of uniformly sampled paths before the controller learns.")
 @click.option("--limit", type=click.IntRange(1), help="Use at most N images per split.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint beside OUTPUT.")
 def search(labels: Path, image_dir: str, output: Path, id_column: str, classes: str | None,
            iterations: int, budget_minutes: float | None, shared_steps: int,
            controller_steps: int, target_flops: float, w: float, w_below: float | None,
-           metric: str, limit: int | None, seed: int, resume: bool) -> None:
+           metric: str, warmup: int, limit: int | None, seed: int, resume: bool) -> None:
     """ENAS search for a baseline network on LABELS (train split trains, val rewards)."""
     from .search.enas import SearchConfig
     from .search.enas import search as search_api
@@ -123,7 +128,7 @@ def search(labels: Path, image_dir: str, output: Path, id_column: str, classes: 
         class_names=class_list(classes),
         iterations=iterations, budget_minutes=budget_minutes, shared_steps=shared_steps,
         controller_steps=controller_steps, target_flops=target_flops, w=w, w_below=w_below,
-        metric=metric, limit=limit, seed=seed)
+        metric=metric, warmup=warmup, limit=limit, seed=seed)
     r = search_api(cfg, resume=resume)
     click.echo(f"wrote {output}: {' '.join(b.to_string() for b in r['arch'].blocks)}; "
                f"reward {r['reward']:.4f}, {metric} {r[metric]:.4f} (shared weights), "

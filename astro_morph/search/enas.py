@@ -59,7 +59,11 @@ class SearchConfig:
     target_flops: float = 20e6
     w: float = -0.07
     w_below: float | None = None
-    metric: str = "accuracy"  # accuracy | f1
+    #: Shared-weight validation score in Eq. 1: one of :data:`METRICS`.
+    metric: str = "likelihood"
+    #: Iterations of shared-weight training on uniformly sampled paths before the
+    #: controller learns (every path gets trained weights before being judged).
+    warmup: int = 0
     final_samples: int = 16
     seed: int = 0
     limit: int | None = None
@@ -72,17 +76,58 @@ def _paths(output: str | os.PathLike) -> dict[str, Path]:
             "ckpt": Path(f"{stem}.ckpt.pt")}
 
 
+#: Validation scores the reward can use. ``accuracy`` is the paper's; on imbalanced data it
+#: sits at the majority rate for weak shared weights, so the others weigh classes equally.
+#: ``likelihood`` = exp(-class-balanced cross-entropy): continuous, so it separates paths
+#: whose argmax predictions are identical.
+METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "f1", "likelihood")
+
+
+def score_logits(logits: torch.Tensor, y: torch.Tensor, metric: str, k: int) -> float:
+    """The validation score ``metric`` (:data:`METRICS`) of ``logits`` for labels ``y``."""
+    pred = logits.argmax(1)
+    if metric == "accuracy":
+        return float((pred == y).float().mean())
+    counts = torch.bincount(y, minlength=k).float()
+    present = counts > 0
+    if metric == "balanced_accuracy":
+        hits = torch.bincount(y[pred == y], minlength=k).float()
+        return float((hits[present] / counts[present]).mean())
+    if metric == "likelihood":
+        ce = F.cross_entropy(logits, y, reduction="none")
+        per_class = torch.zeros(k).index_add_(0, y, ce)[present] / counts[present]
+        return float(torch.exp(-per_class.mean()))
+    tp = torch.bincount(y[pred == y], minlength=k).float()
+    predicted = torch.bincount(pred, minlength=k).float()
+    f1 = 2 * tp / (predicted + counts).clamp(min=1)
+    if metric == "macro_f1":
+        return float(f1[present].mean())
+    if metric == "f1":  # weighted by support
+        return float((f1 * counts).sum() / counts.sum())
+    raise UserError(f"metric must be one of {', '.join(METRICS)}, not {metric!r}")
+
+
+def stratified_subset(y: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """``n`` indices of ``y`` in class proportion (every class at least once), fixed by
+    ``seed``: every candidate is judged on the same images."""
+    rng = np.random.default_rng(seed)
+    y = np.asarray(y)
+    if n >= len(y):
+        return np.arange(len(y))
+    out = []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        take = max(1, int(round(n * len(idx) / len(y))))
+        out.append(rng.choice(idx, min(take, len(idx)), replace=False))
+    return np.sort(np.concatenate(out))
+
+
 def _score(net: SuperNet, genotype: list[int], x: torch.Tensor, y: torch.Tensor,
            metric: str, classes: list[str]) -> float:
     net.eval()
     with torch.no_grad():
         logits = torch.cat([net(x[i:i + 512], genotype) for i in range(0, len(x), 512)])
-    if metric == "f1":
-        from ..training.metrics import classification_report
-
-        probs = torch.softmax(logits, 1).numpy()
-        return float(classification_report(y.numpy(), probs, classes)["f1_weighted"])
-    return float((logits.argmax(1) == y).float().mean())
+    return score_logits(logits, y, metric, len(classes))
 
 
 def search_arrays(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
@@ -98,8 +143,8 @@ def search_arrays(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
 
     from ..training.augment import augment_batch
 
-    if cfg.metric not in ("accuracy", "f1"):
-        raise UserError(f"metric must be accuracy or f1, not {cfg.metric!r}")
+    if cfg.metric not in METRICS:
+        raise UserError(f"metric must be one of {', '.join(METRICS)}, not {cfg.metric!r}")
     paths = _paths(cfg.output)
     paths["genotype"].parent.mkdir(parents=True, exist_ok=True)
     signature = json.dumps({k: v for k, v in asdict(cfg).items() if k not in BUDGET_FIELDS},
@@ -136,6 +181,8 @@ def search_arrays(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
     ty = torch.from_numpy(np.asarray(train_y, dtype=np.int64))
     vx = (torch.from_numpy(val_x).permute(0, 3, 1, 2).float() / 255 - mean) / std
     vy = torch.from_numpy(np.asarray(val_y, dtype=np.int64))
+    # The controller's candidates are all judged on one fixed, class-stratified subset.
+    fixed = torch.from_numpy(stratified_subset(np.asarray(val_y), cfg.val_batch, cfg.seed))
     flops_cache: dict[tuple, int] = {}
 
     def macs(genotype: list[int]) -> int:
@@ -155,12 +202,14 @@ def search_arrays(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
     while state["iteration"] < cfg.iterations:
         if cfg.budget_minutes is not None and state["elapsed"] >= cfg.budget_minutes * 60:
             break
-        # 1. Shared weights, one sampled path per minibatch.
+        # 1. Shared weights, one sampled path per minibatch (uniformly during warm-up).
         net.train()
         ctrl.eval()
+        warming = state["iteration"] < cfg.warmup
         for _ in range(cfg.shared_steps):
             with torch.no_grad():
-                genotype, _, _ = ctrl.sample(sample_gen)
+                genotype = (_uniform(space, sample_gen) if warming
+                            else ctrl.sample(sample_gen)[0])
             idx = torch.randint(len(tx), (cfg.batch_size,), generator=data_gen)
             x = tx[idx].permute(0, 3, 1, 2).float() / 255
             if train_region is not None:
@@ -170,12 +219,11 @@ def search_arrays(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
             opt_w.step()
-        # 2. Controller by REINFORCE on validation minibatches.
+        # 2. Controller by REINFORCE on the fixed validation subset (after the warm-up).
         ctrl.train()
-        for _ in range(cfg.controller_steps):
+        for _ in range(0 if warming else cfg.controller_steps):
             genotype, logp, ent = ctrl.sample(sample_gen)
-            idx = torch.randint(len(vx), (min(cfg.val_batch, len(vx)),), generator=data_gen)
-            r, score, m = rate(genotype, vx[idx], vy[idx])
+            r, score, m = rate(genotype, vx[fixed], vy[fixed])
             b = state["baseline"]
             b = r if b is None else cfg.baseline_decay * b + (1 - cfg.baseline_decay) * r
             state["baseline"] = b
@@ -196,8 +244,11 @@ def search_arrays(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
                       "state": json.dumps(state)}, paths["ckpt"])
         last = state["log"][-cfg.controller_steps:]
         bar.update(1)
-        bar.set_postfix(reward=f"{np.mean([e['reward'] for e in last]):.3f}",
-                        entropy=f"{float(ent.detach()):.1f}")
+        minutes = state["elapsed"] / 60
+        bar.set_postfix(reward=f"{np.mean([e['reward'] for e in last]):.3f}" if last else "-",
+                        entropy=f"{last[-1]['entropy']:.1f}" if last else "-",
+                        it_per_min=f"{state['iteration'] / max(minutes, 1e-9):.1f}",
+                        phase="warm-up" if warming else "search")
     bar.close()
 
     # 3. Derive: the best of several sampled genotypes on the whole validation split.
@@ -234,6 +285,11 @@ def search_arrays(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
     return {"arch": arch, "reward": best_r, cfg.metric: best_score, "macs": best_m,
             "iterations": state["iteration"], "minutes": state["elapsed"] / 60,
             "log": state["log"], "reference": reference, "paths": paths}
+
+
+def _uniform(space: SearchSpace, gen: torch.Generator) -> list[int]:
+    """A genotype with every choice drawn uniformly (warm-up paths)."""
+    return [int(torch.randint(n, (1,), generator=gen)) for n in space.sizes]
 
 
 def plot_rewards(log: list[dict], path: str | os.PathLike, metric: str = "accuracy") -> Path:

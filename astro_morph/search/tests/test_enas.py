@@ -78,7 +78,8 @@ def _cfg(tmp_path, name, **kw):
 
 
 def test_search_writes_a_trainable_genotype_log_and_plot(tmp_path):
-    out = search_arrays(*_data(), ["a", "b"], _cfg(tmp_path, "s"), TINY, progress=False)
+    out = search_arrays(*_data(), ["a", "b"], _cfg(tmp_path, "s", metric="accuracy"), TINY,
+                        progress=False)
     arch = get_arch(str(tmp_path / "s.json"))  # what `astromorph train --arch FILE` does
     assert arch.blocks == out["arch"].blocks
     log = [json.loads(line) for line in (tmp_path / "s.log.jsonl").read_text().splitlines()]
@@ -89,12 +90,16 @@ def test_search_writes_a_trainable_genotype_log_and_plot(tmp_path):
 
 
 def test_interrupted_search_resumes_the_same_run(tmp_path):
-    straight = search_arrays(*_data(), ["a", "b"], _cfg(tmp_path, "a"), TINY, progress=False)
-    search_arrays(*_data(), ["a", "b"], _cfg(tmp_path, "b", iterations=1), TINY,
+    # Interrupted inside the warm-up (uniform paths, no controller steps), resumed after.
+    straight = search_arrays(*_data(), ["a", "b"], _cfg(tmp_path, "a", warmup=2), TINY,
+                             progress=False)
+    search_arrays(*_data(), ["a", "b"], _cfg(tmp_path, "b", iterations=1, warmup=2), TINY,
                   progress=False)
-    resumed = search_arrays(*_data(), ["a", "b"], _cfg(tmp_path, "b"), TINY, resume=True,
-                            progress=False)
+    resumed = search_arrays(*_data(), ["a", "b"], _cfg(tmp_path, "b", warmup=2), TINY,
+                            resume=True, progress=False)
     assert resumed["iterations"] == 3
+    assert len(resumed["log"]) == 3  # one searching iteration of 3 controller steps
+    assert all(e["likelihood"] > 0 for e in resumed["log"])
     assert [e["genotype"] for e in resumed["log"]] == [e["genotype"] for e in straight["log"]]
     assert [e["reward"] for e in resumed["log"]] == pytest.approx(
         [e["reward"] for e in straight["log"]])
@@ -135,3 +140,31 @@ def test_a_path_has_the_parameters_of_its_derived_network():
         sizes[name] = sum(p.numel() for p in derived.parameters())
         assert sizes[name] == count(DEFAULT_SPACE.to_arch(g), 5, 32).params
     assert sizes["large"] > 5 * sizes["small"]
+
+
+def test_reward_metrics_follow_their_formulas_on_known_inputs():
+    import math
+
+    from astro_morph.search.enas import score_logits, stratified_subset
+
+    y = torch.tensor([0, 0, 0, 1])  # imbalanced: 3 of class 0
+    always_0 = torch.tensor([[5.0, 0.0]] * 4)
+    assert score_logits(always_0, y, "accuracy", 2) == pytest.approx(0.75)
+    assert score_logits(always_0, y, "balanced_accuracy", 2) == pytest.approx(0.5)
+    # macro-F1: class 0 F1 = 2*3/(4+3) = 6/7, class 1 F1 = 0
+    assert score_logits(always_0, y, "macro_f1", 2) == pytest.approx(3 / 7)
+    assert score_logits(always_0, y, "f1", 2) == pytest.approx(0.75 * 6 / 7)
+    # likelihood = exp(-mean over classes of the class's mean cross-entropy)
+    ce0, ce1 = -math.log(1 / (1 + math.exp(-5))), -math.log(1 / (1 + math.exp(5)))
+    assert score_logits(always_0, y, "likelihood", 2) == pytest.approx(
+        math.exp(-(ce0 + ce1) / 2), rel=1e-5)
+    # Two paths with the same argmax but different confidence: only likelihood separates.
+    softer = torch.tensor([[1.0, 0.0]] * 4)
+    assert score_logits(softer, y, "balanced_accuracy", 2) == score_logits(
+        always_0, y, "balanced_accuracy", 2)
+    assert score_logits(softer, y, "likelihood", 2) != score_logits(always_0, y, "likelihood", 2)
+    # The fixed validation subset keeps every class, in proportion.
+    labels = np.array([0] * 90 + [1] * 9 + [2] * 1)
+    idx = stratified_subset(labels, 20, seed=0)
+    assert set(labels[idx]) == {0, 1, 2} and (labels[idx] == 0).sum() == 18
+    assert np.array_equal(idx, stratified_subset(labels, 20, seed=0))
