@@ -110,6 +110,12 @@ def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
               show_default=True,
               help="Shared-weight validation score in Eq. 1 (accuracy = the paper's; "
               "likelihood = exp(-class-balanced cross-entropy)).")
+@click.option("--cost", type=click.Choice(["flops", "latency"]), default="flops",
+              show_default=True,
+              help="Cost in Eq. 1: multiply-adds (paper), or ONNX Runtime latency on this CPU "
+              "(per-op table measured once and cached).")
+@click.option("--target-latency", type=click.FloatRange(0, min_open=True),
+              help="T of Eq. 1 with --cost latency, ms per image (default: Table-2 G0's).")
 @click.option("--warmup", type=click.IntRange(0), default=0, show_default=True,
               help="Iterations of uniformly sampled paths before the controller learns.")
 @click.option("--limit", type=click.IntRange(1), help="Use at most N images per split.")
@@ -118,7 +124,8 @@ def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
 def search(labels: Path, image_dir: str, output: Path, id_column: str, classes: str | None,
            iterations: int, budget_minutes: float | None, shared_steps: int,
            controller_steps: int, target_flops: float, w: float, w_below: float | None,
-           metric: str, warmup: int, limit: int | None, seed: int, resume: bool) -> None:
+           metric: str, cost: str, target_latency: float | None, warmup: int,
+           limit: int | None, seed: int, resume: bool) -> None:
     """ENAS search for a baseline network on LABELS (train split trains, val rewards)."""
     from .search.enas import SearchConfig
     from .search.enas import search as search_api
@@ -128,7 +135,8 @@ def search(labels: Path, image_dir: str, output: Path, id_column: str, classes: 
         class_names=class_list(classes),
         iterations=iterations, budget_minutes=budget_minutes, shared_steps=shared_steps,
         controller_steps=controller_steps, target_flops=target_flops, w=w, w_below=w_below,
-        metric=metric, warmup=warmup, limit=limit, seed=seed)
+        metric=metric, cost=cost, target_latency_ms=target_latency, warmup=warmup,
+        limit=limit, seed=seed)
     r = search_api(cfg, resume=resume)
     click.echo(f"wrote {output}: {' '.join(b.to_string() for b in r['arch'].blocks)}; "
                f"reward {r['reward']:.4f}, {metric} {r[metric]:.4f} (shared weights), "

@@ -57,6 +57,11 @@ class SearchConfig:
     entropy_weight: float = 1e-4
     baseline_decay: float = 0.95
     target_flops: float = 20e6
+    #: Cost in Eq. 1: "flops" (the paper's multiply-adds) or "latency" (ONNX Runtime time
+    #: on this CPU, predicted from a measured per-op table, :mod:`.latency`).
+    cost: str = "flops"
+    #: T of Eq. 1 with ``cost="latency"``, ms per image (default: Table-2 G0's prediction).
+    target_latency_ms: float | None = None
     w: float = -0.07
     w_below: float | None = None
     #: Shared-weight validation score in Eq. 1: one of :data:`METRICS`.
@@ -191,9 +196,20 @@ def search_arrays(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
             flops_cache[key] = count(space.to_arch(genotype), len(class_names), size).macs
         return flops_cache[key]
 
+    if cfg.cost not in ("flops", "latency"):
+        raise UserError(f"cost must be flops or latency, not {cfg.cost!r}")
+    table = target = None
+    if cfg.cost == "latency":
+        from .latency import LatencyTable
+
+        table = LatencyTable(space, len(class_names))
+        target = cfg.target_latency_ms or _g0_latency(table, space)
+
     def rate(genotype: list[int], x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, int]:
         score = _score(net, genotype, x, y, cfg.metric, class_names)
         m = macs(genotype)
+        if table is not None:
+            return reward(score, table.predict(genotype), target, cfg.w, cfg.w_below), score, m
         return reward(score, m, cfg.target_flops, cfg.w, cfg.w_below), score, m
 
     bar = tqdm(total=cfg.iterations, initial=state["iteration"], desc="search",
@@ -234,7 +250,8 @@ def search_arrays(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
             state["log"].append({"iteration": state["iteration"], "genotype": genotype,
                                  "arch": [s.to_string() for s in space.to_arch(genotype).blocks],
                                  cfg.metric: score, "macs": m, "reward": r, "baseline": b,
-                                 "entropy": float(ent.detach())})
+                                 "entropy": float(ent.detach()),
+                                 **({"latency_ms": table.predict(genotype)} if table else {})})
         state["iteration"] += 1
         state["elapsed"] = time.perf_counter() - started
         _atomic_save({"signature": signature, "net": net.state_dict(),
@@ -285,6 +302,17 @@ def search_arrays(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
     return {"arch": arch, "reward": best_r, cfg.metric: best_score, "macs": best_m,
             "iterations": state["iteration"], "minutes": state["elapsed"] / 60,
             "log": state["log"], "reference": reference, "paths": paths}
+
+
+def _g0_latency(table: Any, space: SearchSpace) -> float:
+    """Predicted latency of the paper's G0 (the default latency target: as fast as G0)."""
+    from ..models.arch import G0
+
+    try:
+        return table.predict(space.encode(G0))
+    except ValueError:
+        raise UserError("--cost latency needs --target-latency: Table-2 G0 is not in this "
+                        "search space") from None
 
 
 def _uniform(space: SearchSpace, gen: torch.Generator) -> list[int]:

@@ -168,3 +168,33 @@ def test_reward_metrics_follow_their_formulas_on_known_inputs():
     idx = stratified_subset(labels, 20, seed=0)
     assert set(labels[idx]) == {0, 1, 2} and (labels[idx] == 0).sum() == 18
     assert np.array_equal(idx, stratified_subset(labels, 20, seed=0))
+
+
+def test_latency_table_measures_each_op_once_and_predicts_sums(tmp_path):
+    from astro_morph.search.latency import LatencyTable
+
+    table = LatencyTable(TINY, 2, path=tmp_path / "lut.json")
+    g = [0] * len(TINY.sizes)
+    ms = table.predict(g)
+    assert ms > 0 and table.measured == len(table.ops(g)) == 4  # stem, 2 MBConvs, head
+    assert ms == pytest.approx(sum(table.ms[k] for k, _ in table.ops(g)))
+    again = LatencyTable(TINY, 2, path=tmp_path / "lut.json")  # from disk: nothing timed
+    assert again.predict(g) == ms and again.measured == 0
+    bigger = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1]  # stage 2: width 16, 2 layers
+    new = {k for k, _ in again.ops(bigger)} - set(again.ms)
+    assert len(again.ops(bigger)) == 5 and new  # only the ops not timed yet are timed
+    again.predict(bigger)
+    assert again.measured == len(new)
+
+
+def test_search_with_latency_cost_logs_and_rewards_predicted_latency(tmp_path, monkeypatch):
+    from astro_morph.search import latency
+
+    monkeypatch.setenv("ASTROMORPH_CACHE", str(tmp_path / "cache"))
+    # Deterministic "timings" (the real ones are CPU-dependent): ms = input channels.
+    monkeypatch.setattr(latency, "measure_seconds", lambda module, shape: shape[0] / 1e3)
+    cfg = _cfg(tmp_path, "lat", cost="latency", target_latency_ms=40.0, iterations=2)
+    search_arrays(*_data(), ["a", "b"], cfg, TINY, progress=False)
+    log = [json.loads(line) for line in (tmp_path / "lat.log.jsonl").read_text().splitlines()]
+    for e in log:
+        assert e["reward"] == pytest.approx(reward(e["likelihood"], e["latency_ms"], 40.0))
