@@ -377,7 +377,9 @@ def main() -> None:
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
+        click.echo("Interrupted. (classify, train, search and compare continue from their "
+                   "checkpoints when rerun the same way, with --resume for the first three)",
+                   err=True)
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()

@@ -305,4 +305,6 @@ def evaluate(labels: Path, image_dir: str, model: str | None, id_column: str, sp
         click.echo(f"  CPU latency {r['latency_ms']:.2f} ms/image (batch 1), "
                    f"{r['images_per_s']:.0f} images/s (batch 256, model only)")
     if json_out:
-        json_out.write_text(json.dumps(r, indent=2))
+        from .fileio import atomic_write_text
+
+        atomic_write_text(json_out, json.dumps(r, indent=2))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from ..fileio import atomic_write_text
 
 __all__ = ["parse_arch_spec", "compare", "summarise", "markdown_table", "per_class_table",
            "wilson_interval"]
@@ -81,7 +82,8 @@ def compare(labels: str | os.PathLike, image_dir: str | os.PathLike, archs: list
                                       split=split, progress=progress, timing=split == "test",
                                       png=out_dir / f"{stem}-s{seed}_confusion.png"
                                       if split == "test" else None)
-            (out_dir / f"{stem}-s{seed}.json").write_text(json.dumps(run, indent=1, default=str))
+            atomic_write_text(out_dir / f"{stem}-s{seed}.json",
+                              json.dumps(run, indent=1, default=str))
             runs.append(run)
         from .evaluate import plot_learning_curves
 
@@ -89,7 +91,7 @@ def compare(labels: str | os.PathLike, image_dir: str | os.PathLike, archs: list
                              title=f"{label}: {', '.join(f'{k}={v}' for k, v in recipe.items())}")
         summary = summarise(runs)
         summary.update({"arch": label, "recipe": recipe, "seeds": list(seeds)})
-        (out_dir / f"{stem}.json").write_text(json.dumps(summary, indent=1, default=str))
+        atomic_write_text(out_dir / f"{stem}.json", json.dumps(summary, indent=1, default=str))
         summaries.append(summary)
     return summaries
 
