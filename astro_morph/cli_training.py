@@ -250,7 +250,7 @@ def compare(labels: Path, image_dir: str, archs: str, out_dir: Path, md: Path | 
     Every model file is kept in OUT_DIR (paths printed), so any row can be re-evaluated."""
     from .fileio import atomic_write_text
     from .training.compare import compare as compare_api
-    from .training.compare import markdown_table
+    from .training.compare import markdown_table, per_class_table
 
     reports = compare_api(
         labels, image_dir, [a.strip() for a in archs.split(",") if a.strip()], out_dir,
@@ -263,6 +263,9 @@ def compare(labels: Path, image_dir: str, archs: str, out_dir: Path, md: Path | 
         for run in r["runs"]:
             click.echo(f"model file: {run['model']} (seed {run['seed']})", err=True)
     table = markdown_table(reports)
+    for r in reports:  # per-class test metrics of each architecture, mean ± std over seeds
+        table += f"\nTest per class, {r['arch']} ({len(r['runs'])} seeds):\n\n"
+        table += per_class_table(r)
     click.echo(table)
     if md:
         atomic_write_text(md, table)
