@@ -166,16 +166,19 @@ def search(labels: Path, image_dir: str, output: Path, id_column: str, classes: 
 @click.option("--phis", type=click.IntRange(1), default=3, show_default=True,
               help="Write G1..G<phis>.")
 @click.option("--tolerance", type=float, default=0.1, show_default=True,
-              help="Accept abs(alpha*beta^2*gamma^2 - 2) <= this.")
+              help="Accept candidates whose nominal alpha*beta^2*gamma^2 and realised "
+              "(after rounding) G1/G0 multiply-add ratio are within this of 2.")
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
 @click.option("--limit", type=click.IntRange(1), help="Use at most N images per split.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seeds", default="0,1", show_default=True,
+              help="Comma-separated seeds: each candidate is trained once per seed and "
+              "chosen by the mean.")
 @click.option("--resume", is_flag=True, help="Skip candidates already in OUT_DIR/scale.json.")
 def scale(labels: Path, image_dir: str, base: str, out_dir: Path, id_column: str,
           classes: str | None, epochs: int, max_candidates: int,
           budget_minutes: float | None, phis: int, tolerance: float, lr: float,
-          batch_size: int, limit: int | None, seed: int, resume: bool) -> None:
+          batch_size: int, limit: int | None, seeds: str, resume: bool) -> None:
     """Grid-search compound-scaling alpha, beta, gamma at phi=1, then write G1..Gn."""
     from .models.arch import get_arch
     from .search.scale import scale_search
@@ -184,17 +187,19 @@ def scale(labels: Path, image_dir: str, base: str, out_dir: Path, id_column: str
                      class_names=class_list(classes),
                      epochs=epochs, max_candidates=max_candidates,
                      budget_minutes=budget_minutes, phis=phis, tolerance=tolerance,
-                     resume=resume, lr=lr, batch_size=batch_size, limit=limit, seed=seed,
-                     schedule="cosine")
-    click.echo("alpha  beta  gamma  a*b^2*g^2  input  MACs(M)  val acc")
-    for c in sorted(r["candidates"].values(), key=lambda c: -c["val_accuracy"]):
+                     resume=resume, lr=lr, batch_size=batch_size, limit=limit,
+                     seeds=tuple(_int_list(seeds, "--seeds")), schedule="cosine")
+    click.echo("alpha  beta  gamma  a*b^2*g^2  G1/G0  input  MACs(M)  val acc (mean ± std)")
+    for c in sorted(r["candidates"].values(), key=lambda c: -c["val_accuracy_mean"]):
         click.echo(f"{c['alpha']:.2f}  {c['beta']:.2f}  {c['gamma']:.2f}   "
-                   f"{c['flops_factor']:.3f}      {c['resolution']:>3}  "
-                   f"{c['macs'] / 1e6:7.2f}  {c['val_accuracy']:.4f}")
+                   f"{c['flops_factor']:.3f}   {c['realised_ratio']:.2f}   {c['resolution']:>3}  "
+                   f"{c['macs'] / 1e6:7.2f}  {c['val_accuracy_mean']:.4f} ± "
+                   f"{c['val_accuracy_std']:.4f}")
     b, p = r["best"], r["paper"]
+    ratios = ", ".join(f"G{i + 1}/G{i} {x:.2f}" for i, x in enumerate(r["family_ratios"]))
     click.echo(f"chosen alpha {b['alpha']:.2f}, beta {b['beta']:.2f}, gamma {b['gamma']:.2f} "
-               f"(paper: {p['alpha']}, {p['beta']}, {p['gamma']}); wrote "
-               + ", ".join(str(f) for f in r["files"]))
+               f"(paper: {p['alpha']}, {p['beta']}, {p['gamma']}); {r['choice']}; realised "
+               f"cost ratios {ratios}; wrote " + ", ".join(str(f) for f in r["files"]))
 
 
 @cli.command("kaggle-select")

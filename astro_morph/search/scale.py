@@ -22,12 +22,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import UserError
 from ..fileio import atomic_write_text
 from ..models.arch import PAPER_SCALING, ArchConfig, compound_scale
 from ..models.flops import count
 
-__all__ = ["grid", "scale_search", "build_family"]
+__all__ = ["grid", "realised_ratios", "scale_search", "build_family"]
 
 
 def grid(step: float = 0.05, upper: tuple[float, float, float] = (1.5, 1.3, 1.3),
@@ -49,6 +51,33 @@ def grid(step: float = 0.05, upper: tuple[float, float, float] = (1.5, 1.3, 1.3)
     return found
 
 
+#: Nominal alpha * beta**2 * gamma**2 window searched for realised 2x candidates.
+NOMINAL_WINDOW = 0.6
+
+
+def realised_ratios(base: ArchConfig, alpha: float, beta: float, gamma: float, phis: int,
+                    num_classes: int = 5) -> list[float]:
+    """Multiply-add ratio of each phi step (G1/G0, G2/G1, ...) after the rounding of widths
+    to multiples of 8, depths up and resolutions to whole pixels: the cost the grid's
+    nominal ``alpha * beta**2 * gamma**2 = 2`` actually buys."""
+    macs = [count(compound_scale(base, phi, alpha, beta, gamma), num_classes).macs
+            for phi in range(phis + 1)]
+    return [macs[i + 1] / macs[i] for i in range(phis)]
+
+
+def _noise_note(done: dict[str, dict], best_key: str) -> str:
+    """Whether the best candidate's mean is within one pooled spread of the runner-up's."""
+    means = sorted(((v["val_accuracy_mean"], k) for k, v in done.items()), reverse=True)
+    if len(means) < 2:
+        return "one candidate: no comparison"
+    (m1, _), (m2, k2) = means[0], means[1]
+    spread = max(done[best_key]["val_accuracy_std"], done[k2]["val_accuracy_std"])
+    if m1 - m2 <= spread:
+        return (f"within noise: the runner-up {k2} is {m1 - m2:.4f} behind, less than the "
+                f"seed spread {spread:.4f}")
+    return f"separated: {m1 - m2:.4f} ahead of {k2}, seed spread {spread:.4f}"
+
+
 def build_family(base: ArchConfig, alpha: float, beta: float, gamma: float, phis: int,
                  prefix: str = "g") -> list[ArchConfig]:
     """G1..Gn: ``base`` compound-scaled with phi = 1..``phis``."""
@@ -64,11 +93,14 @@ def scale_search(base: ArchConfig, labels: str | os.PathLike, image_dir: str | o
                  max_candidates: int | None = 6, budget_minutes: float | None = None,
                  phis: int = 3, step: float = 0.05, tolerance: float = 0.1,
                  resume: bool = False, progress: bool | None = None,
-                 **recipe: Any) -> dict[str, Any]:
+                 seeds: tuple[int, ...] = (0, 1), **recipe: Any) -> dict[str, Any]:
     """Grid-search alpha, beta, gamma at phi = 1, then write G1..G``phis`` JSON files.
 
-    ``recipe`` goes to :class:`~astro_morph.training.train.TrainConfig` for every candidate
-    (batch_size, lr, schedule, limit, seed, ...).
+    Candidates are the grid points whose *realised* G1/G0 multiply-add ratio
+    (:func:`realised_ratios`, after rounding) is within ``tolerance`` of 2, closest first.
+    Each is trained once per seed; the choice is by mean validation accuracy, and the
+    summary says whether it is within the seed spread of the runner-up. ``recipe`` goes to
+    :class:`~astro_morph.training.train.TrainConfig` (batch_size, lr, schedule, limit, ...).
     """
     from ..training.train import TrainConfig, train
 
@@ -76,18 +108,24 @@ def scale_search(base: ArchConfig, labels: str | os.PathLike, image_dir: str | o
     out.mkdir(parents=True, exist_ok=True)
     state_path = out / "scale.json"
     state: dict[str, Any] = {"base": base.to_dict(), "epochs": epochs, "recipe": recipe,
-                             "done": {}, "elapsed": 0.0}
+                             "seeds": list(seeds), "done": {}, "elapsed": 0.0}
     if resume and state_path.is_file():
         saved = json.loads(state_path.read_text())
-        if (saved["base"], saved["epochs"], saved["recipe"]) != (
-                state["base"], epochs, json.loads(json.dumps(recipe))):
+        if (saved["base"], saved["epochs"], saved["recipe"], saved.get("seeds")) != (
+                state["base"], epochs, json.loads(json.dumps(recipe)), list(seeds)):
             raise UserError(f"{state_path} was made with another base or recipe; start "
                             "without --resume or in another folder")
         state = saved
     elif state_path.is_file() and not resume:
         raise UserError(f"{state_path} exists; pass --resume to continue it or use another "
                         "folder")
-    candidates = grid(step, tolerance=tolerance)
+    # Rounding (widths to multiples of 8, depths up) moves a small network's real cost far
+    # from the nominal product, so candidates come from a wide nominal window and are kept
+    # by the ratio they really buy.
+    nominal = grid(step, tolerance=max(tolerance, NOMINAL_WINDOW))
+    realised = {c: realised_ratios(base, *c, 1)[0] for c in nominal}
+    candidates = sorted((c for c in nominal if abs(realised[c] - 2.0) <= tolerance),
+                        key=lambda c: (abs(realised[c] - 2.0), c))
     if max_candidates is not None:
         candidates = candidates[:max_candidates]
     started = time.perf_counter() - state["elapsed"]
@@ -100,27 +138,43 @@ def scale_search(base: ArchConfig, labels: str | os.PathLike, image_dir: str | o
         arch = compound_scale(base, 1, a, b, g, name=f"scale-{key}")
         arch_file = out / f"candidate_{key.replace(',', '_')}.json"
         atomic_write_text(arch_file, json.dumps({"arch": arch.to_dict()}))
-        model = out / f"candidate_{key.replace(',', '_')}.amz"
-        ckpt = Path(str(model) + ".ckpt") / "checkpoint.pt"
-        cfg = TrainConfig(labels=str(labels), image_dir=str(image_dir), output=str(model),
-                          id_column=id_column, arch=str(arch_file), class_names=class_names,
-                          epochs=epochs, name=arch.name, **recipe)
-        result = train(cfg, resume=ckpt.is_file(), progress=progress)
-        c = count(arch, len(result["val"]["per_class"]), arch.resolution)
+        runs = []
+        for seed in seeds:
+            model = out / f"candidate_{key.replace(',', '_')}-s{seed}.amz"
+            ckpt = Path(str(model) + ".ckpt") / "checkpoint.pt"
+            if model.is_file():  # kept from an interrupted run
+                from ..models.model_file import read_bundle
+
+                report = read_bundle(model).config["provenance"]["val_report"]
+                runs.append({"val": report, "train_seconds": None})
+                continue
+            cfg = TrainConfig(labels=str(labels), image_dir=str(image_dir), output=str(model),
+                              id_column=id_column, arch=str(arch_file),
+                              class_names=class_names, epochs=epochs, name=arch.name,
+                              seed=seed, **recipe)
+            runs.append(train(cfg, resume=ckpt.is_file(), progress=progress))
+        accs = np.array([r["val"]["accuracy"] for r in runs])
+        c = count(arch, len(class_names or runs[0]["val"]["class_names"]), arch.resolution)
         state["done"][key] = {"alpha": a, "beta": b, "gamma": g,
                               "flops_factor": a * b * b * g * g,
-                              "val_accuracy": result["val"]["accuracy"],
-                              "val_f1_weighted": result["val"]["f1_weighted"],
+                              "realised_ratio": realised[(a, b, g)],
+                              "val_accuracy_mean": float(accs.mean()),
+                              "val_accuracy_std": float(accs.std(ddof=1)) if len(accs) > 1
+                              else 0.0,
+                              "val_accuracy": [float(v) for v in accs],
                               "params": c.params, "macs": c.macs,
                               "resolution": arch.resolution,
-                              "train_seconds": result["train_seconds"]}
+                              "train_seconds": [r["train_seconds"] for r in runs]}
         state["elapsed"] = time.perf_counter() - started
         atomic_write_text(state_path, json.dumps(state, indent=1))
     if not state["done"]:
         raise UserError("no scaling candidate finished within the budget")
-    best_key = max(state["done"], key=lambda k: (state["done"][k]["val_accuracy"],
+    best_key = max(state["done"], key=lambda k: (state["done"][k]["val_accuracy_mean"],
                                                   -state["done"][k]["macs"]))
     best = state["done"][best_key]
+    state["choice"] = _noise_note(state["done"], best_key)
+    state["family_ratios"] = realised_ratios(base, best["alpha"], best["beta"], best["gamma"],
+                                             phis)
     family = build_family(base, best["alpha"], best["beta"], best["gamma"], phis)
     files = []
     for arch in family:
@@ -130,4 +184,5 @@ def scale_search(base: ArchConfig, labels: str | os.PathLike, image_dir: str | o
     state["best"] = best_key
     atomic_write_text(state_path, json.dumps(state, indent=1))
     return {"best": best, "candidates": state["done"], "family": family, "files": files,
+            "choice": state["choice"], "family_ratios": state["family_ratios"],
             "paper": dict(zip(("alpha", "beta", "gamma"), PAPER_SCALING, strict=True))}
