@@ -26,6 +26,7 @@ def main() -> None:
     bundle = read_bundle(args.model)
     bundle.onnx = None
     name = args.name or bundle.name
+    bundle.config["name"] = name  # what outputs record as MORPHMOD
     out = MODELS_DIR / f"{name}.amz"
     MODELS_DIR.mkdir(exist_ok=True)
     sha = write_bundle(bundle, out, overwrite=True)
