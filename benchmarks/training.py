@@ -11,6 +11,7 @@ With ``--write`` the tables go into ``docs/performance.md`` (training section).
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,7 +133,8 @@ def main() -> None:
             rows.append((arch, setting.name, rate, rate / base))
             print(f"{arch:16s} {setting.name:32s} {rate:8.1f} img/s  {rate / base:5.2f}x",
                   flush=True)
-    lines = [f"Measured by `python -m benchmarks.training` ({threads} threads) on "
+    cmd = " ".join(["python -m benchmarks.training", *sys.argv[1:]])
+    lines = [f"Measured by `{cmd}` ({threads} threads) on "
              f"{args.images} real gz1 training images, on: {machine()}.", "",
              "| network | setting | training images/s | ratio to before |", "|---|---|---|---|"]
     lines += [f"| {a} | {s} | {r:,.0f} | {x:.2f}x |" for a, s, r, x in rows]
