@@ -13,8 +13,8 @@ from pathlib import Path
 
 from astropy.table import Table
 
-from .errors import UserError
-from .fileio import atomic_write
+from .errors import UserError, first_line
+from .fileio import atomic_write, temp_suffix
 
 __all__ = ["FORMATS", "check_writable", "guess_format", "read_catalog", "write_catalog"]
 
@@ -63,7 +63,7 @@ def read_catalog(path: str | os.PathLike, fmt: str | None = None) -> Table:
             warnings.simplefilter("ignore")
             table = Table.read(p, format=astropy_fmt)
     except Exception as exc:  # astropy raises many types for a bad file
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise UserError(f"cannot read catalog {p} as {astropy_fmt}: {reason}") from None
     if table.colnames and table.colnames[0].startswith("\ufeff"):
         # A CSV saved by Excel starts with a UTF-8 byte-order mark, which astropy keeps in
@@ -101,8 +101,6 @@ def write_catalog(table: Table, path: str | os.PathLike, fmt: str | None = None,
         raise UserError(f"output {p} exists; pass --overwrite to replace it")
     if not p.parent.is_dir():
         raise UserError(f"output directory does not exist: {p.parent}")
-    suffix = "".join(p.suffixes[-2:]) if p.name.lower().endswith(".fits.gz") else p.suffix
-
     def write(tmp: str) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -112,11 +110,11 @@ def write_catalog(table: Table, path: str | os.PathLike, fmt: str | None = None,
                 table.write(tmp, format=astropy_fmt, overwrite=True)
 
     try:
-        return atomic_write(p, write, suffix=suffix)
+        return atomic_write(p, write, suffix=temp_suffix(p))
     except OSError as exc:
         raise UserError(f"cannot write {p}: {exc.strerror or exc}") from None
     except (UnicodeError, ValueError, TypeError) as exc:  # a value the format cannot hold
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise UserError(f"cannot write {p} as {astropy_fmt}: {reason[:200]}") from None
 
 

@@ -15,6 +15,12 @@ from .cli import _int_list, class_list, cli
 #: instead default to the cutout source's own id column (GalaxyID for Kaggle JPEG folders).
 LABELS_ID_COLUMN = "OBJID"
 
+#: ``--id-column`` of every command that reads a labels table.
+id_column_option = click.option(
+    "--id-column", default=LABELS_ID_COLUMN, show_default=True,
+    help="Image id column of the labels table (labelled sets name images by SDSS OBJID, as "
+    "gz1 does).")
+
 
 @cli.command()
 @click.argument("labels", type=click.Path(exists=True, path_type=Path))
@@ -22,9 +28,7 @@ LABELS_ID_COLUMN = "OBJID"
               help="Folder of <id>.jpg/.jpeg images.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
               help="Model file to write (.amz).")
-@click.option("--id-column", default=LABELS_ID_COLUMN, show_default=True,
-              help="Image id column of the labels table (labelled sets name images by "
-              "SDSS OBJID, as gz1 does).")
+@id_column_option
 @click.option("--arch", default="efficientnet-g0", show_default=True,
               help="efficientnet-g0..g3, efficientnet-b0, mobilenet-v2, or a genotype JSON.")
 @click.option("--resolution", type=click.IntRange(8), help="Input size (default: the arch's).")
@@ -90,9 +94,7 @@ def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
               help="Genotype JSON (for `train --arch FILE` and `scale --base FILE`); the log "
               "(.log.jsonl), reward plot (.png) and checkpoint (.ckpt.pt) go beside it.")
-@click.option("--id-column", default=LABELS_ID_COLUMN, show_default=True,
-              help="Image id column of the labels table (labelled sets name images by "
-              "SDSS OBJID, as gz1 does).")
+@id_column_option
 @click.option("--classes", help="Comma-separated class list (default: labels in train split).")
 @click.option("--iterations", type=click.IntRange(1), default=40, show_default=True,
               help="Shared-weight + controller rounds.")
@@ -154,9 +156,7 @@ def search(labels: Path, image_dir: str, output: Path, id_column: str, classes: 
 @click.option("--base", default="efficientnet-g0", show_default=True,
               help="Baseline: a variant name or a genotype JSON from `astromorph search`.")
 @click.option("-o", "--out-dir", type=click.Path(path_type=Path), required=True)
-@click.option("--id-column", default=LABELS_ID_COLUMN, show_default=True,
-              help="Image id column of the labels table (labelled sets name images by "
-              "SDSS OBJID, as gz1 does).")
+@id_column_option
 @click.option("--classes", help="Comma-separated class list (default: labels in train split).")
 @click.option("--epochs", type=click.IntRange(1), default=3, show_default=True,
               help="Training epochs per candidate.")
@@ -229,9 +229,7 @@ def kaggle_select(solutions: Path, output: Path, seed: int, overwrite: bool) -> 
 @click.option("-o", "--out-dir", type=click.Path(path_type=Path), required=True,
               help="Model files, JSON reports and confusion PNGs (reused on a rerun).")
 @click.option("--md", type=click.Path(path_type=Path), help="Write the Markdown table here.")
-@click.option("--id-column", default=LABELS_ID_COLUMN, show_default=True,
-              help="Image id column of the labels table (labelled sets name images by "
-              "SDSS OBJID, as gz1 does).")
+@id_column_option
 @click.option("--classes", help="Comma-separated class list (default: labels in train split).")
 @click.option("--epochs", type=click.IntRange(1), default=12, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
@@ -280,9 +278,7 @@ def compare(labels: Path, image_dir: str, archs: str, out_dir: Path, md: Path | 
 @click.argument("labels", type=click.Path(exists=True, path_type=Path))
 @click.option("--image-dir", type=click.Path(exists=True, file_okay=False), required=True)
 @click.option("--model", help="Registered model name or model file (default: default).")
-@click.option("--id-column", default=LABELS_ID_COLUMN, show_default=True,
-              help="Image id column of the labels table (labelled sets name images by "
-              "SDSS OBJID, as gz1 does).")
+@id_column_option
 @click.option("--split", default="test", show_default=True)
 @click.option("--backend", type=click.Choice(["onnx", "torch"]), default="onnx",
               show_default=True)

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import click
 
-__all__ = ["AstroMorphError", "ExitStatus", "UserError", "suggest_names"]
+__all__ = ["AstroMorphError", "ExitStatus", "UserError", "first_line", "suggest_names"]
 
 #: Exit statuses of the ``astromorph`` command (docs/cli.md).
 EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE, EXIT_NOTHING_CLASSIFIED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -33,6 +33,13 @@ class ExitStatus(click.ClickException):
     def show(self, file=None) -> None:
         prefix = "" if self.exit_code == EXIT_INTERRUPTED else "Error: "
         click.echo(f"{prefix}{self.format_message()}", err=True, file=file)
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message cut to its first line (its type name when it has none), for
+    one-line errors about files written by other tools."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def suggest_names(name: str, candidates: Iterable[str]) -> str:

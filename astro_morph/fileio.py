@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 __all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "cache_root",
-           "cache_put", "public_mode"]
+           "cache_put", "public_mode", "stale_temp_pattern", "temp_suffix"]
 
 
 @functools.cache
@@ -41,6 +42,20 @@ def _remove(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def temp_suffix(path: str | os.PathLike) -> str:
+    """The suffix a temp file for ``path`` keeps (``.fits.gz`` whole), so writers that pick
+    a format by suffix still see it; the pattern :func:`stale_temp_pattern` matches."""
+    p = Path(path)
+    return "".join(p.suffixes[-2:]) if p.name.lower().endswith(".fits.gz") else p.suffix
+
+
+def stale_temp_pattern(path: str | os.PathLike) -> re.Pattern[str]:
+    """Names of the temp files :func:`atomic_write` makes for ``path`` with
+    ``suffix=temp_suffix(path)`` (``.<name>.XXXXXXXX<suffix>``)."""
+    p = Path(path)
+    return re.compile(rf"^\.{re.escape(p.name)}\.[A-Za-z0-9_]{{8}}{re.escape(temp_suffix(p))}$")
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None],

@@ -156,11 +156,10 @@ def remove_stale_temps(output: str | os.PathLike) -> list[Path]:
     """Delete temp files a killed final write left beside ``output`` (``.<name>.XXXXXXXX<sfx>``,
     the pattern of :func:`astro_morph.catalog_io.write_catalog`). Call with the output's
     :class:`OutputLock` held, so no live write is touched. Returns what was removed."""
-    import re
+    from .fileio import stale_temp_pattern
 
     out = Path(output)
-    suffix = "".join(out.suffixes[-2:]) if out.name.lower().endswith(".fits.gz") else out.suffix
-    pattern = re.compile(rf"^\.{re.escape(out.name)}\.[A-Za-z0-9_]{{8}}{re.escape(suffix)}$")
+    pattern = stale_temp_pattern(out)
     removed = []
     try:
         entries = list(out.parent.iterdir())

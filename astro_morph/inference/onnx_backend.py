@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, first_line
 from ..models.model_file import ModelBundle
 
 __all__ = ["OnnxClassifier", "cache_dir"]
@@ -86,7 +86,7 @@ class OnnxClassifier:
         try:
             self.session = ort.InferenceSession(onnx_bytes, opts, providers=providers)
         except Exception as exc:  # onnxruntime's Fail/InvalidProtobuf/...: a damaged graph
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reason = first_line(exc)
             raise UserError(f"{bundle.path}: model.onnx cannot be loaded ({reason[:200]})") \
                 from None
         _check_graph(self.session, bundle)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
+from ..errors import UserError, first_line
 
 __all__ = ["FORMAT_VERSION", "ModelBundle", "model_digest", "read_bundle", "write_bundle"]
 
@@ -128,7 +128,7 @@ def _check_arch(arch: Any, num_classes: int, size: int, where: str) -> None:
             raise ValueError("stages, layers, kernels or channels out of bounds")
         params = count(cfg, num_classes, size).params
     except (ValueError, KeyError, TypeError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise UserError(f"{where}: config.json arch is not a valid architecture "
                         f"({reason})") from None
     if params > MAX_PARAMS:
@@ -202,7 +202,7 @@ def read_bundle(path: str | os.PathLike) -> ModelBundle:
     except (zipfile.BadZipFile, zipfile.LargeZipFile, json.JSONDecodeError, UnicodeDecodeError,
             OSError, EOFError, NotImplementedError, RuntimeError, ValueError, zlib.error) as exc:
         # zlib errors, CRC mismatches, encrypted or unsupported members: one line each
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise UserError(f"{p}: not a readable model file ({reason})") from None
     _check_config(config, str(p))
     if WEIGHTS not in members and ONNX not in members:

@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from ..errors import UserError
+from ..errors import UserError, first_line
 from .arch import ArchConfig
 from .efficientnet_g import EfficientNetG, build_model
 from .model_file import FORMAT_VERSION, ModelBundle
@@ -25,7 +25,7 @@ def network_from_bundle(bundle: ModelBundle) -> EfficientNetG:
     try:
         state = load_safetensors(bundle.weights)
     except Exception as exc:  # SafetensorError and friends: a damaged file, one line
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise UserError(f"{bundle.path}: weights.safetensors is damaged ({reason})") from None
     try:
         net.load_state_dict(state)
