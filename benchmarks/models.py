@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from benchmarks.__main__ import (
     DEFAULT_IMAGES,
@@ -30,8 +31,7 @@ def main() -> None:
     ap.add_argument("models", nargs="+", help="model files or registered names; first = base")
     ap.add_argument("--n", type=int, default=3000, help="galaxies per end-to-end run")
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--image-dir", type=lambda p: __import__("pathlib").Path(p),
-                    default=DEFAULT_IMAGES)
+    ap.add_argument("--image-dir", type=Path, default=DEFAULT_IMAGES)
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args()
     ids = sorted(p.stem for p in args.image_dir.glob("*.jpg"))
