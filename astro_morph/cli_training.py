@@ -58,13 +58,18 @@ id_column_option = click.option(
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32",
               show_default=True, help="bf16 autocast (slower than fp32 on most CPUs: "
               "docs/performance.md).")
+@click.option("--teacher", "teachers", multiple=True,
+              help="Distil from this model (repeat for an ensemble): its mean probabilities "
+                   "over the 8 rotations/flips of each training image are soft targets.")
+@click.option("--distill-weight", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="With --teacher: weight of the soft targets against the labels.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing model file.")
 def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
           resolution: int | None, classes: str | None, epochs: int, batch_size: int,
           lr: float, schedule: str, class_weighting: str, seed: int, device: str,
           init_model: str | None, freeze_backbone: bool, limit: int | None, resume: bool,
           name: str | None, label_smoothing: float, threads: int | None, precision: str,
-          overwrite: bool) -> None:
+          teachers: tuple[str, ...], distill_weight: float, overwrite: bool) -> None:
     """Train a classifier on LABELS (a table with id, label and split columns)."""
     from .inference.load import model_file
     from .training.train import TrainConfig
@@ -80,6 +85,7 @@ def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
         class_weighting=class_weighting, seed=seed, device=device, init=init_model,
         freeze_backbone=freeze_backbone, limit=limit, name=name,
         label_smoothing=label_smoothing, threads=threads, precision=precision,
+        teacher=[str(model_file(t)) for t in teachers] or None, distill_weight=distill_weight,
     )
     result = train_api(cfg, resume=resume, overwrite=overwrite)
     val = result["val"]
@@ -108,10 +114,11 @@ def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
               help="Exponent of Eq. 1 (negative penalises FLOPs above T; see docs/search.md).")
 @click.option("--w-below", type=float, help="Exponent when FLOPs <= T (default: --w).")
 @click.option("--metric", type=click.Choice(["accuracy", "balanced_accuracy", "macro_f1", "f1",
-                                            "likelihood"]), default="likelihood",
+                                            "likelihood"]), default="macro_f1",
               show_default=True,
               help="Shared-weight validation score in Eq. 1 (accuracy = the paper's; "
-              "likelihood = exp(-class-balanced cross-entropy)).")
+              "likelihood = exp(-class-balanced cross-entropy); macro_f1 ranks best in "
+              "`astromorph rank`, docs/search.md).")
 @click.option("--cost", type=click.Choice(["flops", "latency"]), default="flops",
               show_default=True,
               help="Cost in Eq. 1: multiply-adds (paper), or ONNX Runtime latency on this CPU "
@@ -120,6 +127,10 @@ def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
               help="T of Eq. 1 with --cost latency, ms per image (default: Table-2 G0's).")
 @click.option("--warmup", type=click.IntRange(0), default=0, show_default=True,
               help="Iterations of uniformly sampled paths before the controller learns.")
+@click.option("--bn-calibration", type=click.IntRange(0), default=512, show_default=True,
+              help="Training images that recalibrate each candidate's batch norms before it "
+                   "is judged (0: shared running statistics).")
+@click.option("--threads", type=click.IntRange(1), help="torch threads (default: all cores).")
 @click.option("--limit", type=click.IntRange(1), help="Use at most N images per split.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint beside OUTPUT.")
@@ -127,10 +138,16 @@ def search(labels: Path, image_dir: str, output: Path, id_column: str, classes: 
            iterations: int, budget_minutes: float | None, shared_steps: int,
            controller_steps: int, target_flops: float, w: float, w_below: float | None,
            metric: str, cost: str, target_latency: float | None, warmup: int,
-           limit: int | None, seed: int, resume: bool) -> None:
+           bn_calibration: int, threads: int | None, limit: int | None, seed: int,
+           resume: bool) -> None:
     """ENAS search for a baseline network on LABELS (train split trains, val rewards)."""
+    import torch
+
     from .search.enas import SearchConfig
     from .search.enas import search as search_api
+
+    if threads:
+        torch.set_num_threads(threads)
 
     cfg = SearchConfig(
         output=str(output), labels=str(labels), image_dir=str(image_dir), id_column=id_column,
@@ -138,7 +155,7 @@ def search(labels: Path, image_dir: str, output: Path, id_column: str, classes: 
         iterations=iterations, budget_minutes=budget_minutes, shared_steps=shared_steps,
         controller_steps=controller_steps, target_flops=target_flops, w=w, w_below=w_below,
         metric=metric, cost=cost, target_latency_ms=target_latency, warmup=warmup,
-        limit=limit, seed=seed)
+        bn_calibration=bn_calibration, limit=limit, seed=seed)
     r = search_api(cfg, resume=resume)
     click.echo(f"wrote {output}: {' '.join(b.to_string() for b in r['arch'].blocks)}; "
                f"reward {r['reward']:.4f}, {metric} {r[metric]:.4f} (shared weights), "
@@ -148,6 +165,50 @@ def search(labels: Path, image_dir: str, output: Path, id_column: str, classes: 
         ref = r["reference"]
         click.echo(f"paper G0 under the same shared weights: reward {ref['reward']:.4f}, "
                    f"{metric} {ref[metric]:.4f}, {ref['macs'] / 1e6:.2f} M MACs", err=True)
+
+
+@cli.command()
+@click.argument("labels", type=click.Path(exists=True, path_type=Path))
+@click.option("--image-dir", type=click.Path(exists=True, file_okay=False), required=True)
+@click.option("--supernet", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              required=True, help="A search's output JSON (its checkpoint lies beside it).")
+@click.option("-o", "--out-dir", type=click.Path(path_type=Path), required=True,
+              help="ranking.json and ranking.png (a rerun continues an interrupted check).")
+@id_column_option
+@click.option("--n", "n", type=click.IntRange(3), default=12, show_default=True,
+              help="Architectures, evenly spaced in multiply-adds across the space.")
+@click.option("--epochs", type=click.IntRange(1), default=6, show_default=True,
+              help="Stand-alone training epochs per architecture.")
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--seeds", default="0", show_default=True,
+              help="Comma-separated stand-alone training seeds (mean and spread).")
+@click.option("--sample-seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(1), help="torch threads (default: all cores).")
+@click.option("--limit", type=click.IntRange(1), help="Use at most N images per split.")
+def rank(labels: Path, image_dir: str, supernet: Path, out_dir: Path, id_column: str, n: int,
+         epochs: int, lr: float, seeds: str, sample_seed: int, threads: int | None,
+         limit: int | None) -> None:
+    """Check that a search's supernet ranks architectures as stand-alone training does
+    (Kendall's tau over N architectures; scatter plot)."""
+    from .search.ranking import RankConfig
+    from .search.ranking import rank as rank_api
+
+    r = rank_api(RankConfig(labels=str(labels), image_dir=str(image_dir),
+                            supernet=str(supernet), output=str(out_dir), id_column=id_column,
+                            n=n, epochs=epochs, lr=lr, seeds=tuple(_int_list(seeds, "--seeds")),
+                            sample_seed=sample_seed, threads=threads, limit=limit))
+    click.echo(f"{len(r['rows'])} architectures, supernet after {r['supernet_iterations']} "
+               f"iterations, stand-alone {epochs} epochs x {len(r['settings']['seeds'])} seeds")
+    from .search.ranking import RANK_METRICS
+
+    click.echo("Kendall tau (p), rows: supernet score, columns: stand-alone score\n")
+    click.echo("| supernet | " + " | ".join(RANK_METRICS) + " |")
+    click.echo("|---" * (len(RANK_METRICS) + 1) + "|")
+    for a in RANK_METRICS:
+        cells = [r["kendall"][f"{a} vs {b}"] for b in RANK_METRICS]
+        click.echo(f"| {a} | " + " | ".join(f"{t['tau']:+.2f} ({t['p']:.2f})" for t in cells)
+                   + " |")
+    click.echo(f"wrote {out_dir / 'ranking.json'} and {out_dir / 'ranking.png'}", err=True)
 
 
 @cli.command()
@@ -174,11 +235,15 @@ def search(labels: Path, image_dir: str, output: Path, id_column: str, classes: 
 @click.option("--seeds", default="0,1", show_default=True,
               help="Comma-separated seeds: each candidate is trained once per seed and "
               "chosen by the mean.")
+@click.option("--hold-ratio", type=click.FloatRange(0), default=2.0, show_default=True,
+              help="Re-round each family member's input size so every phi step costs about "
+                   "this many times the one before (0: Eq. 6's sizes as they round).")
 @click.option("--resume", is_flag=True, help="Skip candidates already in OUT_DIR/scale.json.")
 def scale(labels: Path, image_dir: str, base: str, out_dir: Path, id_column: str,
           classes: str | None, epochs: int, max_candidates: int,
           budget_minutes: float | None, phis: int, tolerance: float, lr: float,
-          batch_size: int, limit: int | None, seeds: str, resume: bool) -> None:
+          batch_size: int, limit: int | None, seeds: str, hold_ratio: float,
+          resume: bool) -> None:
     """Grid-search compound-scaling alpha, beta, gamma at phi=1, then write G1..Gn."""
     from .models.arch import get_arch
     from .search.scale import scale_search
@@ -188,7 +253,8 @@ def scale(labels: Path, image_dir: str, base: str, out_dir: Path, id_column: str
                      epochs=epochs, max_candidates=max_candidates,
                      budget_minutes=budget_minutes, phis=phis, tolerance=tolerance,
                      resume=resume, lr=lr, batch_size=batch_size, limit=limit,
-                     seeds=tuple(_int_list(seeds, "--seeds")), schedule="cosine")
+                     seeds=tuple(_int_list(seeds, "--seeds")), schedule="cosine",
+                     hold_ratio=hold_ratio or None)
     click.echo("alpha  beta  gamma  a*b^2*g^2  G1/G0  input  MACs(M)  val acc (mean ± std)")
     for c in sorted(r["candidates"].values(), key=lambda c: -c["val_accuracy_mean"]):
         click.echo(f"{c['alpha']:.2f}  {c['beta']:.2f}  {c['gamma']:.2f}   "
@@ -197,9 +263,11 @@ def scale(labels: Path, image_dir: str, base: str, out_dir: Path, id_column: str
                    f"{c['val_accuracy_std']:.4f}")
     b, p = r["best"], r["paper"]
     ratios = ", ".join(f"G{i + 1}/G{i} {x:.2f}" for i, x in enumerate(r["family_ratios"]))
+    sizes = ", ".join(f"{a.name} {a.resolution} px" for a in r["family"])
     click.echo(f"chosen alpha {b['alpha']:.2f}, beta {b['beta']:.2f}, gamma {b['gamma']:.2f} "
                f"(paper: {p['alpha']}, {p['beta']}, {p['gamma']}); {r['choice']}; realised "
-               f"cost ratios {ratios}; wrote " + ", ".join(str(f) for f in r["files"]))
+               f"cost ratios {ratios} ({sizes}); wrote "
+               + ", ".join(str(f) for f in r["files"]))
 
 
 @cli.command("kaggle-select")
@@ -243,15 +311,19 @@ def kaggle_select(solutions: Path, output: Path, seed: int, overwrite: bool) -> 
 @click.option("--threads", type=click.IntRange(1), help="torch threads per training.")
 @click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.0,
               show_default=True)
+@click.option("--teacher", "teachers", multiple=True, help="As for train: distil from it.")
+@click.option("--distill-weight", type=click.FloatRange(0, 1), default=0.5, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 def compare(labels: Path, image_dir: str, archs: str, out_dir: Path, md: Path | None,
             id_column: str, classes: str | None, epochs: int, batch_size: int, lr: float,
             schedule: str, class_weighting: str, seeds: str, threads: int | None,
-            label_smoothing: float, device: str) -> None:
+            label_smoothing: float, teachers: tuple[str, ...], distill_weight: float,
+            device: str) -> None:
     """Train ARCHS with one recipe and several seeds on LABELS; tabulate val and test.
 
     Every model file is kept in OUT_DIR (paths printed), so any row can be re-evaluated."""
     from .fileio import atomic_write_text
+    from .inference.load import model_file
     from .training.compare import compare as compare_api
     from .training.compare import markdown_table, per_class_table
 
@@ -261,7 +333,8 @@ def compare(labels: Path, image_dir: str, archs: str, out_dir: Path, md: Path | 
         classes=class_list(classes),
         epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule,
         class_weighting=class_weighting, seeds=_int_list(seeds, "--seeds"), threads=threads,
-        label_smoothing=label_smoothing, device=device)
+        label_smoothing=label_smoothing, device=device, distill_weight=distill_weight,
+        teacher=[str(model_file(t)) for t in teachers] or None)
     for r in reports:
         for run in r["runs"]:
             click.echo(f"model file: {run['model']} (seed {run['seed']})", err=True)
@@ -277,7 +350,9 @@ def compare(labels: Path, image_dir: str, archs: str, out_dir: Path, md: Path | 
 @cli.command()
 @click.argument("labels", type=click.Path(exists=True, path_type=Path))
 @click.option("--image-dir", type=click.Path(exists=True, file_okay=False), required=True)
-@click.option("--model", help="Registered model name or model file (default: default).")
+@click.option("--model", "models", multiple=True,
+              help="Registered model name or model file (default: default). Repeat it to "
+                   "score the ensemble (mean probabilities) of several models.")
 @id_column_option
 @click.option("--split", default="test", show_default=True)
 @click.option("--backend", type=click.Choice(["onnx", "torch"]), default="onnx",
@@ -288,13 +363,13 @@ def compare(labels: Path, image_dir: str, archs: str, out_dir: Path, md: Path | 
 @click.option("--no-timing", is_flag=True, help="Skip the CPU latency measurement.")
 @click.option("--fast-decode", is_flag=True, help="As for classify.")
 @click.option("--tta", is_flag=True, help="As for classify: mean over 8 rotations/flips.")
-def evaluate(labels: Path, image_dir: str, model: str | None, id_column: str, split: str,
+def evaluate(labels: Path, image_dir: str, models: tuple[str, ...], id_column: str, split: str,
              backend: str, png: Path | None, json_out: Path | None, no_timing: bool,
              fast_decode: bool, tta: bool) -> None:
     """Score a model on one split of LABELS through the classify pipeline."""
     from .training.evaluate import evaluate as evaluate_api
 
-    r = evaluate_api(model, labels, image_dir, id_column, split, backend, png=png,
+    r = evaluate_api(list(models) or None, labels, image_dir, id_column, split, backend, png=png,
                      timing=not no_timing, fast_decode=fast_decode, tta=tta)
     click.echo(f"{r['model']}{' +TTA' if tta else ''} on {split}: n={r['n']} accuracy "
                f"{r['accuracy']:.4f} macro-F1 {r['f1_macro']:.4f}  weighted "

@@ -31,7 +31,8 @@ from .controller import Controller, reward
 from .space import DEFAULT_SPACE, SearchSpace
 from .supernet import SuperNet
 
-__all__ = ["SearchConfig", "search", "search_arrays", "plot_rewards"]
+__all__ = ["SearchConfig", "search", "search_arrays", "plot_rewards", "path_logits",
+           "calibration_batch", "score_logits", "stratified_subset"]
 
 #: Settings that may change between a run and its resumption (they bound it, not shape it).
 BUDGET_FIELDS = ("iterations", "budget_minutes")
@@ -64,12 +65,17 @@ class SearchConfig:
     target_latency_ms: float | None = None
     w: float = -0.07
     w_below: float | None = None
-    #: Shared-weight validation score in Eq. 1: one of :data:`METRICS`.
-    metric: str = "likelihood"
+    #: Shared-weight validation score in Eq. 1: one of :data:`METRICS`. macro-F1 is the
+    #: one whose supernet ranking agreed with stand-alone training (``astromorph rank``,
+    #: docs/search.md); likelihood did not.
+    metric: str = "macro_f1"
     #: Iterations of shared-weight training on uniformly sampled paths before the
     #: controller learns (every path gets trained weights before being judged).
     warmup: int = 0
     final_samples: int = 16
+    #: Training images whose statistics every candidate's batch norms get before it is
+    #: judged (:meth:`SuperNet.recalibrate`); 0 judges with the shared running statistics.
+    bn_calibration: int = 512
     seed: int = 0
     limit: int | None = None
 
@@ -127,12 +133,32 @@ def stratified_subset(y: np.ndarray, n: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(out))
 
 
-def _score(net: SuperNet, genotype: list[int], x: torch.Tensor, y: torch.Tensor,
-           metric: str, classes: list[str]) -> float:
+def path_logits(net: SuperNet, genotype: list[int], x: torch.Tensor,
+                calibration: torch.Tensor | None = None) -> torch.Tensor:
+    """Logits of the path ``genotype`` on normalised images ``x`` in eval mode, its batch
+    norms first recalibrated on ``calibration`` (when given)."""
+    if calibration is not None:
+        net.recalibrate(calibration, genotype)
     net.eval()
     with torch.no_grad():
-        logits = torch.cat([net(x[i:i + 512], genotype) for i in range(0, len(x), 512)])
-    return score_logits(logits, y, metric, len(classes))
+        return torch.cat([net(x[i:i + 512], genotype) for i in range(0, len(x), 512)])
+
+
+def calibration_batch(train_x: np.ndarray, n: int, size: int, region: float | None,
+                      seed: int) -> torch.Tensor:
+    """``n`` training images, augmented once with a fixed generator (uint8 NHWC -> float
+    NCHW in [0, 1], not normalised): the same batch recalibrates every candidate."""
+    from ..training.augment import augment_batch
+
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(train_x), generator=gen)[:n]
+    x = torch.from_numpy(train_x)[idx].permute(0, 3, 1, 2).float() / 255
+    return augment_batch(x, size, region, generator=gen) if region is not None else x
+
+
+def _score(net: SuperNet, genotype: list[int], x: torch.Tensor, y: torch.Tensor,
+           metric: str, classes: list[str], calibration: torch.Tensor | None = None) -> float:
+    return score_logits(path_logits(net, genotype, x, calibration), y, metric, len(classes))
 
 
 def search_arrays(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
@@ -188,6 +214,8 @@ def search_arrays(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
     vy = torch.from_numpy(np.asarray(val_y, dtype=np.int64))
     # The controller's candidates are all judged on one fixed, class-stratified subset.
     fixed = torch.from_numpy(stratified_subset(np.asarray(val_y), cfg.val_batch, cfg.seed))
+    calib = ((calibration_batch(train_x, cfg.bn_calibration, size, train_region, cfg.seed + 2)
+              - mean) / std if cfg.bn_calibration > 0 else None)
     flops_cache: dict[tuple, int] = {}
 
     def macs(genotype: list[int]) -> int:
@@ -206,7 +234,7 @@ def search_arrays(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
         target = cfg.target_latency_ms or _g0_latency(table, space)
 
     def rate(genotype: list[int], x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, int]:
-        score = _score(net, genotype, x, y, cfg.metric, class_names)
+        score = _score(net, genotype, x, y, cfg.metric, class_names, calib)
         m = macs(genotype)
         if table is not None:
             return reward(score, table.predict(genotype), target, cfg.w, cfg.w_below), score, m
@@ -292,6 +320,7 @@ def search_arrays(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
         "reward": best_r, cfg.metric: best_score, "macs": best_m,
         "iterations": state["iteration"], "minutes": state["elapsed"] / 60,
         "config": asdict(cfg), "paper_g0_shared_weights": reference,
+        **({"target_latency_ms": target, "latency_ms": table.predict(best)} if table else {}),
         "candidates": [{"genotype": g, "reward": r[0], cfg.metric: r[1], "macs": r[2]}
                        for r, g in rated]}})
     summary = {"arch": arch.to_dict()}
@@ -333,7 +362,11 @@ def plot_rewards(log: list[dict], path: str | os.PathLike, metric: str = "accura
     steps = np.arange(len(r))
     k = max(1, len(r) // 20)
     smooth = np.convolve(r, np.ones(k) / k, mode="valid")
-    fig, (a1, a2) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+    lat = [e.get("latency_ms") for e in log]
+    has_lat = all(v is not None for v in lat)
+    fig, axes = plt.subplots(3 if has_lat else 2, 1, figsize=(7, 8 if has_lat else 6),
+                             sharex=True)
+    a1, a2 = axes[0], axes[1]
     a1.plot(steps, r, ".", ms=3, alpha=0.4, label="reward (Eq. 1)")
     a1.plot(steps[k - 1:], smooth, "-", label=f"reward, mean of {k}")
     a1.plot(steps, s, ".", ms=3, alpha=0.3, label=metric)
@@ -341,7 +374,10 @@ def plot_rewards(log: list[dict], path: str | os.PathLike, metric: str = "accura
     a1.legend(fontsize=8)
     a2.plot(steps, m, ".", ms=3, alpha=0.5)
     a2.set_ylabel("MACs (M)")
-    a2.set_xlabel("controller step")
+    if has_lat:
+        axes[2].plot(steps, lat, ".", ms=3, alpha=0.5, color="C2")
+        axes[2].set_ylabel("predicted latency (ms)")
+    axes[-1].set_xlabel("controller step")
     fig.suptitle("ENAS search: sampled architectures")
     fig.tight_layout()
     path = Path(path)

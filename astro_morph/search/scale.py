@@ -29,7 +29,7 @@ from ..fileio import atomic_write_text
 from ..models.arch import PAPER_SCALING, ArchConfig, compound_scale
 from ..models.flops import count
 
-__all__ = ["grid", "realised_ratios", "scale_search", "build_family"]
+__all__ = ["grid", "realised_ratios", "scale_search", "build_family", "family_ratios"]
 
 
 def grid(step: float = 0.05, upper: tuple[float, float, float] = (1.5, 1.3, 1.3),
@@ -79,12 +79,42 @@ def _noise_note(done: dict[str, dict], best_key: str) -> str:
 
 
 def build_family(base: ArchConfig, alpha: float, beta: float, gamma: float, phis: int,
-                 prefix: str = "g") -> list[ArchConfig]:
-    """G1..Gn: ``base`` compound-scaled with phi = 1..``phis``."""
-    return [replace(compound_scale(base, phi, alpha, beta, gamma, name=f"{prefix}{phi}"),
-                    meta={"phi": phi, "alpha": alpha, "beta": beta, "gamma": gamma,
-                          "base": base.name})
-            for phi in range(1, phis + 1)]
+                 prefix: str = "g", hold_ratio: float | None = None,
+                 num_classes: int = 5) -> list[ArchConfig]:
+    """G1..Gn: ``base`` compound-scaled with phi = 1..``phis``.
+
+    With ``hold_ratio`` (e.g. 2.0), each step's input size is re-rounded so that the step's
+    multiply-add ratio over the previous member is as close to ``hold_ratio`` as whole
+    pixels allow: rounding widths to multiples of 8 and depths up moves a small network's
+    cost in jumps, and the resolution (cost ~ side squared) is the one knob fine enough to
+    take the slack. The nominal size is kept in ``meta["nominal_resolution"]``.
+    """
+    family, prev = [], base
+    for phi in range(1, phis + 1):
+        arch = compound_scale(base, phi, alpha, beta, gamma, name=f"{prefix}{phi}")
+        meta = {"phi": phi, "alpha": alpha, "beta": beta, "gamma": gamma, "base": base.name}
+        if hold_ratio is not None:
+            arch, meta["nominal_resolution"] = _hold(arch, prev, hold_ratio, num_classes), \
+                arch.resolution
+        family.append(replace(arch, meta=meta))
+        prev = family[-1]
+    return family
+
+
+def _hold(arch: ArchConfig, prev: ArchConfig, ratio: float, num_classes: int) -> ArchConfig:
+    """``arch`` at the whole-pixel input size whose cost over ``prev`` is nearest ``ratio``
+    (never smaller than ``prev``'s size: a bigger family member does not see less)."""
+    target = ratio * count(prev, num_classes).macs
+    sizes = range(max(8, prev.resolution), 2 * arch.resolution + 1)
+    best = min(sizes, key=lambda r: (abs(count(arch, num_classes, r).macs - target), r))
+    return replace(arch, resolution=best)
+
+
+def family_ratios(base: ArchConfig, family: list[ArchConfig],
+                  num_classes: int = 5) -> list[float]:
+    """Multiply-add ratio of each step of ``family`` over the previous member (G1/G0 ...)."""
+    macs = [count(a, num_classes).macs for a in [base, *family]]
+    return [macs[i + 1] / macs[i] for i in range(len(family))]
 
 
 def scale_search(base: ArchConfig, labels: str | os.PathLike, image_dir: str | os.PathLike,
@@ -93,7 +123,8 @@ def scale_search(base: ArchConfig, labels: str | os.PathLike, image_dir: str | o
                  max_candidates: int | None = 6, budget_minutes: float | None = None,
                  phis: int = 3, step: float = 0.05, tolerance: float = 0.1,
                  resume: bool = False, progress: bool | None = None,
-                 seeds: tuple[int, ...] = (0, 1), **recipe: Any) -> dict[str, Any]:
+                 seeds: tuple[int, ...] = (0, 1), hold_ratio: float | None = 2.0,
+                 **recipe: Any) -> dict[str, Any]:
     """Grid-search alpha, beta, gamma at phi = 1, then write G1..G``phis`` JSON files.
 
     Candidates are the grid points whose *realised* G1/G0 multiply-add ratio
@@ -101,6 +132,8 @@ def scale_search(base: ArchConfig, labels: str | os.PathLike, image_dir: str | o
     Each is trained once per seed; the choice is by mean validation accuracy, and the
     summary says whether it is within the seed spread of the runner-up. ``recipe`` goes to
     :class:`~astro_morph.training.train.TrainConfig` (batch_size, lr, schedule, limit, ...).
+    ``hold_ratio`` re-rounds each family member's input size so every phi step costs about
+    that much more than the one before (:func:`build_family`); ``None`` keeps Eq. 6's sizes.
     """
     from ..training.train import TrainConfig, train
 
@@ -173,9 +206,12 @@ def scale_search(base: ArchConfig, labels: str | os.PathLike, image_dir: str | o
                                                   -state["done"][k]["macs"]))
     best = state["done"][best_key]
     state["choice"] = _noise_note(state["done"], best_key)
-    state["family_ratios"] = realised_ratios(base, best["alpha"], best["beta"], best["gamma"],
-                                             phis)
-    family = build_family(base, best["alpha"], best["beta"], best["gamma"], phis)
+    k = len(class_names) if class_names else 5
+    state["nominal_family_ratios"] = realised_ratios(base, best["alpha"], best["beta"],
+                                                     best["gamma"], phis, k)
+    family = build_family(base, best["alpha"], best["beta"], best["gamma"], phis,
+                          hold_ratio=hold_ratio, num_classes=k)
+    state["family_ratios"] = family_ratios(base, family, k)
     files = []
     for arch in family:
         path = out / f"{arch.name}.json"

@@ -124,6 +124,28 @@ class SuperNet(nn.Module):
         return self.classifier(self.dropout(x.mean((2, 3))))
 
     @torch.no_grad()
+    def recalibrate(self, x: torch.Tensor, genotype: list[int]) -> None:
+        """Set the batch-norm statistics the path ``genotype`` uses to those of ``x``.
+
+        Shared running statistics are a blend of whichever paths trained last, so a path
+        judged with them is judged partly on other paths' statistics (SPOS, Guo et al. 2020,
+        recalibrates per path before evaluating). One forward pass in training mode with
+        momentum 1 replaces the path's channels of every BN by the statistics of ``x``;
+        training uses batch statistics, so this changes nothing it depends on."""
+        bns = [m for m in self.modules() if isinstance(m, nn.BatchNorm2d)]
+        saved = [m.momentum for m in bns]
+        was_training = self.training
+        try:
+            for m in bns:
+                m.momentum = 1.0
+            self.train()
+            self(x, genotype)
+        finally:
+            for m, mom in zip(bns, saved, strict=True):
+                m.momentum = mom
+            self.train(was_training)
+
+    @torch.no_grad()
     def extract(self, genotype: list[int], name: str = "enas-g0") -> EfficientNetG:
         """The stand-alone network of ``genotype`` carrying this supernet's sliced weights
         (its starting point, and the check that a path computes what it claims)."""

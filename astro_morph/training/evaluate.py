@@ -56,13 +56,16 @@ def _train_seconds(model: Any, config: dict) -> float | None:
         return None
 
 
-def evaluate(model: str | os.PathLike | None, labels: str | os.PathLike,
+def evaluate(model: str | os.PathLike | list[str | os.PathLike] | None, labels: str | os.PathLike,
              image_dir: str | os.PathLike, id_column: str = "OBJID", split: str = "test",
              backend: str = "onnx", label_column: str = "label", split_column: str = "split",
              png: str | os.PathLike | None = None, timing: bool = True,
              progress: bool | None = None, fast_decode: bool = False,
              tta: bool = False) -> dict[str, Any]:
-    """Classify the ``split`` rows of ``labels`` and score them against ``label_column``."""
+    """Classify the ``split`` rows of ``labels`` and score them against ``label_column``.
+
+    ``model`` may be a list: the members' probabilities are averaged
+    (:class:`~astro_morph.inference.ensemble.EnsembleClassifier`)."""
     from ..models.arch import ArchConfig
     from ..models.flops import count
 
@@ -70,7 +73,15 @@ def evaluate(model: str | os.PathLike | None, labels: str | os.PathLike,
     rows = table[np.asarray(table[split_column]).astype(str) == split]
     if len(rows) == 0:
         raise UserError(f"{labels}: no rows in split {split!r}")
-    clf = load_model(model, backend)
+    if isinstance(model, (list, tuple)) and len(model) != 1:
+        from ..inference.ensemble import EnsembleClassifier
+
+        clf = EnsembleClassifier([load_model(m, backend) for m in model])
+        model = None  # no single file to read the training log from
+    else:
+        if isinstance(model, (list, tuple)):
+            model = model[0]
+        clf = load_model(model, backend)
     if tta:
         from ..inference.tta import TTAClassifier
 
@@ -87,7 +98,8 @@ def evaluate(model: str | os.PathLike | None, labels: str | os.PathLike,
     report = classification_report(y[ok], probs[ok], classes)
     report.update({"split": split, "model": clf.name, "sha256": clf.sha256, "backend": backend,
                    "skipped_unknown_label": int((~known).sum()), "failed_rows": int((~ok).sum()),
-                   "fast_decode": fast_decode, "tta": tta})
+                   "fast_decode": fast_decode, "tta": tta,
+                   "members": len(getattr(clf, "members", [clf]))})
     config = getattr(clf, "config", None)
     if config and "arch" in config:
         c = count(ArchConfig.from_dict(config["arch"]), len(classes), clf.input_size)

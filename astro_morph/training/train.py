@@ -65,6 +65,11 @@ class TrainConfig:
     precision: str = "fp32"
     #: NHWC activations: oneDNN's fast layout for convolutions on CPU.
     channels_last: bool = True
+    #: Model files whose mean TTA probabilities on each training image are soft targets
+    #: (knowledge distillation, Hinton et al. 2015); empty: plain labels only.
+    teacher: list[str] | None = None
+    #: Weight of the soft-target term; the labelled term gets ``1 - distill_weight``.
+    distill_weight: float = 0.5
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -92,6 +97,33 @@ def _class_weights(labels: np.ndarray, k: int, mode: str) -> torch.Tensor:
     else:
         raise UserError(f"class weighting must be none, sqrt or balanced, not {mode!r}")
     return torch.tensor(w / (w * counts).sum() * counts.sum(), dtype=torch.float32)
+
+
+def teacher_targets(teacher: list[str], ids: list[str], image_dir: str, id_column: str,
+                    class_names: list[str], threads: int | None = None) -> np.ndarray:
+    """Soft targets ``(N, K)``: the teacher ensemble's probabilities for each image, averaged
+    over the 8 rotations/flips, through the classify pipeline (the teacher sees exactly what
+    it saw when it was scored). Morphology does not change under the training augmentation
+    (rotations, flips, crops), so one target per image holds for every augmented view."""
+    from astropy.table import Table
+
+    from ..api import classify
+    from ..inference.ensemble import EnsembleClassifier
+    from ..inference.load import load_model
+    from ..inference.tta import TTAClassifier
+
+    clf = TTAClassifier(EnsembleClassifier([load_model(m, threads=threads) for m in teacher]))
+    if list(clf.class_names) != list(class_names):
+        raise UserError(f"teacher classes {list(clf.class_names)} differ from the training "
+                        f"classes {list(class_names)}")
+    out = classify(Table({id_column: ids}), source="galaxyzoo", model=clf,
+                   image_dir=image_dir, id_column=id_column, progress=False)
+    probs = np.stack([np.ma.filled(out[f"morph_prob_{c}"], np.nan) for c in class_names], 1)
+    bad = ~np.isfinite(probs).all(1)
+    if bad.any():
+        raise UserError(f"teacher could not classify {int(bad.sum())} training images "
+                        f"(first: {ids[int(np.flatnonzero(bad)[0])]})")
+    return probs.astype(np.float32)
 
 
 def _normalise(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
@@ -150,6 +182,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
         raise UserError(f"precision must be fp32 or bf16, not {cfg.precision!r}")
     if not 0 <= cfg.label_smoothing < 1:
         raise UserError(f"label smoothing must be in [0, 1), not {cfg.label_smoothing}")
+    if not 0 <= cfg.distill_weight <= 1:
+        raise UserError(f"distill weight must be in [0, 1], not {cfg.distill_weight}")
     device = resolve_device(cfg.device)
     threads = int(cfg.threads or torch.get_num_threads())
     torch.set_num_threads(threads)
@@ -181,6 +215,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
                            cache_size_for(size), train=True, limit=cfg.limit)
     val_set = load_split(table, cfg.image_dir, cfg.val_split, class_names, cfg.id_column,
                          size, train=False, limit=cfg.limit)
+    soft = None
+    if cfg.teacher:
+        soft = torch.from_numpy(teacher_targets(cfg.teacher, train_set.ids, cfg.image_dir,
+                                                cfg.id_column, list(class_names), threads))
     decode_s = time.perf_counter() - t0
     pix = train_set.images.reshape(-1, 3).astype(np.float64) / 255
     mean_l, std_l = pix.mean(0).tolist(), pix.std(0).clip(1e-3).tolist()
@@ -251,6 +289,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
                 logits = net(_normalise(x, mean, std).contiguous(memory_format=layout)).float()
             loss = F.cross_entropy(logits, y, weight=weights,
                                    label_smoothing=cfg.label_smoothing)
+            if soft is not None:
+                # Soft targets carry the teacher's class balance, so no class weights here.
+                loss = ((1 - cfg.distill_weight) * loss + cfg.distill_weight
+                        * F.cross_entropy(logits, soft[idx].to(device)))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

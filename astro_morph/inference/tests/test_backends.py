@@ -148,3 +148,43 @@ def test_tta_is_recorded_in_provenance(tiny_model, image_dir):
     assert out.meta["MORPHTTA"].startswith("D4") and np.isfinite(out["morph_prob_spiral"]).all()
     assert "MORPHTTA" not in classify(Table({"GalaxyID": [1]}), model=str(tiny_model),
                                       image_dir=image_dir).meta
+
+
+def test_ensemble_averages_its_members_and_refuses_mismatches():
+    from astro_morph.errors import UserError
+    from astro_morph.inference.ensemble import EnsembleClassifier
+
+    class Fixed:
+        input_size, backend = 4, "t"
+
+        def __init__(self, name, p, classes=("a", "b")):
+            self.name, self.sha256, self.p = name, name * 8, np.asarray(p, np.float32)
+            self.class_names = list(classes)
+
+        def predict(self, images):
+            return np.tile(self.p, (len(images), 1))
+
+    ens = EnsembleClassifier([Fixed("x", [1, 0]), Fixed("y", [0.5, 0.5]), Fixed("z", [0, 1])])
+    np.testing.assert_allclose(ens.predict(np.zeros((2, 4, 4, 3))), [[0.5, 0.5]] * 2)
+    assert ens.name == "x+y+z" and ens.sha256 != "x" * 8 and ens.class_names == ["a", "b"]
+    with pytest.raises(UserError, match="has classes"):
+        EnsembleClassifier([Fixed("x", [1, 0]), Fixed("y", [1, 0], ("b", "a"))])
+
+
+def test_evaluate_scores_an_ensemble_of_model_files(tiny_model, tmp_path):
+    """Two copies of one model: the ensemble's probabilities are that model's."""
+    import shutil
+
+    from astro_morph.training.evaluate import evaluate
+    from conftest import shared_data
+
+    data = shared_data("gz1")
+    labels = tmp_path / "labels.csv"
+    lines = (data / "labels.csv").read_text().splitlines()
+    labels.write_text("\n".join(lines[:1] + [ln for ln in lines[1:] if ln.endswith(",test")][:8]))
+    copy = tmp_path / "copy.amz"
+    shutil.copy(tiny_model, copy)
+    one = evaluate(tiny_model, labels, data / "images", timing=False, progress=False)
+    two = evaluate([tiny_model, copy], labels, data / "images", timing=False, progress=False)
+    assert two["members"] == 2 and one["members"] == 1
+    assert two["confusion"] == one["confusion"] and two["ece"] == pytest.approx(one["ece"])

@@ -99,7 +99,7 @@ def test_interrupted_search_resumes_the_same_run(tmp_path):
                             resume=True, progress=False)
     assert resumed["iterations"] == 3
     assert len(resumed["log"]) == 3  # one searching iteration of 3 controller steps
-    assert all(e["likelihood"] > 0 for e in resumed["log"])
+    assert all(e["macro_f1"] >= 0 for e in resumed["log"])
     assert [e["genotype"] for e in resumed["log"]] == [e["genotype"] for e in straight["log"]]
     assert [e["reward"] for e in resumed["log"]] == pytest.approx(
         [e["reward"] for e in straight["log"]])
@@ -193,8 +193,83 @@ def test_search_with_latency_cost_logs_and_rewards_predicted_latency(tmp_path, m
     monkeypatch.setenv("ASTROMORPH_CACHE", str(tmp_path / "cache"))
     # Deterministic "timings" (the real ones are CPU-dependent): ms = input channels.
     monkeypatch.setattr(latency, "measure_seconds", lambda module, shape: shape[0] / 1e3)
-    cfg = _cfg(tmp_path, "lat", cost="latency", target_latency_ms=40.0, iterations=2)
+    cfg = _cfg(tmp_path, "lat", cost="latency", target_latency_ms=40.0, iterations=2,
+               metric="likelihood")
     search_arrays(*_data(), ["a", "b"], cfg, TINY, progress=False)
     log = [json.loads(line) for line in (tmp_path / "lat.log.jsonl").read_text().splitlines()]
     for e in log:
         assert e["reward"] == pytest.approx(reward(e["likelihood"], e["latency_ms"], 40.0))
+
+
+def test_recalibrated_batch_norms_hold_the_path_statistics():
+    """After recalibration a path in eval mode normalises with the statistics of the
+    calibration batch: its outputs equal those of training mode on that batch."""
+    torch.manual_seed(0)
+    net = SuperNet(TINY, 3)
+    x = torch.randn(64, 3, 16, 16)
+    g = [0, 0, 0, 0, 0, 1, 2, 1, 1, 1]
+    net.train()
+    with torch.no_grad():
+        for _ in range(3):  # running statistics now differ from x's
+            net(torch.randn(64, 3, 16, 16) * 3 + 1, [0] * 10)
+        train_mode = net(x, g)
+        net.eval()
+        before = net(x, g)
+        net.recalibrate(x, g)
+        after = net(x, g)
+    assert not torch.allclose(before, train_mode, atol=1e-3)
+    torch.testing.assert_close(after, train_mode, atol=2e-3, rtol=1e-3)
+    assert not net.training and all(m.momentum == 0.1 for m in net.modules()
+                                    if isinstance(m, torch.nn.BatchNorm2d))
+
+
+def test_ranking_samples_span_the_space_and_tau_follows_the_orders():
+    from astro_morph.search.ranking import RANK_METRICS, kendall_table, sample_across
+
+    gs = sample_across(DEFAULT_SPACE, 10, 5, seed=0, pool=512)
+    macs = [count(DEFAULT_SPACE.to_arch(g), 5, 32).macs for g in gs]
+    assert len({tuple(g) for g in gs}) == 10 and macs == sorted(macs)
+    assert macs[-1] > 3 * macs[0]  # from small nets to large ones
+    rows = [{"supernet": dict.fromkeys(RANK_METRICS, float(i)),
+             "standalone_mean": {**dict.fromkeys(RANK_METRICS, float(i)), "accuracy": -i}}
+            for i in range(6)]
+    taus = kendall_table(rows)
+    assert taus["likelihood vs likelihood"]["tau"] == pytest.approx(1.0)
+    assert taus["likelihood vs accuracy"]["tau"] == pytest.approx(-1.0)
+
+
+def test_rank_command_writes_tau_and_plot_and_resumes(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from astro_morph.cli import cli
+    from astro_morph.search import ranking
+    from conftest import shared_data
+
+    data = shared_data("gz1")
+    common = [str(data / "labels.csv"), "--image-dir", str(data / "images"), "--limit", "40"]
+    run = CliRunner().invoke
+    r = run(cli, ["search", *common, "-o", str(tmp_path / "s.json"), "--iterations", "2",
+                  "--shared-steps", "2", "--controller-steps", "2", "--threads", "1"])
+    assert r.exit_code == 0, r.output
+    args = ["rank", *common, "--supernet", str(tmp_path / "s.json"), "-o", str(tmp_path / "r"),
+            "--n", "3", "--epochs", "1", "--threads", "1"]
+    r = run(cli, args)
+    assert r.exit_code == 0, r.output
+    assert "| supernet | likelihood | accuracy |" in r.output
+    out = json.loads((tmp_path / "r" / "ranking.json").read_text())
+    assert len(out["rows"]) == 3 and out["supernet_iterations"] == 2
+    assert (tmp_path / "r" / "ranking.png").stat().st_size > 0
+    # A rerun with the same settings reuses the finished rows: no training at all.
+    real = ranking.train_standalone
+    monkeypatch.setattr(ranking, "train_standalone", lambda *a, **k: 1 / 0)
+    r = run(cli, args)
+    assert r.exit_code == 0, r.output
+    # Adding a seed trains that seed only, once per architecture.
+    seeds = []
+    monkeypatch.setattr(ranking, "train_standalone",
+                        lambda *a, **k: seeds.append(a[-1]) or real(*a, **k))
+    r = run(cli, [*args, "--seeds", "0,1"])
+    assert r.exit_code == 0, r.output
+    assert seeds == [1, 1, 1]
+    rows = json.loads((tmp_path / "r" / "ranking.json").read_text())["rows"]
+    assert all([x["seed"] for x in row["standalone"]] == [0, 1] for row in rows)

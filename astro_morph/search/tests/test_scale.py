@@ -61,3 +61,15 @@ def test_realised_cost_ratios_after_rounding():
     # Table-2 G1/G0 with the paper's coefficients: 2.6x, though 1.15 * 1.1^2 * 1.2^2 = 2.0.
     ratios = realised_ratios(G0, 1.15, 1.10, 1.20, 3)
     assert ratios[0] == pytest.approx(2.6, abs=0.05) and len(ratios) == 3
+
+
+def test_holding_the_ratio_keeps_every_phi_step_near_two():
+    from astro_morph.search.scale import family_ratios, realised_ratios
+
+    # (1.0, 1.0, 1.3) realises 1.97, 1.61, 1.63 with Eq. 6's sizes; re-rounding the input
+    # size per step holds every step within 5 % of 2.
+    assert min(realised_ratios(G0, 1.0, 1.0, 1.3, 3)) < 1.7
+    family = build_family(G0, 1.0, 1.0, 1.3, 3, hold_ratio=2.0)
+    assert all(abs(r - 2) <= 0.1 for r in family_ratios(G0, family))
+    assert [a.resolution for a in family] == sorted(a.resolution for a in family)
+    assert family[1].meta["nominal_resolution"] == 54 and family[1].resolution != 54

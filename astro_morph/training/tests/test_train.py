@@ -126,3 +126,30 @@ def test_same_seed_and_threads_give_the_same_model_file(tmp_path):
     env = read_bundle(tmp_path / "m0.amz").config["provenance"]["environment"]
     assert env["threads"] == 2 and env["torch"] == torch.__version__
     assert "train_seconds" not in read_bundle(tmp_path / "m0.amz").config["provenance"]
+
+
+def test_distillation_targets_are_the_teachers_tta_probabilities(tmp_path, tiny_model):
+    """Soft targets come from the teacher through the classify path, one row per image, and
+    a distilled training run records its teacher."""
+    from astropy.table import Table
+
+    from astro_morph.api import classify
+    from astro_morph.inference.load import load_model
+    from astro_morph.inference.tta import TTAClassifier
+    from astro_morph.models.model_file import read_bundle
+
+    data = shared_data("gz1")
+    ids = ["587722952767439450", "587722953303916935"]
+    soft = train_mod.teacher_targets([str(tiny_model)] * 2, ids, str(data / "images"), "OBJID",
+                                     GZ1_CLASSES, threads=1)
+    ref = classify(Table({"OBJID": ids}), model=TTAClassifier(load_model(tiny_model)),
+                   image_dir=data / "images", id_column="OBJID")
+    np.testing.assert_allclose(soft, np.stack([ref[f"morph_prob_{c}"] for c in GZ1_CLASSES], 1),
+                               atol=1e-6)
+    with pytest.raises(UserError, match="teacher classes"):
+        train_mod.teacher_targets([str(tiny_model)], ids, str(data / "images"), "OBJID",
+                                  GZ1_CLASSES[::-1])
+    cfg = _cfg(tmp_path, limit=32, teacher=[str(tiny_model)], distill_weight=0.7)
+    train(cfg, progress=False)
+    prov = read_bundle(cfg.output).config["provenance"]["config"]
+    assert prov["teacher"] == [str(tiny_model)] and prov["distill_weight"] == 0.7

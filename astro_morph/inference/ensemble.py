@@ -1,0 +1,55 @@
+"""Model ensembles: the mean of several classifiers' probabilities.
+
+Used by ``astromorph evaluate --model A --model B ...`` to measure what averaging seeds buys
+(the teacher for ``astromorph train --teacher``), and by ``train --teacher`` itself to make
+the soft targets. Every member must have the same classes (in the same order) and input
+size, so the pipeline crops once for all of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from ..errors import UserError
+from ..models.base import Classifier
+
+__all__ = ["EnsembleClassifier"]
+
+
+class EnsembleClassifier:
+    """Mean probabilities of ``members`` (each a :class:`~astro_morph.models.base.Classifier`).
+
+    The name lists the members; ``sha256`` is the digest of the members' digests in order,
+    so an ensemble has one identity in provenance and journals.
+    """
+
+    def __init__(self, members: list[Classifier]) -> None:
+        if not members:
+            raise UserError("an ensemble needs at least one model")
+        first = members[0]
+        for m in members[1:]:
+            if list(m.class_names) != list(first.class_names):
+                raise UserError(f"ensemble: {m.name} has classes {list(m.class_names)}, "
+                                f"{first.name} has {list(first.class_names)}")
+            if m.input_size != first.input_size:
+                raise UserError(f"ensemble: {m.name} takes {m.input_size} px, "
+                                f"{first.name} takes {first.input_size} px")
+        self.members = list(members)
+        self.name = "+".join(m.name for m in members) if len(members) > 1 else first.name
+        self.class_names = list(first.class_names)
+        self.input_size = first.input_size
+        self.sha256 = (first.sha256 if len(members) == 1 else hashlib.sha256(
+            "".join(m.sha256 for m in members).encode()).hexdigest())
+        self.backend = first.backend
+        # Architecture figures (params, MACs) are those of one member.
+        self.config = getattr(first, "config", None)
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """Mean probabilities ``(N, K)`` over the members."""
+        total = None
+        for m in self.members:
+            p = np.asarray(m.predict(images), dtype=np.float64)
+            total = p if total is None else total + p
+        return (total / len(self.members)).astype(np.float32)
