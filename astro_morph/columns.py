@@ -12,7 +12,8 @@ from astropy.table import Column, MaskedColumn, Table
 from .errors import UserError
 from .flags import FLAG_DESCRIPTIONS, flags_column_description
 
-__all__ = ["DEFAULT_PREFIX", "output_column_names", "add_columns", "check_no_clash"]
+__all__ = ["DEFAULT_PREFIX", "output_column_names", "add_columns", "check_no_clash",
+           "read_probabilities"]
 
 DEFAULT_PREFIX = "morph_"
 
@@ -29,6 +30,14 @@ def output_column_names(class_names: list[str], prefix: str = DEFAULT_PREFIX,
     if offsets:
         names += [f"{prefix}dx", f"{prefix}dy"]
     return names
+
+
+def read_probabilities(table: Table, class_names: list[str],
+                       prefix: str = DEFAULT_PREFIX) -> np.ndarray:
+    """The probability columns of ``class_names`` as ``(N, K)`` floats, NaN where a row
+    failed (masked): the inverse of :func:`add_columns` for the probabilities."""
+    _, *probs, _ = output_column_names(class_names, prefix)
+    return np.stack([np.ma.filled(table[c], np.nan).astype(float) for c in probs], 1)
 
 
 def check_no_clash(table: Table, class_names: list[str], prefix: str, offsets: bool) -> None:

@@ -32,7 +32,8 @@ from .space import DEFAULT_SPACE, SearchSpace
 from .supernet import SuperNet
 
 __all__ = ["SearchConfig", "search", "search_arrays", "plot_rewards", "path_logits",
-           "calibration_batch", "score_logits", "stratified_subset"]
+           "calibration_batch", "score_logits", "stratified_subset", "normalisation",
+           "load_splits"]
 
 #: Settings that may change between a run and its resumption (they bound it, not shape it).
 BUDGET_FIELDS = ("iterations", "budget_minutes")
@@ -156,6 +157,28 @@ def calibration_batch(train_x: np.ndarray, n: int, size: int, region: float | No
     return augment_batch(x, size, region, generator=gen) if region is not None else x
 
 
+def normalisation(train_x: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std ``(1, 3, 1, 1)`` of uint8 training images, in [0, 1] units
+    (the search's and the ranking check's input normalisation)."""
+    pix = train_x.reshape(-1, 3).astype(np.float64) / 255
+    mean = torch.tensor(pix.mean(0), dtype=torch.float32).view(1, 3, 1, 1)
+    std = torch.tensor(pix.std(0).clip(1e-3), dtype=torch.float32).view(1, 3, 1, 1)
+    return mean, std
+
+
+def load_splits(table: Any, image_dir: str | os.PathLike, names: list[str], id_column: str,
+                space: SearchSpace, limit: int | None = None) -> tuple:
+    """The train split of a labels ``table`` as the trainer's rotation-safe cache and its val
+    split at the inference transform, both at the search resolution (``LabelledSet`` each)."""
+    from ..training.data import cache_size_for, load_split
+
+    size = space.resolution
+    tr = load_split(table, image_dir, "train", names, id_column, cache_size_for(size),
+                    train=True, limit=limit)
+    va = load_split(table, image_dir, "val", names, id_column, size, train=False, limit=limit)
+    return tr, va
+
+
 def _score(net: SuperNet, genotype: list[int], x: torch.Tensor, y: torch.Tensor,
            metric: str, classes: list[str], calibration: torch.Tensor | None = None) -> float:
     return score_logits(path_logits(net, genotype, x, calibration), y, metric, len(classes))
@@ -205,9 +228,7 @@ def search_arrays(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
         raise UserError(f"--resume: no search checkpoint at {paths['ckpt']}")
 
     size = space.resolution
-    pix = train_x.reshape(-1, 3).astype(np.float64) / 255
-    mean = torch.tensor(pix.mean(0), dtype=torch.float32).view(1, 3, 1, 1)
-    std = torch.tensor(pix.std(0).clip(1e-3), dtype=torch.float32).view(1, 3, 1, 1)
+    mean, std = normalisation(train_x)
     tx = torch.from_numpy(train_x)
     ty = torch.from_numpy(np.asarray(train_y, dtype=np.int64))
     vx = (torch.from_numpy(val_x).permute(0, 3, 1, 2).float() / 255 - mean) / std
@@ -233,12 +254,15 @@ def search_arrays(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
         table = LatencyTable(space, len(class_names))
         target = cfg.target_latency_ms or _g0_latency(table, space)
 
-    def rate(genotype: list[int], x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, int]:
+    def rate(genotype: list[int], x: torch.Tensor, y: torch.Tensor
+             ) -> tuple[float, float, int, float | None]:
+        """Reward, score, MACs and (with the latency cost) predicted ms of ``genotype``."""
         score = _score(net, genotype, x, y, cfg.metric, class_names, calib)
         m = macs(genotype)
         if table is not None:
-            return reward(score, table.predict(genotype), target, cfg.w, cfg.w_below), score, m
-        return reward(score, m, cfg.target_flops, cfg.w, cfg.w_below), score, m
+            ms = table.predict(genotype)
+            return reward(score, ms, target, cfg.w, cfg.w_below), score, m, ms
+        return reward(score, m, cfg.target_flops, cfg.w, cfg.w_below), score, m, None
 
     bar = tqdm(total=cfg.iterations, initial=state["iteration"], desc="search",
                disable=None if progress is None else not progress)
@@ -267,7 +291,7 @@ def search_arrays(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
         ctrl.train()
         for _ in range(0 if warming else cfg.controller_steps):
             genotype, logp, ent = ctrl.sample(sample_gen)
-            r, score, m = rate(genotype, vx[fixed], vy[fixed])
+            r, score, m, ms = rate(genotype, vx[fixed], vy[fixed])
             b = state["baseline"]
             b = r if b is None else cfg.baseline_decay * b + (1 - cfg.baseline_decay) * r
             state["baseline"] = b
@@ -279,7 +303,7 @@ def search_arrays(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
                                  "arch": [s.to_string() for s in space.to_arch(genotype).blocks],
                                  cfg.metric: score, "macs": m, "reward": r, "baseline": b,
                                  "entropy": float(ent.detach()),
-                                 **({"latency_ms": table.predict(genotype)} if table else {})})
+                                 **({"latency_ms": ms} if table else {})})
         state["iteration"] += 1
         state["elapsed"] = time.perf_counter() - started
         _atomic_save({"signature": signature, "net": net.state_dict(),
@@ -305,13 +329,13 @@ def search_arrays(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
             if g not in candidates:
                 candidates.append(g)
     rated = [(rate(g, vx, vy), g) for g in candidates]
-    (best_r, best_score, best_m), best = max(rated, key=lambda t: t[0][0])
+    (best_r, best_score, best_m, best_ms), best = max(rated, key=lambda t: t[0][0])
     reference = {}
     try:  # the paper's G0 under the same shared weights, for the report
         from ..models.arch import G0
 
         g0 = space.encode(G0)
-        r0, s0, m0 = rate(g0, vx, vy)
+        r0, s0, m0, _ = rate(g0, vx, vy)
         reference = {"genotype": g0, cfg.metric: s0, "macs": m0, "reward": r0}
     except ValueError:
         pass
@@ -320,7 +344,7 @@ def search_arrays(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
         "reward": best_r, cfg.metric: best_score, "macs": best_m,
         "iterations": state["iteration"], "minutes": state["elapsed"] / 60,
         "config": asdict(cfg), "paper_g0_shared_weights": reference,
-        **({"target_latency_ms": target, "latency_ms": table.predict(best)} if table else {}),
+        **({"target_latency_ms": target, "latency_ms": best_ms} if table else {}),
         "candidates": [{"genotype": g, "reward": r[0], cfg.metric: r[1], "macs": r[2]}
                        for r, g in rated]}})
     summary = {"arch": arch.to_dict()}
@@ -389,7 +413,7 @@ def plot_rewards(log: list[dict], path: str | os.PathLike, metric: str = "accura
 def search(cfg: SearchConfig, space: SearchSpace = DEFAULT_SPACE, resume: bool = False,
            progress: bool | None = None) -> dict[str, Any]:
     """Load ``cfg.labels``' train and val splits at the search resolution and search."""
-    from ..training.data import TRAIN_REGION, cache_size_for, load_labels, load_split
+    from ..training.data import TRAIN_REGION, load_labels
 
     if not cfg.labels or not cfg.image_dir:
         raise UserError("search needs a labels table and an image directory")
@@ -398,10 +422,6 @@ def search(cfg: SearchConfig, space: SearchSpace = DEFAULT_SPACE, resume: bool =
     names = cfg.class_names or sorted({t for t in np.asarray(table["label"]).astype(str)[
         split == "train"] if t})
     cfg = replace(cfg, class_names=list(names))
-    size = space.resolution
-    tr = load_split(table, cfg.image_dir, "train", names, cfg.id_column, cache_size_for(size),
-                    train=True, limit=cfg.limit)
-    va = load_split(table, cfg.image_dir, "val", names, cfg.id_column, size, train=False,
-                    limit=cfg.limit)
+    tr, va = load_splits(table, cfg.image_dir, names, cfg.id_column, space, cfg.limit)
     return search_arrays(tr.images, tr.labels, va.images, va.labels, names, cfg, space,
                          train_region=TRAIN_REGION, resume=resume, progress=progress)

@@ -163,8 +163,8 @@ def rank(cfg: RankConfig, progress: bool | None = None) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     from ..models.flops import count
-    from ..training.data import TRAIN_REGION, cache_size_for, load_labels, load_split
-    from .enas import _paths, calibration_batch, path_logits
+    from ..training.data import TRAIN_REGION, load_labels
+    from .enas import _paths, calibration_batch, load_splits, normalisation, path_logits
     from .space import DEFAULT_SPACE
     from .supernet import SuperNet
 
@@ -182,16 +182,11 @@ def rank(cfg: RankConfig, progress: bool | None = None) -> dict[str, Any]:
     net.load_state_dict(ck["net"])
     iterations = json.loads(ck["state"])["iteration"]
 
-    table = load_labels(cfg.labels, cfg.id_column)
     size = space.resolution
-    tr = load_split(table, cfg.image_dir, "train", names, cfg.id_column, cache_size_for(size),
-                    train=True, limit=cfg.limit)
-    va = load_split(table, cfg.image_dir, "val", names, cfg.id_column, size, train=False,
-                    limit=cfg.limit)
+    tr, va = load_splits(load_labels(cfg.labels, cfg.id_column), cfg.image_dir, names,
+                         cfg.id_column, space, cfg.limit)
     # The search's normalisation and calibration batch (same images, same draws).
-    pix = tr.images.reshape(-1, 3).astype(np.float64) / 255
-    mean = torch.tensor(pix.mean(0), dtype=torch.float32).view(1, 3, 1, 1)
-    std = torch.tensor(pix.std(0).clip(1e-3), dtype=torch.float32).view(1, 3, 1, 1)
+    mean, std = normalisation(tr.images)
     n_cal = int(scfg.get("bn_calibration", 512))
     calib = ((calibration_batch(tr.images, n_cal, size, TRAIN_REGION, scfg["seed"] + 2)
               - mean) / std if n_cal > 0 else None)

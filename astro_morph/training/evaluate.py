@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..api import classify
+from ..columns import read_probabilities
 from ..errors import UserError
 from ..inference.load import load_model
 from .data import load_labels
@@ -91,8 +92,7 @@ def evaluate(model: str | os.PathLike | list[str | os.PathLike] | None, labels: 
     known = np.isin(truth, classes)
     out = classify(rows[known], source="galaxyzoo", model=clf, image_dir=image_dir,
                    id_column=id_column, progress=progress, fast_decode=fast_decode)
-    probs = np.stack([np.ma.filled(out[c], np.nan) for c in out.colnames
-                      if c.startswith("morph_prob_")], 1)
+    probs = read_probabilities(out, classes)
     ok = np.isfinite(probs).all(1)
     y = np.array([classes.index(t) for t in truth[known]])
     report = classification_report(y[ok], probs[ok], classes)

@@ -108,6 +108,7 @@ def teacher_targets(teacher: list[str], ids: list[str], image_dir: str, id_colum
     from astropy.table import Table
 
     from ..api import classify
+    from ..columns import read_probabilities
     from ..inference.ensemble import EnsembleClassifier
     from ..inference.load import load_model
     from ..inference.tta import TTAClassifier
@@ -118,7 +119,7 @@ def teacher_targets(teacher: list[str], ids: list[str], image_dir: str, id_colum
                         f"classes {list(class_names)}")
     out = classify(Table({id_column: ids}), source="galaxyzoo", model=clf,
                    image_dir=image_dir, id_column=id_column, progress=False)
-    probs = np.stack([np.ma.filled(out[f"morph_prob_{c}"], np.nan) for c in class_names], 1)
+    probs = read_probabilities(out, list(class_names))
     bad = ~np.isfinite(probs).all(1)
     if bad.any():
         raise UserError(f"teacher could not classify {int(bad.sum())} training images "
