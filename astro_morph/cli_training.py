@@ -238,23 +238,48 @@ def rank(labels: Path, image_dir: str, supernet: Path, out_dir: Path, id_column:
 @click.option("--hold-ratio", type=click.FloatRange(0), default=2.0, show_default=True,
               help="Re-round each family member's input size so every phi step costs about "
                    "this many times the one before (0: Eq. 6's sizes as they round).")
+@click.option("--triple", help="ALPHA,BETA,GAMMA: skip the grid search and write G1..Gn "
+              "with these coefficients (e.g. the paper's 1.15,1.1,1.2, to scale a searched "
+              "baseline exactly as Table 2 scales G0).")
+@click.option("--prefix", default="g", show_default=True,
+              help="Family files are OUT_DIR/<prefix>1.json ...; the file stem names the "
+                   "network in `compare`.")
 @click.option("--resume", is_flag=True, help="Skip candidates already in OUT_DIR/scale.json.")
 def scale(labels: Path, image_dir: str, base: str, out_dir: Path, id_column: str,
           classes: str | None, epochs: int, max_candidates: int,
           budget_minutes: float | None, phis: int, tolerance: float, lr: float,
           batch_size: int, limit: int | None, seeds: str, hold_ratio: float,
-          resume: bool) -> None:
+          triple: str | None, prefix: str, resume: bool) -> None:
     """Grid-search compound-scaling alpha, beta, gamma at phi=1, then write G1..Gn."""
     from .models.arch import get_arch
-    from .search.scale import scale_search
+    from .search.scale import scale_search, write_family
 
+    if triple is not None:
+        try:
+            a, b, g = (float(x) for x in triple.split(","))
+        except ValueError:
+            raise click.BadParameter(f"{triple!r}: expected three numbers ALPHA,BETA,GAMMA",
+                                     param_hint="--triple") from None
+        if min(a, b, g) < 1:
+            raise click.BadParameter(f"{triple!r}: each coefficient must be >= 1",
+                                     param_hint="--triple")
+        k = len(class_list(classes) or []) or 5
+        family, files, ratios = write_family(get_arch(base), a, b, g, phis, out_dir,
+                                             prefix=prefix, hold_ratio=hold_ratio or None,
+                                             num_classes=k)
+        click.echo(f"alpha {a:.2f}, beta {b:.2f}, gamma {g:.2f} (given, no grid search); "
+                   "realised cost ratios "
+                   + ", ".join(f"G{i + 1}/G{i} {x:.2f}" for i, x in enumerate(ratios))
+                   + " (" + ", ".join(f"{f.name} {f.resolution} px" for f in family)
+                   + "); wrote " + ", ".join(str(f) for f in files))
+        return
     r = scale_search(get_arch(base), labels, image_dir, out_dir, id_column=id_column,
                      class_names=class_list(classes),
                      epochs=epochs, max_candidates=max_candidates,
                      budget_minutes=budget_minutes, phis=phis, tolerance=tolerance,
                      resume=resume, lr=lr, batch_size=batch_size, limit=limit,
                      seeds=tuple(_int_list(seeds, "--seeds")), schedule="cosine",
-                     hold_ratio=hold_ratio or None)
+                     hold_ratio=hold_ratio or None, prefix=prefix)
     click.echo("alpha  beta  gamma  a*b^2*g^2  G1/G0  input  MACs(M)  val acc (mean ± std)")
     for c in sorted(r["candidates"].values(), key=lambda c: -c["val_accuracy_mean"]):
         click.echo(f"{c['alpha']:.2f}  {c['beta']:.2f}  {c['gamma']:.2f}   "

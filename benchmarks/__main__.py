@@ -49,9 +49,9 @@ def _catalog(ids: list[str], n: int) -> Table:
 
 
 def _models() -> dict[str, object]:
-    """Default (shipped G3) and an untrained G0: speed does not depend on the weights."""
+    """Default, every other shipped model, and an untrained Table-2 G0 (speed does not depend
+    on the weights)."""
     from astro_morph.inference.deploy import export_onnx
-    from astro_morph.inference.load import model_file as model_path
     from astro_morph.models.arch import G0
     from astro_morph.models.efficientnet_g import build_model
     from astro_morph.models.model_file import write_bundle
@@ -61,7 +61,17 @@ def _models() -> dict[str, object]:
     bundle = bundle_from_network(build_model(G0, 5).eval(), "g0", [f"c{i}" for i in range(5)])
     bundle.onnx = export_onnx(bundle)
     write_bundle(bundle, g0)
-    return {"default (G3, 55 px)": model_path("default"), "G0 (32 px)": g0}
+    from astro_morph.models.model_file import read_bundle
+    from astro_morph.models.registry import default_name, shipped_models
+
+    models: dict[str, object] = {}
+    for name, path in shipped_models().items():
+        size = read_bundle(path).config["input_size"]
+        label = f"default ({name}, {size} px)" if name == default_name() else \
+            f"{name} ({size} px)"
+        models[label] = path
+    models["Table-2 G0 (32 px, untrained)"] = g0
+    return models
 
 
 def decode_only(cat: Table, image_dir: Path, size: int, fast: bool = False,
@@ -319,7 +329,11 @@ def main() -> None:
     one = len(cat) / _best(lambda: decode_only(cat, args.image_dir, 55, workers=1),
                            args.repeats)
     rows.append(("decode + crop/resize to 55 px, one thread", one, ""))
-    for size in (32, 55):
+    from astro_morph.models.model_file import read_bundle
+
+    # the decode ceiling at every model's own input size (and at 55 px, the old default's)
+    sizes = sorted({55} | {read_bundle(p).config["input_size"] for p in models.values()})
+    for size in sizes:
         for fast in (False, True):
             t = _best(lambda s=size, f=fast: decode_only(cat, args.image_dir, s, f),
                       args.repeats)

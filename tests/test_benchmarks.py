@@ -23,8 +23,10 @@ def test_write_block_replaces_only_the_marked_text(tmp_path):
 
 def test_profile_model_shares_add_up(tiny_model):
     shares = dict(profile_model(tiny_model, batch=4, runs=2))
-    assert abs(sum(shares.values()) - 1) < 1e-6
-    assert max(shares, key=shares.get) in {"Conv", "QuickGelu", "FusedConv"}
+    assert abs(sum(shares.values()) - 1) < 1e-6 and min(shares.values()) >= 0
+    # Which operator dominates is a timing, left to the benchmark (a loaded machine can put
+    # a cheap op first); the profile must name the network's convolutions, fused or not.
+    assert {"Conv", "FusedConv"} & set(shares)
 
 
 def test_decode_only_prepares_every_row(image_dir):

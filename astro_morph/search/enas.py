@@ -267,6 +267,10 @@ def search_arrays(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
     bar = tqdm(total=cfg.iterations, initial=state["iteration"], desc="search",
                disable=None if progress is None else not progress)
     started = time.perf_counter() - state["elapsed"]
+    # Elapsed seconds at the end of each iteration: the rate of each phase, kept in the
+    # genotype file (a checkpoint from before this was recorded lacks the early ones).
+    seconds = state.setdefault("seconds", [])
+    log_lines = progress is not False and bar.disable  # no bar (not a TTY): plain lines
     while state["iteration"] < cfg.iterations:
         if cfg.budget_minutes is not None and state["elapsed"] >= cfg.budget_minutes * 60:
             break
@@ -306,6 +310,7 @@ def search_arrays(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
                                  **({"latency_ms": ms} if table else {})})
         state["iteration"] += 1
         state["elapsed"] = time.perf_counter() - started
+        seconds.append(round(state["elapsed"], 3))
         _atomic_save({"signature": signature, "net": net.state_dict(),
                       "ctrl": ctrl.state_dict(), "opt_w": opt_w.state_dict(),
                       "opt_c": opt_c.state_dict(), "data_gen": data_gen.get_state(),
@@ -318,6 +323,16 @@ def search_arrays(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
                         entropy=f"{last[-1]['entropy']:.1f}" if last else "-",
                         it_per_min=f"{state['iteration'] / max(minutes, 1e-9):.1f}",
                         phase="warm-up" if warming else "search")
+        if log_lines and (state["iteration"] % 10 == 0 or state["iteration"] == cfg.iterations):
+            k = min(10, len(seconds) - 1)  # the recent rate: phases differ ~4x in speed
+            recent = (60 * k / max(seconds[-1] - seconds[-1 - k], 1e-9) if k > 0
+                      else 1 / max(minutes, 1e-9))
+            line = (f"search iteration {state['iteration']}/{cfg.iterations} "
+                    f"({'warm-up' if warming else 'search'}): {recent:.1f} it/min")
+            if last:
+                line += (f", reward {np.mean([e['reward'] for e in last]):.3f}, "
+                         f"entropy {last[-1]['entropy']:.1f}")
+            print(line, flush=True)
     bar.close()
 
     # 3. Derive: the best of several sampled genotypes on the whole validation split.
@@ -343,6 +358,7 @@ def search_arrays(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
     arch = replace(arch, meta={**arch.meta, "search": {
         "reward": best_r, cfg.metric: best_score, "macs": best_m,
         "iterations": state["iteration"], "minutes": state["elapsed"] / 60,
+        "it_per_min": phase_rates(seconds, cfg.warmup, state["iteration"]),
         "config": asdict(cfg), "paper_g0_shared_weights": reference,
         **({"target_latency_ms": target, "latency_ms": best_ms} if table else {}),
         "candidates": [{"genotype": g, "reward": r[0], cfg.metric: r[1], "macs": r[2]}
@@ -355,6 +371,28 @@ def search_arrays(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
     return {"arch": arch, "reward": best_r, cfg.metric: best_score, "macs": best_m,
             "iterations": state["iteration"], "minutes": state["elapsed"] / 60,
             "log": state["log"], "reference": reference, "paths": paths}
+
+
+def phase_rates(seconds: list[float], warmup: int, iterations: int) -> dict[str, float | None]:
+    """Iterations per minute of the warm-up and of the controller phase.
+
+    ``seconds[j]`` is the elapsed time at the end of iteration ``iterations - len(seconds)
+    + j + 1`` (a run resumed from an older checkpoint lacks the first ones); a phase's rate
+    is over its recorded part, ``None`` when less than one iteration of it was recorded.
+    """
+    first = iterations - len(seconds)
+    ends = {first + j + 1: t for j, t in enumerate(seconds)}
+    if first == 0:
+        ends[0] = 0.0
+
+    def rate(lo: int, hi: int) -> float | None:
+        lo = max(lo, min(ends, default=hi))  # over the recorded part of the phase
+        if hi <= lo or hi not in ends:
+            return None
+        return 60.0 * (hi - lo) / max(ends[hi] - ends[lo], 1e-9)
+
+    w = min(warmup, iterations)
+    return {"warmup": rate(0, w), "search": rate(w, iterations)}
 
 
 def _g0_latency(table: Any, space: SearchSpace) -> float:

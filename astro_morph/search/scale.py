@@ -29,7 +29,8 @@ from ..fileio import atomic_write_text
 from ..models.arch import PAPER_SCALING, ArchConfig, compound_scale
 from ..models.flops import count
 
-__all__ = ["grid", "realised_ratios", "scale_search", "build_family", "family_ratios"]
+__all__ = ["grid", "realised_ratios", "scale_search", "build_family", "family_ratios",
+           "write_family"]
 
 
 def grid(step: float = 0.05, upper: tuple[float, float, float] = (1.5, 1.3, 1.3),
@@ -117,6 +118,26 @@ def family_ratios(base: ArchConfig, family: list[ArchConfig],
     return [macs[i + 1] / macs[i] for i in range(len(family))]
 
 
+def write_family(base: ArchConfig, alpha: float, beta: float, gamma: float, phis: int,
+                 out_dir: str | os.PathLike, prefix: str = "g",
+                 hold_ratio: float | None = 2.0,
+                 num_classes: int = 5) -> tuple[list[ArchConfig], list[Path], list[float]]:
+    """Build G1..G``phis`` (:func:`build_family`) and write each as ``<prefix><phi>.json``.
+
+    Returns the family, the files written and each phi step's multiply-add ratio.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    family = build_family(base, alpha, beta, gamma, phis, prefix=prefix,
+                          hold_ratio=hold_ratio, num_classes=num_classes)
+    files = []
+    for arch in family:
+        path = out / f"{arch.name}.json"
+        atomic_write_text(path, json.dumps({"arch": arch.to_dict()}, indent=1))
+        files.append(path)
+    return family, files, family_ratios(base, family, num_classes)
+
+
 def scale_search(base: ArchConfig, labels: str | os.PathLike, image_dir: str | os.PathLike,
                  out_dir: str | os.PathLike, id_column: str = "OBJID",
                  class_names: list[str] | None = None, epochs: int = 3,
@@ -124,7 +145,7 @@ def scale_search(base: ArchConfig, labels: str | os.PathLike, image_dir: str | o
                  phis: int = 3, step: float = 0.05, tolerance: float = 0.1,
                  resume: bool = False, progress: bool | None = None,
                  seeds: tuple[int, ...] = (0, 1), hold_ratio: float | None = 2.0,
-                 **recipe: Any) -> dict[str, Any]:
+                 prefix: str = "g", **recipe: Any) -> dict[str, Any]:
     """Grid-search alpha, beta, gamma at phi = 1, then write G1..G``phis`` JSON files.
 
     Candidates are the grid points whose *realised* G1/G0 multiply-add ratio
@@ -134,6 +155,7 @@ def scale_search(base: ArchConfig, labels: str | os.PathLike, image_dir: str | o
     :class:`~astro_morph.training.train.TrainConfig` (batch_size, lr, schedule, limit, ...).
     ``hold_ratio`` re-rounds each family member's input size so every phi step costs about
     that much more than the one before (:func:`build_family`); ``None`` keeps Eq. 6's sizes.
+    The family's files are ``<prefix>1.json`` ... in ``out_dir``.
     """
     from ..training.train import TrainConfig, train
 
@@ -209,14 +231,9 @@ def scale_search(base: ArchConfig, labels: str | os.PathLike, image_dir: str | o
     k = len(class_names) if class_names else 5
     state["nominal_family_ratios"] = realised_ratios(base, best["alpha"], best["beta"],
                                                      best["gamma"], phis, k)
-    family = build_family(base, best["alpha"], best["beta"], best["gamma"], phis,
-                          hold_ratio=hold_ratio, num_classes=k)
-    state["family_ratios"] = family_ratios(base, family, k)
-    files = []
-    for arch in family:
-        path = out / f"{arch.name}.json"
-        atomic_write_text(path, json.dumps({"arch": arch.to_dict()}, indent=1))
-        files.append(path)
+    family, files, state["family_ratios"] = write_family(
+        base, best["alpha"], best["beta"], best["gamma"], phis, out, prefix=prefix,
+        hold_ratio=hold_ratio, num_classes=k)
     state["best"] = best_key
     atomic_write_text(state_path, json.dumps(state, indent=1))
     return {"best": best, "candidates": state["done"], "family": family, "files": files,

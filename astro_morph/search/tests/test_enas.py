@@ -87,6 +87,27 @@ def test_search_writes_a_trainable_genotype_log_and_plot(tmp_path):
     assert all(e["reward"] == pytest.approx(reward(e["accuracy"], e["macs"], 1e5))
                for e in log)
     assert (tmp_path / "s.png").stat().st_size > 0
+    rates = arch.meta["search"]["it_per_min"]  # _cfg: 3 iterations, no warm-up
+    assert rates["warmup"] is None and rates["search"] > 0
+
+
+def test_phase_rates_from_iteration_end_times():
+    from astro_morph.search.enas import phase_rates
+
+    # 2 warm-up iterations of 3 s each, then 2 controller iterations of 12 s each.
+    assert phase_rates([3, 6, 18, 30], warmup=2, iterations=4) == {"warmup": 20.0,
+                                                                   "search": 5.0}
+    # Resumed from a checkpoint that recorded no times: no warm-up rate, the search's from
+    # the recorded iterations.
+    assert phase_rates([18, 30], warmup=2, iterations=4) == {"warmup": None, "search": 5.0}
+    assert phase_rates([3, 6], warmup=2, iterations=2)["search"] is None
+
+
+def test_a_search_without_a_terminal_prints_its_rate(tmp_path, capsys):
+    search_arrays(*_data(), ["a", "b"], _cfg(tmp_path, "p", iterations=10, warmup=9), TINY,
+                  progress=None)  # pytest's stderr is not a TTY: the bar is off
+    out = capsys.readouterr().out
+    assert "search iteration 10/10 (search):" in out and "it/min, reward" in out
 
 
 def test_interrupted_search_resumes_the_same_run(tmp_path):

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from astro_morph.errors import UserError
-from astro_morph.models.arch import G0, PAPER_SCALING, VARIANTS
+from astro_morph.models.arch import G0, PAPER_SCALING, VARIANTS, get_arch
 from astro_morph.search.scale import build_family, grid, scale_search
 from conftest import shared_data
 
@@ -73,3 +73,27 @@ def test_holding_the_ratio_keeps_every_phi_step_near_two():
     assert all(abs(r - 2) <= 0.1 for r in family_ratios(G0, family))
     assert [a.resolution for a in family] == sorted(a.resolution for a in family)
     assert family[1].meta["nominal_resolution"] == 54 and family[1].resolution != 54
+
+
+def test_scale_with_a_given_triple_writes_the_family_without_training(tmp_path):
+    from click.testing import CliRunner
+
+    from astro_morph.cli import cli
+
+    labels, images = tmp_path / "labels.csv", tmp_path / "images"
+    labels.write_text("OBJID,label,split\n")
+    images.mkdir()
+    base = tmp_path / "base.json"
+    base.write_text(json.dumps({"arch": G0.to_dict()}))
+    args = ["scale", str(labels), "--image-dir", str(images), "--base", str(base),
+            "-o", str(tmp_path / "fam"), "--prefix", "mine-g", "--hold-ratio", "0"]
+    r = CliRunner().invoke(cli, [*args, "--triple", "1.15,1.1,1.2"])
+    assert r.exit_code == 0, r.output
+    assert "no grid search" in r.output and "G3/G2" in r.output
+    for phi in (1, 2, 3):  # the paper's triple on G0 without re-rounding: Table 2 itself
+        arch = get_arch(str(tmp_path / "fam" / f"mine-g{phi}.json"))
+        ref = VARIANTS[f"efficientnet-g{phi}"]
+        assert arch.name == f"mine-g{phi}" and arch.meta["phi"] == phi
+        assert arch.blocks == ref.blocks and arch.resolution == ref.resolution
+    bad = CliRunner().invoke(cli, [*args, "--triple", "1.1,0.9"])
+    assert bad.exit_code == 2 and "--triple" in bad.output
