@@ -238,6 +238,8 @@ def rank(labels: Path, image_dir: str, supernet: Path, out_dir: Path, id_column:
 @click.option("--hold-ratio", type=click.FloatRange(0), default=2.0, show_default=True,
               help="Re-round each family member's input size so every phi step costs about "
                    "this many times the one before (0: Eq. 6's sizes as they round).")
+@click.option("--threads", type=click.IntRange(1),
+              help="torch threads per training (default: all cores).")
 @click.option("--triple", help="ALPHA,BETA,GAMMA: skip the grid search and write G1..Gn "
               "with these coefficients (e.g. the paper's 1.15,1.1,1.2, to scale a searched "
               "baseline exactly as Table 2 scales G0).")
@@ -249,7 +251,7 @@ def scale(labels: Path, image_dir: str, base: str, out_dir: Path, id_column: str
           classes: str | None, epochs: int, max_candidates: int,
           budget_minutes: float | None, phis: int, tolerance: float, lr: float,
           batch_size: int, limit: int | None, seeds: str, hold_ratio: float,
-          triple: str | None, prefix: str, resume: bool) -> None:
+          threads: int | None, triple: str | None, prefix: str, resume: bool) -> None:
     """Grid-search compound-scaling alpha, beta, gamma at phi=1, then write G1..Gn."""
     from .models.arch import get_arch
     from .search.scale import scale_search, write_family
@@ -279,7 +281,7 @@ def scale(labels: Path, image_dir: str, base: str, out_dir: Path, id_column: str
                      budget_minutes=budget_minutes, phis=phis, tolerance=tolerance,
                      resume=resume, lr=lr, batch_size=batch_size, limit=limit,
                      seeds=tuple(_int_list(seeds, "--seeds")), schedule="cosine",
-                     hold_ratio=hold_ratio or None, prefix=prefix)
+                     hold_ratio=hold_ratio or None, prefix=prefix, threads=threads)
     click.echo("alpha  beta  gamma  a*b^2*g^2  G1/G0  input  MACs(M)  val acc (mean ± std)")
     for c in sorted(r["candidates"].values(), key=lambda c: -c["val_accuracy_mean"]):
         click.echo(f"{c['alpha']:.2f}  {c['beta']:.2f}  {c['gamma']:.2f}   "

@@ -149,7 +149,8 @@ def scale_search(base: ArchConfig, labels: str | os.PathLike, image_dir: str | o
     """Grid-search alpha, beta, gamma at phi = 1, then write G1..G``phis`` JSON files.
 
     Candidates are the grid points whose *realised* G1/G0 multiply-add ratio
-    (:func:`realised_ratios`, after rounding) is within ``tolerance`` of 2, closest first.
+    (:func:`realised_ratios`, after rounding) is within ``tolerance`` of 2: the paper's
+    triple first if it is one of them, then the closest first.
     Each is trained once per seed; the choice is by mean validation accuracy, and the
     summary says whether it is within the seed spread of the runner-up. ``recipe`` goes to
     :class:`~astro_morph.training.train.TrainConfig` (batch_size, lr, schedule, limit, ...).
@@ -163,24 +164,47 @@ def scale_search(base: ArchConfig, labels: str | os.PathLike, image_dir: str | o
     out.mkdir(parents=True, exist_ok=True)
     state_path = out / "scale.json"
     state: dict[str, Any] = {"base": base.to_dict(), "epochs": epochs, "recipe": recipe,
-                             "seeds": list(seeds), "done": {}, "elapsed": 0.0}
+                             "seeds": list(seeds), "hold_ratio": hold_ratio, "done": {},
+                             "elapsed": 0.0}
     if resume and state_path.is_file():
         saved = json.loads(state_path.read_text())
-        if (saved["base"], saved["epochs"], saved["recipe"], saved.get("seeds")) != (
-                state["base"], epochs, json.loads(json.dumps(recipe)), list(seeds)):
+        if (saved["base"], saved["epochs"], saved["recipe"], saved.get("seeds"),
+                saved.get("hold_ratio")) != (state["base"], epochs,
+                                             json.loads(json.dumps(recipe)), list(seeds),
+                                             hold_ratio):
             raise UserError(f"{state_path} was made with another base or recipe; start "
                             "without --resume or in another folder")
         state = saved
     elif state_path.is_file() and not resume:
         raise UserError(f"{state_path} exists; pass --resume to continue it or use another "
                         "folder")
+    k = len(class_names) if class_names else 5
     # Rounding (widths to multiples of 8, depths up) moves a small network's real cost far
     # from the nominal product, so candidates come from a wide nominal window and are kept
-    # by the ratio they really buy.
+    # by the ratio they really buy. With ``hold_ratio`` each candidate is the family's own
+    # G1 (input size re-rounded to cost ~2x the base), so what is trained is what is kept;
+    # the size then absorbs gamma, and triples giving the same network are trained once.
     nominal = grid(step, tolerance=max(tolerance, NOMINAL_WINDOW))
-    realised = {c: realised_ratios(base, *c, 1)[0] for c in nominal}
-    candidates = sorted((c for c in nominal if abs(realised[c] - 2.0) <= tolerance),
-                        key=lambda c: (abs(realised[c] - 2.0), c))
+
+    def phi1(c: tuple[float, float, float]) -> ArchConfig:
+        if hold_ratio is None:
+            return compound_scale(base, 1, *c)
+        return build_family(base, *c, 1, hold_ratio=hold_ratio, num_classes=k)[0]
+
+    nets = {c: phi1(c) for c in nominal}
+    realised = {c: count(nets[c], k).macs / count(base, k).macs for c in nominal}
+    # The paper's triple first when it qualifies, so a small budget still compares it with
+    # its closest rivals; then by closeness of the realised ratio to 2.
+    ordered = sorted((c for c in nominal if abs(realised[c] - 2.0) <= tolerance),
+                     key=lambda c: (c != PAPER_SCALING, abs(realised[c] - 2.0), c))
+    candidates, seen = [], set()
+    for c in ordered:
+        net = nets[c]
+        sig = json.dumps({f: v for f, v in net.to_dict().items() if f not in ("name", "meta")},
+                         sort_keys=True)
+        if sig not in seen:
+            seen.add(sig)
+            candidates.append(c)
     if max_candidates is not None:
         candidates = candidates[:max_candidates]
     started = time.perf_counter() - state["elapsed"]
@@ -190,7 +214,7 @@ def scale_search(base: ArchConfig, labels: str | os.PathLike, image_dir: str | o
             continue
         if budget_minutes is not None and state["elapsed"] >= budget_minutes * 60:
             break
-        arch = compound_scale(base, 1, a, b, g, name=f"scale-{key}")
+        arch = replace(nets[(a, b, g)], name=f"scale-{key}")
         arch_file = out / f"candidate_{key.replace(',', '_')}.json"
         atomic_write_text(arch_file, json.dumps({"arch": arch.to_dict()}))
         runs = []
@@ -228,7 +252,6 @@ def scale_search(base: ArchConfig, labels: str | os.PathLike, image_dir: str | o
                                                   -state["done"][k]["macs"]))
     best = state["done"][best_key]
     state["choice"] = _noise_note(state["done"], best_key)
-    k = len(class_names) if class_names else 5
     state["nominal_family_ratios"] = realised_ratios(base, best["alpha"], best["beta"],
                                                      best["gamma"], phis, k)
     family, files, state["family_ratios"] = write_family(
