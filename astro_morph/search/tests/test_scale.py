@@ -101,8 +101,9 @@ def test_scale_with_a_given_triple_writes_the_family_without_training(tmp_path):
         ref = VARIANTS[f"efficientnet-g{phi}"]
         assert arch.name == f"mine-g{phi}" and arch.meta["phi"] == phi
         assert arch.blocks == ref.blocks and arch.resolution == ref.resolution
-    bad = CliRunner().invoke(cli, [*args, "--triple", "1.1,0.9"])
-    assert bad.exit_code == 2 and "--triple" in bad.output
+    for bad_triple in ("1.1,0.9", "1.1,0.9,1.2", "nan,1,1", "inf,1,1", "50,1,1"):
+        bad = CliRunner().invoke(cli, [*args, "--triple", bad_triple])
+        assert bad.exit_code == 2 and "--triple" in bad.output, bad_triple
 
 
 def test_scale_candidates_put_the_paper_first_and_train_each_network_once(tmp_path,
