@@ -62,14 +62,21 @@ id_column_option = click.option(
               help="Distil from this model (repeat for an ensemble): its mean probabilities "
                    "over the 8 rotations/flips of each training image are soft targets.")
 @click.option("--distill-weight", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="With --teacher: weight of the soft targets against the labels.")
+              help="With --teacher: weight of the soft targets against the labels (0: the "
+                   "teacher only makes --pseudo-labels).")
+@click.option("--pseudo-labels", "pseudo_dir", type=click.Path(file_okay=False),
+              help="Folder of unlabelled images: --teacher labels them and the confident ones "
+                   "join the training split.")
+@click.option("--pseudo-threshold", type=click.FloatRange(0, 1, min_open=True), default=0.9,
+              show_default=True, help="Smallest teacher probability that makes a pseudo-label.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing model file.")
 def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
           resolution: int | None, classes: str | None, epochs: int, batch_size: int,
           lr: float, schedule: str, class_weighting: str, seed: int, device: str,
           init_model: str | None, freeze_backbone: bool, limit: int | None, resume: bool,
           name: str | None, label_smoothing: float, threads: int | None, precision: str,
-          teachers: tuple[str, ...], distill_weight: float, overwrite: bool) -> None:
+          teachers: tuple[str, ...], distill_weight: float, pseudo_dir: str | None,
+          pseudo_threshold: float, overwrite: bool) -> None:
     """Train a classifier on LABELS (a table with id, label and split columns)."""
     from .inference.load import model_file
     from .training.train import TrainConfig
@@ -86,8 +93,15 @@ def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
         freeze_backbone=freeze_backbone, limit=limit, name=name,
         label_smoothing=label_smoothing, threads=threads, precision=precision,
         teacher=[str(model_file(t)) for t in teachers] or None, distill_weight=distill_weight,
+        pseudo_labels=pseudo_dir, pseudo_threshold=pseudo_threshold,
     )
     result = train_api(cfg, resume=resume, overwrite=overwrite)
+    if result["pseudo_labels"]:
+        p = result["pseudo_labels"]
+        per_class = ", ".join(f"{c} {n}" for c, n in p["kept_per_class"].items())
+        click.echo(f"pseudo-labels: {p['kept']} of {p['images']} images at probability >= "
+                   f"{p['threshold']} ({per_class}; {p['unreadable']} unreadable, skipped)",
+                   err=True)
     val = result["val"]
     click.echo(f"wrote {output} (sha256 {result['sha256']}): best epoch "
                f"{result['best_epoch'] + 1}, val accuracy {val['accuracy']:.4f}, weighted F1 "
@@ -340,12 +354,16 @@ def kaggle_select(solutions: Path, output: Path, seed: int, overwrite: bool) -> 
               show_default=True)
 @click.option("--teacher", "teachers", multiple=True, help="As for train: distil from it.")
 @click.option("--distill-weight", type=click.FloatRange(0, 1), default=0.5, show_default=True)
+@click.option("--pseudo-labels", "pseudo_dir", type=click.Path(file_okay=False),
+              help="As for train: unlabelled images the teacher labels.")
+@click.option("--pseudo-threshold", type=click.FloatRange(0, 1, min_open=True), default=0.9,
+              show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 def compare(labels: Path, image_dir: str, archs: str, out_dir: Path, md: Path | None,
             id_column: str, classes: str | None, epochs: int, batch_size: int, lr: float,
             schedule: str, class_weighting: str, seeds: str, threads: int | None,
             label_smoothing: float, teachers: tuple[str, ...], distill_weight: float,
-            device: str) -> None:
+            pseudo_dir: str | None, pseudo_threshold: float, device: str) -> None:
     """Train ARCHS with one recipe and several seeds on LABELS; tabulate val and test.
 
     Every model file is kept in OUT_DIR (paths printed), so any row can be re-evaluated."""
@@ -361,7 +379,9 @@ def compare(labels: Path, image_dir: str, archs: str, out_dir: Path, md: Path | 
         epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule,
         class_weighting=class_weighting, seeds=_int_list(seeds, "--seeds"), threads=threads,
         label_smoothing=label_smoothing, device=device, distill_weight=distill_weight,
-        teacher=[str(model_file(t)) for t in teachers] or None)
+        teacher=[str(model_file(t)) for t in teachers] or None,
+        **({"pseudo_labels": pseudo_dir, "pseudo_threshold": pseudo_threshold}
+           if pseudo_dir else {}))
     for r in reports:
         for run in r["runs"]:
             click.echo(f"model file: {run['model']} (seed {run['seed']})", err=True)

@@ -70,6 +70,10 @@ class TrainConfig:
     teacher: list[str] | None = None
     #: Weight of the soft-target term; the labelled term gets ``1 - distill_weight``.
     distill_weight: float = 0.5
+    #: A folder of unlabelled images: the teacher labels each, and those it gives a class
+    #: probability >= ``pseudo_threshold`` join the training split with that class.
+    pseudo_labels: str | None = None
+    pseudo_threshold: float = 0.9
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -100,11 +104,13 @@ def _class_weights(labels: np.ndarray, k: int, mode: str) -> torch.Tensor:
 
 
 def teacher_targets(teacher: list[str], ids: list[str], image_dir: str, id_column: str,
-                    class_names: list[str], threads: int | None = None) -> np.ndarray:
+                    class_names: list[str], threads: int | None = None,
+                    allow_missing: bool = False) -> np.ndarray:
     """Soft targets ``(N, K)``: the teacher ensemble's probabilities for each image, averaged
     over the 8 rotations/flips, through the classify pipeline (the teacher sees exactly what
     it saw when it was scored). Morphology does not change under the training augmentation
-    (rotations, flips, crops), so one target per image holds for every augmented view."""
+    (rotations, flips, crops), so one target per image holds for every augmented view.
+    An image the teacher cannot classify is an error, or with ``allow_missing`` a NaN row."""
     from astropy.table import Table
 
     from ..api import classify
@@ -121,7 +127,7 @@ def teacher_targets(teacher: list[str], ids: list[str], image_dir: str, id_colum
                    image_dir=image_dir, id_column=id_column, progress=False)
     probs = read_probabilities(out, list(class_names))
     bad = ~np.isfinite(probs).all(1)
-    if bad.any():
+    if bad.any() and not allow_missing:
         raise UserError(f"teacher could not classify {int(bad.sum())} training images "
                         f"(first: {ids[int(np.flatnonzero(bad)[0])]})")
     return probs.astype(np.float32)
@@ -185,6 +191,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
         raise UserError(f"label smoothing must be in [0, 1), not {cfg.label_smoothing}")
     if not 0 <= cfg.distill_weight <= 1:
         raise UserError(f"distill weight must be in [0, 1], not {cfg.distill_weight}")
+    if cfg.pseudo_labels and not cfg.teacher:
+        raise UserError("--pseudo-labels needs --teacher: the model that labels the images")
     device = resolve_device(cfg.device)
     threads = int(cfg.threads or torch.get_num_threads())
     torch.set_num_threads(threads)
@@ -216,10 +224,22 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
                            cache_size_for(size), train=True, limit=cfg.limit)
     val_set = load_split(table, cfg.image_dir, cfg.val_split, class_names, cfg.id_column,
                          size, train=False, limit=cfg.limit)
-    soft = None
-    if cfg.teacher:
+    soft, pseudo = None, None
+    if cfg.teacher and cfg.distill_weight > 0:  # weight 0: teacher only for pseudo-labels
         soft = torch.from_numpy(teacher_targets(cfg.teacher, train_set.ids, cfg.image_dir,
                                                 cfg.id_column, list(class_names), threads))
+    if cfg.pseudo_labels:
+        from .pseudo import pseudo_labelled
+
+        extra, extra_soft, pseudo = pseudo_labelled(
+            cfg.teacher, cfg.pseudo_labels, list(class_names), cfg.pseudo_threshold,
+            cache_size_for(size), threads, limit=cfg.limit)
+        train_set = replace(train_set,
+                            images=np.concatenate([train_set.images, extra.images]),
+                            labels=np.concatenate([train_set.labels, extra.labels]),
+                            ids=train_set.ids + extra.ids)
+        if soft is not None:
+            soft = torch.cat([soft, torch.from_numpy(extra_soft)])
     decode_s = time.perf_counter() - t0
     pix = train_set.images.reshape(-1, 3).astype(np.float64) / 255
     mean_l, std_l = pix.mean(0).tolist(), pix.std(0).clip(1e-3).tolist()
@@ -335,9 +355,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
     probs = torch.softmax(val_logits / temperature, 1).numpy()
     report = classification_report(val_set.labels, probs, class_names)
     # No timings in the file: the same data, seed and threads must give the same bytes.
-    provenance = {"config": asdict(cfg), "best_epoch": best["epoch"], "history": history,
+    provenance = {"config": asdict(cfg), "train_images": len(train_set.labels),
+                  "best_epoch": best["epoch"], "history": history,
                   "val_report": {k: v for k, v in report.items() if k != "per_class"},
-                  "environment": environment()}
+                  "environment": environment(),
+                  **({"pseudo_labels": pseudo} if pseudo is not None else {})}
     bundle = bundle_from_network(net.cpu(), cfg.name or Path(cfg.output).stem, class_names,
                                  size, mean_l, std_l, temperature, provenance)
     bundle.onnx = export_onnx(bundle)
@@ -353,4 +375,4 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
         shutil.rmtree(ckdir, ignore_errors=True)
     return {"output": cfg.output, "sha256": sha, "best_epoch": best["epoch"],
             "temperature": temperature, "val": report, "train_seconds": train_s,
-            "history": history}
+            "history": history, "pseudo_labels": pseudo}

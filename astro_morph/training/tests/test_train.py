@@ -153,3 +153,50 @@ def test_distillation_targets_are_the_teachers_tta_probabilities(tmp_path, tiny_
     train(cfg, progress=False)
     prov = read_bundle(cfg.output).config["provenance"]["config"]
     assert prov["teacher"] == [str(tiny_model)] and prov["distill_weight"] == 0.7
+
+
+def test_pseudo_labels_add_the_teachers_confident_images(tmp_path, tiny_model):
+    """Unlabelled images the teacher is sure of join training with its class; an unreadable
+    one is skipped and counted, not fatal; other files in the folder are ignored."""
+    from PIL import Image
+
+    from astro_morph.models.model_file import read_bundle
+    from astro_morph.training.pseudo import pseudo_labelled, unlabelled_ids
+
+    folder = tmp_path / "unlabelled"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):  # smooth blobs of several sizes and colours on a dark sky
+        yy, xx = np.mgrid[:96, :96] - 48
+        blob = np.exp(-(xx ** 2 + (yy * rng.uniform(0.3, 1)) ** 2) / rng.uniform(50, 400))
+        img = (blob[..., None] * rng.uniform(80, 255, 3) + rng.normal(10, 3, (96, 96, 3)))
+        Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(folder / f"u{i:02d}.jpg")
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    (folder / "notes.txt").write_text("not an image")
+    (folder / ".hidden.jpg").write_bytes(b"")
+    ids = unlabelled_ids(folder)
+    assert ids == ["broken"] + [f"u{i:02d}" for i in range(12)]  # no .txt, no hidden file
+
+    probs = train_mod.teacher_targets([str(tiny_model)], ids, str(folder), "id",
+                                      GZ1_CLASSES, threads=1, allow_missing=True)
+    conf = np.nan_to_num(probs, nan=0).max(1)
+    threshold = float(np.median(conf[np.isfinite(probs).all(1)]))
+    data, soft, stats = pseudo_labelled([str(tiny_model)], folder, GZ1_CLASSES, threshold,
+                                        size=40, threads=1)
+    expected = [i for i, c in zip(ids, conf, strict=True) if c >= threshold]
+    assert data.ids == expected and stats["kept"] == len(expected) > 0
+    assert stats["images"] == 13 and stats["unreadable"] == 1
+    np.testing.assert_array_equal(data.labels, soft.argmax(1))
+    assert data.images.shape == (len(expected), 40, 40, 3)
+    assert sum(stats["kept_per_class"].values()) == len(expected)
+
+    with pytest.raises(UserError, match="lower --pseudo-threshold"):
+        pseudo_labelled([str(tiny_model)], folder, GZ1_CLASSES, 1.0, size=40, threads=1)
+    with pytest.raises(UserError, match="needs --teacher"):
+        train(_cfg(tmp_path, pseudo_labels=str(folder)), progress=False)
+    cfg = _cfg(tmp_path, limit=32, teacher=[str(tiny_model)], distill_weight=0.0,
+               pseudo_labels=str(folder), pseudo_threshold=threshold, threads=1)
+    result = train(cfg, progress=False)
+    prov = read_bundle(cfg.output).config["provenance"]
+    assert prov["train_images"] == 32 + len(expected)
+    assert prov["pseudo_labels"] == result["pseudo_labels"] == stats

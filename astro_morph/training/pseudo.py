@@ -1,0 +1,71 @@
+"""Pseudo-labels: a teacher labels unlabelled images and the confident ones join training.
+
+Lee (2013); the EfficientNet-G paper names the unlabelled Galaxy Zoo images as future work.
+The teacher's probabilities are the mean over the 8 rotations/flips, through the classify
+pipeline (:func:`~astro_morph.training.train.teacher_targets`), so an image is labelled from
+what the teacher sees when it classifies a catalog.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UserError
+from .data import LabelledSet, load_split
+
+__all__ = ["IMAGE_SUFFIXES", "unlabelled_ids", "pseudo_labelled"]
+
+#: Image files a folder of unlabelled images may hold (as ``load_split`` finds them).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def unlabelled_ids(image_dir: str | os.PathLike, limit: int | None = None) -> list[str]:
+    """File stems of the regular image files in ``image_dir``, sorted (at most ``limit``)."""
+    folder = Path(image_dir)
+    if not folder.is_dir():
+        raise UserError(f"--pseudo-labels: {folder} is not a folder")
+    ids = sorted({p.stem for p in folder.iterdir()
+                  if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+                  and p.is_file()})
+    if not ids:
+        raise UserError(f"--pseudo-labels: no {'/'.join(IMAGE_SUFFIXES)} images in {folder}")
+    return ids[:limit] if limit else ids
+
+
+def pseudo_labelled(teacher: list[str], image_dir: str | os.PathLike, class_names: list[str],
+                    threshold: float, size: int, threads: int | None = None,
+                    limit: int | None = None) -> tuple[LabelledSet, np.ndarray, dict[str, Any]]:
+    """The images of ``image_dir`` the teacher calls with probability >= ``threshold``.
+
+    Returns the decoded training set (cached at ``size`` as the trainer's own split), the
+    teacher's probabilities for those images ``(N, K)`` (soft targets, for distillation), and
+    counts for the model's provenance: images seen, unreadable (skipped, not fatal), kept, and
+    kept per class.
+    """
+    from astropy.table import Table
+
+    from .train import teacher_targets
+
+    if not 0 < threshold <= 1:
+        raise UserError(f"pseudo-label threshold must be in (0, 1], not {threshold}")
+    ids = unlabelled_ids(image_dir, limit)
+    probs = teacher_targets(teacher, ids, str(image_dir), "id", class_names, threads,
+                            allow_missing=True)
+    readable = np.isfinite(probs).all(1)
+    keep = readable & (np.nan_to_num(probs, nan=0.0).max(1) >= threshold)
+    if not keep.any():
+        raise UserError(f"--pseudo-labels: the teacher gives no class probability >= "
+                        f"{threshold} to any of the {len(ids)} images in {image_dir}; lower "
+                        f"--pseudo-threshold")
+    kept_ids = [i for i, k in zip(ids, keep, strict=True) if k]
+    labels = [class_names[j] for j in probs[keep].argmax(1)]
+    table = Table({"id": kept_ids, "label": labels, "split": ["train"] * len(kept_ids)})
+    data = load_split(table, image_dir, "train", class_names, "id", size, train=True)
+    stats = {"image_dir": str(image_dir), "threshold": threshold, "images": len(ids),
+             "unreadable": int((~readable).sum()), "kept": int(keep.sum()),
+             "kept_per_class": {c: labels.count(c) for c in class_names}}
+    return data, probs[keep], stats
