@@ -9,6 +9,7 @@ what the teacher sees when it classifies a catalog.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import numpy as np
 from ..errors import UserError
 from .data import LabelledSet, load_split
 
-__all__ = ["IMAGE_SUFFIXES", "unlabelled_ids", "pseudo_labelled"]
+__all__ = ["IMAGE_SUFFIXES", "unlabelled_ids", "evaluation_images", "pseudo_labelled"]
 
 #: Image files a folder of unlabelled images may hold (as ``load_split`` finds them).
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -36,23 +37,50 @@ def unlabelled_ids(image_dir: str | os.PathLike, limit: int | None = None) -> li
     return ids[:limit] if limit else ids
 
 
+def evaluation_images(table: Any, image_dir: str | os.PathLike, id_column: str,
+                      train_split: str = "train", split_column: str = "split") -> list[Path]:
+    """Image files of every labelled row outside ``train_split`` (val, test ...)."""
+    from ..sources.base import format_id
+    from .data import _find_image
+
+    out = []
+    for split, key in zip(np.asarray(table[split_column]).astype(str), table[id_column],
+                          strict=True):
+        if split != train_split:
+            path = _find_image(Path(image_dir), format_id(key) or "")
+            if path is not None:
+                out.append(path)
+    return out
+
+
 def pseudo_labelled(teacher: list[str], image_dir: str | os.PathLike, class_names: list[str],
                     threshold: float, size: int, threads: int | None = None,
-                    limit: int | None = None) -> tuple[LabelledSet, np.ndarray, dict[str, Any]]:
+                    limit: int | None = None,
+                    exclude: Sequence[str | os.PathLike] = ()
+                    ) -> tuple[LabelledSet, np.ndarray, dict[str, Any]]:
     """The images of ``image_dir`` the teacher calls with probability >= ``threshold``.
 
-    Returns the decoded training set (cached at ``size`` as the trainer's own split), the
-    teacher's probabilities for those images ``(N, K)`` (soft targets, for distillation), and
-    counts for the model's provenance: images seen, unreadable (skipped, not fatal), kept, and
-    kept per class.
+    Images of the same sky as any of ``exclude`` (the labelled set's val and test images:
+    releases share galaxies) are dropped first (:func:`~.duplicates.near_duplicates`), so
+    the evaluation splits never enter training. Returns the decoded training set (cached at
+    ``size`` as the trainer's own split), the teacher's probabilities for those images
+    ``(N, K)`` (soft targets, for distillation), and counts for the model's provenance:
+    images seen, duplicates dropped, unreadable (skipped, not fatal), kept, kept per class.
     """
     from astropy.table import Table
 
+    from .data import _find_image
+    from .duplicates import near_duplicates
     from .train import teacher_targets
 
     if not 0 < threshold <= 1:
         raise UserError(f"pseudo-label threshold must be in (0, 1], not {threshold}")
-    ids = unlabelled_ids(image_dir, limit)
+    all_ids = unlabelled_ids(image_dir, limit)
+    paths = [_find_image(Path(image_dir), i) for i in all_ids]
+    dup = set(near_duplicates(list(exclude), paths).values()) if exclude else set()
+    ids = [i for k, i in enumerate(all_ids) if k not in dup]
+    if not ids:
+        raise UserError(f"--pseudo-labels: every image in {image_dir} shows a val/test galaxy")
     probs = teacher_targets(teacher, ids, str(image_dir), "id", class_names, threads,
                             allow_missing=True)
     readable = np.isfinite(probs).all(1)
@@ -65,7 +93,8 @@ def pseudo_labelled(teacher: list[str], image_dir: str | os.PathLike, class_name
     labels = [class_names[j] for j in probs[keep].argmax(1)]
     table = Table({"id": kept_ids, "label": labels, "split": ["train"] * len(kept_ids)})
     data = load_split(table, image_dir, "train", class_names, "id", size, train=True)
-    stats = {"image_dir": str(image_dir), "threshold": threshold, "images": len(ids),
-             "unreadable": int((~readable).sum()), "kept": int(keep.sum()),
+    stats = {"image_dir": str(image_dir), "threshold": threshold, "images": len(all_ids),
+             "duplicates_of_eval_images": len(dup), "unreadable": int((~readable).sum()),
+             "kept": int(keep.sum()),
              "kept_per_class": {c: labels.count(c) for c in class_names}}
     return data, probs[keep], stats

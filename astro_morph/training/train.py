@@ -229,11 +229,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
         soft = torch.from_numpy(teacher_targets(cfg.teacher, train_set.ids, cfg.image_dir,
                                                 cfg.id_column, list(class_names), threads))
     if cfg.pseudo_labels:
-        from .pseudo import pseudo_labelled
+        from .pseudo import evaluation_images, pseudo_labelled
 
         extra, extra_soft, pseudo = pseudo_labelled(
             cfg.teacher, cfg.pseudo_labels, list(class_names), cfg.pseudo_threshold,
-            cache_size_for(size), threads, limit=cfg.limit)
+            cache_size_for(size), threads, limit=cfg.limit,
+            exclude=evaluation_images(table, cfg.image_dir, cfg.id_column, cfg.train_split))
         train_set = replace(train_set,
                             images=np.concatenate([train_set.images, extra.images]),
                             labels=np.concatenate([train_set.labels, extra.labels]),

@@ -199,4 +199,6 @@ def test_pseudo_labels_add_the_teachers_confident_images(tmp_path, tiny_model):
     result = train(cfg, progress=False)
     prov = read_bundle(cfg.output).config["provenance"]
     assert prov["train_images"] == 32 + len(expected)
+    # The trainer also checked the folder against gz1's val and test images (none match).
     assert prov["pseudo_labels"] == result["pseudo_labels"] == stats
+    assert stats["duplicates_of_eval_images"] == 0
