@@ -110,3 +110,35 @@ def near_duplicates(queries: Sequence[str | os.PathLike], pool: Sequence[str | o
         if score >= threshold:
             found[i] = j
     return found
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m astro_morph.training.duplicates LABELS IMAGE_DIR OTHER_DIR [--json OUT]``:
+    which val/test images of a labelled set show a galaxy that is also in OTHER_DIR."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    from .data import _find_image, load_labels
+    from .pseudo import evaluation_images, unlabelled_ids
+
+    ap = argparse.ArgumentParser(prog="python -m astro_morph.training.duplicates",
+                                 description=main.__doc__)
+    ap.add_argument("labels")
+    ap.add_argument("image_dir")
+    ap.add_argument("other_dir")
+    ap.add_argument("--id-column", default="OBJID")
+    ap.add_argument("--json", help="Write {labelled id: other file} here.")
+    args = ap.parse_args(argv)
+    queries = evaluation_images(load_labels(args.labels, args.id_column), args.image_dir,
+                                args.id_column)
+    pool = [_find_image(Path(args.other_dir), i) for i in unlabelled_ids(args.other_dir)]
+    found = {queries[i].stem: pool[j].name for i, j in near_duplicates(queries, pool).items()}
+    print(f"{len(found)} of {len(queries)} val/test images show a galaxy that is in "
+          f"{args.other_dir} ({len(pool)} images)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(found, indent=1, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
