@@ -36,3 +36,23 @@ def test_the_same_sky_at_another_scale_is_found_and_a_look_alike_is_not(tmp_path
     assert near_duplicates([], pool) == {}
     (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")  # matches nothing, stops nothing
     assert near_duplicates([tmp_path / "query.jpg"], [tmp_path / "broken.jpg", *pool]) == {0: 3}
+
+
+def test_the_command_names_the_val_test_images_found_elsewhere(tmp_path, capsys):
+    import json
+
+    from astro_morph.training.duplicates import main
+
+    labelled, other = tmp_path / "labelled", tmp_path / "other"
+    labelled.mkdir()
+    other.mkdir()
+    for key, seed in ((11, 1), (12, 2), (13, 3)):
+        _save(_sky(seed, ell=0.5 + 0.2 * (seed % 2)), labelled / f"{key}.jpg")
+    _save(_sky(2), other / "x.jpg", side=212)  # galaxy 12 (val) at another pixel scale
+    _save(_sky(1), other / "y.jpg", side=212)  # galaxy 11 (train): not an evaluation image
+    _save(_sky(9), other / "z.jpg")
+    (tmp_path / "labels.csv").write_text("OBJID,label,split\n11,a,train\n12,a,val\n13,b,test\n")
+    main([str(tmp_path / "labels.csv"), str(labelled), str(other),
+          "--json", str(tmp_path / "d.json")])
+    assert "1 of 2 val/test images" in capsys.readouterr().out
+    assert json.loads((tmp_path / "d.json").read_text()) == {"12": "x.jpg"}
