@@ -48,8 +48,6 @@ class EnsembleClassifier:
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """Mean probabilities ``(N, K)`` over the members."""
-        total = None
-        for m in self.members:
-            p = np.asarray(m.predict(images), dtype=np.float64)
-            total = p if total is None else total + p
-        return (total / len(self.members)).astype(np.float32)
+        from .tta import mean_probabilities
+
+        return mean_probabilities(m.predict(images) for m in self.members)

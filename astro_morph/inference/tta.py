@@ -13,7 +13,7 @@ import numpy as np
 
 from ..models.base import Classifier
 
-__all__ = ["TTAClassifier", "dihedral_views"]
+__all__ = ["TTAClassifier", "dihedral_views", "mean_probabilities"]
 
 TTA_NAME = "D4 (8 rotations/flips)"
 
@@ -25,6 +25,17 @@ def dihedral_views(images: np.ndarray) -> list[np.ndarray]:
         for k in range(4):
             views.append(np.ascontiguousarray(np.rot90(flipped, k, axes=(1, 2))))
     return views
+
+
+def mean_probabilities(parts) -> np.ndarray:
+    """Mean of an iterable of ``(N, K)`` probability arrays, summed in float64 (a view or a
+    member at a time, so only one array is held besides the sum), returned as float32."""
+    total, n = None, 0
+    for p in parts:
+        p = np.asarray(p, dtype=np.float64)
+        total = p if total is None else total + p
+        n += 1
+    return (total / n).astype(np.float32)
 
 
 class TTAClassifier:
@@ -45,8 +56,5 @@ class TTAClassifier:
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """Mean probabilities ``(N, K)`` over the 8 views (one ``predict`` call per view)."""
-        total = None
-        for view in dihedral_views(np.asarray(images, dtype=np.float32)):
-            p = self.inner.predict(view).astype(np.float64)
-            total = p if total is None else total + p
-        return (total / 8).astype(np.float32)
+        return mean_probabilities(self.inner.predict(view) for view in
+                                  dihedral_views(np.asarray(images, dtype=np.float32)))

@@ -33,7 +33,7 @@ from .supernet import SuperNet
 
 __all__ = ["SearchConfig", "search", "search_arrays", "plot_rewards", "path_logits",
            "calibration_batch", "score_logits", "stratified_subset", "normalisation",
-           "load_splits"]
+           "model_inputs", "load_splits"]
 
 #: Settings that may change between a run and its resumption (they bound it, not shape it).
 BUDGET_FIELDS = ("iterations", "budget_minutes")
@@ -166,6 +166,19 @@ def normalisation(train_x: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, std
 
 
+def model_inputs(train_x: np.ndarray, val_x: np.ndarray, n_calibration: int, size: int,
+                 region: float | None, seed: int
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Normalisation ``(mean, std)``, the normalised val images (NCHW) and the normalised
+    batch-norm calibration batch (``None`` when ``n_calibration`` is 0) of a search: the
+    ranking check rebuilds exactly these from the search's settings."""
+    mean, std = normalisation(train_x)
+    vx = (torch.from_numpy(val_x).permute(0, 3, 1, 2).float() / 255 - mean) / std
+    calib = ((calibration_batch(train_x, n_calibration, size, region, seed + 2) - mean) / std
+             if n_calibration > 0 else None)
+    return mean, std, vx, calib
+
+
 def load_splits(table: Any, image_dir: str | os.PathLike, names: list[str], id_column: str,
                 space: SearchSpace, limit: int | None = None) -> tuple:
     """The train split of a labels ``table`` as the trainer's rotation-safe cache and its val
@@ -228,15 +241,13 @@ def search_arrays(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
         raise UserError(f"--resume: no search checkpoint at {paths['ckpt']}")
 
     size = space.resolution
-    mean, std = normalisation(train_x)
+    mean, std, vx, calib = model_inputs(train_x, val_x, cfg.bn_calibration, size,
+                                        train_region, cfg.seed)
     tx = torch.from_numpy(train_x)
     ty = torch.from_numpy(np.asarray(train_y, dtype=np.int64))
-    vx = (torch.from_numpy(val_x).permute(0, 3, 1, 2).float() / 255 - mean) / std
     vy = torch.from_numpy(np.asarray(val_y, dtype=np.int64))
     # The controller's candidates are all judged on one fixed, class-stratified subset.
     fixed = torch.from_numpy(stratified_subset(np.asarray(val_y), cfg.val_batch, cfg.seed))
-    calib = ((calibration_batch(train_x, cfg.bn_calibration, size, train_region, cfg.seed + 2)
-              - mean) / std if cfg.bn_calibration > 0 else None)
     flops_cache: dict[tuple, int] = {}
 
     def macs(genotype: list[int]) -> int:

@@ -164,7 +164,7 @@ def rank(cfg: RankConfig, progress: bool | None = None) -> dict[str, Any]:
 
     from ..models.flops import count
     from ..training.data import TRAIN_REGION, load_labels
-    from .enas import _paths, calibration_batch, load_splits, normalisation, path_logits
+    from .enas import _paths, load_splits, model_inputs, path_logits
     from .space import DEFAULT_SPACE
     from .supernet import SuperNet
 
@@ -186,11 +186,9 @@ def rank(cfg: RankConfig, progress: bool | None = None) -> dict[str, Any]:
     tr, va = load_splits(load_labels(cfg.labels, cfg.id_column), cfg.image_dir, names,
                          cfg.id_column, space, cfg.limit)
     # The search's normalisation and calibration batch (same images, same draws).
-    mean, std = normalisation(tr.images)
-    n_cal = int(scfg.get("bn_calibration", 512))
-    calib = ((calibration_batch(tr.images, n_cal, size, TRAIN_REGION, scfg["seed"] + 2)
-              - mean) / std if n_cal > 0 else None)
-    vx = (torch.from_numpy(va.images).permute(0, 3, 1, 2).float() / 255 - mean) / std
+    mean, std, vx, calib = model_inputs(tr.images, va.images,
+                                        int(scfg.get("bn_calibration", 512)), size,
+                                        TRAIN_REGION, scfg["seed"])
     vy = torch.from_numpy(va.labels)
     k = len(names)
 

@@ -192,7 +192,8 @@ def scale_search(base: ArchConfig, labels: str | os.PathLike, image_dir: str | o
         return build_family(base, *c, 1, hold_ratio=hold_ratio, num_classes=k)[0]
 
     nets = {c: phi1(c) for c in nominal}
-    realised = {c: count(nets[c], k).macs / count(base, k).macs for c in nominal}
+    base_macs = count(base, k).macs
+    realised = {c: count(nets[c], k).macs / base_macs for c in nominal}
     # The paper's triple first when it qualifies, so a small budget still compares it with
     # its closest rivals; then by closeness of the realised ratio to 2.
     ordered = sorted((c for c in nominal if abs(realised[c] - 2.0) <= tolerance),
