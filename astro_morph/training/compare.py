@@ -51,6 +51,7 @@ def compare(labels: str | os.PathLike, image_dir: str | os.PathLike, archs: list
         (epochs, lr, schedule, batch_size, class_weighting, threads, device, ...).
     """
     from ..models.arch import get_arch
+    from ..models.model_file import read_bundle
     from .evaluate import evaluate
     from .train import TrainConfig, train
 
@@ -77,6 +78,9 @@ def compare(labels: str | os.PathLike, image_dir: str | os.PathLike, archs: list
                 ckpt = Path(str(model) + ".ckpt") / "checkpoint.pt"
                 train(cfg, resume=ckpt.exists(), progress=progress)
             run = {"seed": seed, "model": str(model)}
+            pseudo = (read_bundle(model).config.get("provenance") or {}).get("pseudo_labels")
+            if pseudo is not None:  # what the teacher added (kept per class ...)
+                run["pseudo_labels"] = pseudo
             for split in ("val", "test"):
                 run[split] = evaluate(model, labels, image_dir, id_column=id_column,
                                       split=split, progress=progress, timing=split == "test",

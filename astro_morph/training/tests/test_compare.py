@@ -64,3 +64,31 @@ def test_wilson_interval_and_summary_statistics():
     assert out["test"]["accuracy"]["mean"] == pytest.approx(0.85)
     assert out["test"]["accuracy"]["std"] == pytest.approx(0.0707, abs=1e-4)  # ddof=1
     assert out["test_per_class"]["a"]["recall"]["mean"] == 0.5
+
+
+# These hand-made model files carry no training history, so the learning-curve plot is empty.
+@pytest.mark.filterwarnings("ignore:No artists with labels found")
+def test_compare_reports_what_pseudo_labels_added(tmp_path):
+    # A kept model file is not retrained; its provenance's pseudo-label counts reach the
+    # per-seed report, so the numbers in docs come from the run's own JSON.
+    import torch
+
+    from astro_morph.inference.deploy import export_onnx
+    from astro_morph.models.arch import G0
+    from astro_morph.models.efficientnet_g import build_model
+    from astro_morph.models.model_file import write_bundle
+    from astro_morph.models.torch_io import bundle_from_network
+
+    data = shared_data("gz1")
+    classes = ["elliptical", "spiral", "edge_on", "merger", "dont_know"]
+    stats = {"images": 10, "kept": 4, "kept_per_class": {c: 0 for c in classes}}
+    torch.manual_seed(0)
+    for seed, prov in ((0, {"pseudo_labels": stats}), (1, {})):
+        bundle = bundle_from_network(build_model(G0, 5).eval(), "efficientnet-g0", classes,
+                                     provenance=prov)
+        bundle.onnx = export_onnx(bundle)
+        write_bundle(bundle, tmp_path / f"efficientnet-g0-s{seed}.amz")
+    compare(data / "labels.csv", data / "images", ["efficientnet-g0"], tmp_path,
+            classes=classes, progress=False, seeds=[0, 1])
+    assert json.loads((tmp_path / "efficientnet-g0-s0.json").read_text())["pseudo_labels"] == stats
+    assert "pseudo_labels" not in json.loads((tmp_path / "efficientnet-g0-s1.json").read_text())
