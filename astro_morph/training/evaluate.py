@@ -74,15 +74,15 @@ def evaluate(model: str | os.PathLike | list[str | os.PathLike] | None, labels: 
     rows = table[np.asarray(table[split_column]).astype(str) == split]
     if len(rows) == 0:
         raise UserError(f"{labels}: no rows in split {split!r}")
-    if isinstance(model, (list, tuple)) and len(model) != 1:
+    members = list(model) if isinstance(model, (list, tuple)) else [model]
+    # The training log beside a model file is read for one model only, not an ensemble.
+    single = members[0] if len(members) == 1 else None  # None alone: the default model
+    if len(members) != 1:
         from ..inference.ensemble import EnsembleClassifier
 
-        clf = EnsembleClassifier([load_model(m, backend) for m in model])
-        model = None  # no single file to read the training log from
+        clf = EnsembleClassifier([load_model(m, backend) for m in members])
     else:
-        if isinstance(model, (list, tuple)):
-            model = model[0]
-        clf = load_model(model, backend)
+        clf = load_model(single, backend)
     if tta:
         from ..inference.tta import TTAClassifier
 
@@ -105,7 +105,7 @@ def evaluate(model: str | os.PathLike | list[str | os.PathLike] | None, labels: 
         c = count(ArchConfig.from_dict(config["arch"]), len(classes), clf.input_size)
         report.update({"params": c.params, "macs": c.macs, "flops_eq13": c.flops_eq13,
                        "input_size": clf.input_size,
-                       "train_seconds": _train_seconds(model, config)})
+                       "train_seconds": _train_seconds(single, config)})
     if timing:
         report.update(latency(clf))
     if png:
