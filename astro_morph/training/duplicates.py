@@ -119,8 +119,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     import json
     from pathlib import Path
 
-    from .data import _find_image, load_labels
-    from .pseudo import evaluation_images, unlabelled_ids
+    from .data import load_labels
+    from .pseudo import evaluation_images, unlabelled_images
 
     ap = argparse.ArgumentParser(prog="python -m astro_morph.training.duplicates",
                                  description=main.__doc__)
@@ -132,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = ap.parse_args(argv)
     queries = evaluation_images(load_labels(args.labels, args.id_column), args.image_dir,
                                 args.id_column)
-    pool = [_find_image(Path(args.other_dir), i) for i in unlabelled_ids(args.other_dir)]
+    pool = list(unlabelled_images(args.other_dir).values())
     found = {queries[i].stem: pool[j].name for i, j in near_duplicates(queries, pool).items()}
     print(f"{len(found)} of {len(queries)} val/test images show a galaxy that is in "
           f"{args.other_dir} ({len(pool)} images)")

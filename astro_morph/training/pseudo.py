@@ -18,23 +18,37 @@ import numpy as np
 from ..errors import UserError
 from .data import LabelledSet, load_split
 
-__all__ = ["IMAGE_SUFFIXES", "unlabelled_ids", "evaluation_images", "pseudo_labelled"]
+__all__ = ["IMAGE_SUFFIXES", "unlabelled_images", "unlabelled_ids", "evaluation_images",
+           "pseudo_labelled"]
 
 #: Image files a folder of unlabelled images may hold (as ``load_split`` finds them).
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
-def unlabelled_ids(image_dir: str | os.PathLike, limit: int | None = None) -> list[str]:
-    """File stems of the regular image files in ``image_dir``, sorted (at most ``limit``)."""
+def unlabelled_images(image_dir: str | os.PathLike,
+                      limit: int | None = None) -> dict[str, Path]:
+    """Regular image files of ``image_dir`` by file stem, sorted (at most ``limit``).
+
+    Suffixes match exactly as the sources look images up (``<id>.jpg``, then ``.jpeg``,
+    then ``.png``, lower case), so every listed id is one the teacher can open."""
     folder = Path(image_dir)
     if not folder.is_dir():
         raise UserError(f"--pseudo-labels: {folder} is not a folder")
-    ids = sorted({p.stem for p in folder.iterdir()
-                  if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-                  and p.is_file()})
-    if not ids:
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir(), key=lambda q: IMAGE_SUFFIXES.index(q.suffix)
+                       if q.suffix in IMAGE_SUFFIXES else len(IMAGE_SUFFIXES)):
+        if (path.suffix in IMAGE_SUFFIXES and not path.name.startswith(".")
+                and path.is_file()):
+            found.setdefault(path.stem, path)
+    if not found:
         raise UserError(f"--pseudo-labels: no {'/'.join(IMAGE_SUFFIXES)} images in {folder}")
-    return ids[:limit] if limit else ids
+    ids = sorted(found)[:limit] if limit else sorted(found)
+    return {i: found[i] for i in ids}
+
+
+def unlabelled_ids(image_dir: str | os.PathLike, limit: int | None = None) -> list[str]:
+    """File stems of :func:`unlabelled_images`, sorted (at most ``limit``)."""
+    return list(unlabelled_images(image_dir, limit))
 
 
 def evaluation_images(table: Any, image_dir: str | os.PathLike, id_column: str,
@@ -69,14 +83,13 @@ def pseudo_labelled(teacher: list[str], image_dir: str | os.PathLike, class_name
     """
     from astropy.table import Table
 
-    from .data import _find_image
     from .duplicates import near_duplicates
     from .train import teacher_targets
 
     if not 0 < threshold <= 1:
         raise UserError(f"pseudo-label threshold must be in (0, 1], not {threshold}")
-    all_ids = unlabelled_ids(image_dir, limit)
-    paths = [_find_image(Path(image_dir), i) for i in all_ids]
+    images = unlabelled_images(image_dir, limit)
+    all_ids, paths = list(images), list(images.values())
     dup = set(near_duplicates(list(exclude), paths).values()) if exclude else set()
     ids = [i for k, i in enumerate(all_ids) if k not in dup]
     if not ids:
