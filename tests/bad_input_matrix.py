@@ -306,6 +306,16 @@ def _labels(work: Path, images: Path, classes: str | None = None,
     return args + (["--classes", classes] if classes else [])
 
 
+def _pseudo_upper_case(work: Path, images: Path) -> list[str]:
+    """The sources open <id>.jpg/.jpeg/.png only, so .JPG files are no pseudo-label pool."""
+    folder = work / "unlabelled"
+    folder.mkdir()
+    for src in sorted(images.glob("*.jpg"))[:2]:
+        (folder / f"{src.stem}.JPG").write_bytes(src.read_bytes())
+    return _labels(work, images) + ["--teacher", str(CTX["model"]), "--distill-weight", "0",
+                                    "--pseudo-labels", str(folder)]
+
+
 CASES: list[Case] = [
     Case("0-byte catalog", _zero_bytes, 1, "is empty (0 bytes)"),
     Case("truncated FITS catalog", _truncated, 1, "cannot read catalog"),
@@ -408,6 +418,8 @@ CASES: list[Case] = [
          lambda w, i: _labels(w, i, classes="spirall,elliptical"), 1,
          "class 'spirall' (did you mean 'spiral'?) is not in the 'train' split",
          command="train", group="train"),
+    Case("train --pseudo-labels on a folder of upper-case .JPG files", _pseudo_upper_case, 1,
+         "no .jpg/.jpeg/.png images in", command="train", group="train"),
 ]
 
 

@@ -41,7 +41,12 @@ def unlabelled_images(image_dir: str | os.PathLike,
                 and path.is_file()):
             found.setdefault(path.stem, path)
     if not found:
-        raise UserError(f"--pseudo-labels: no {'/'.join(IMAGE_SUFFIXES)} images in {folder}")
+        other = sorted(q.name for q in folder.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES
+                       and q.suffix not in IMAGE_SUFFIXES)
+        hint = (f" ({len(other)} with another case, e.g. {other[0]}: image ids are looked up"
+                f" with lower-case suffixes; rename them)") if other else ""
+        raise UserError(f"--pseudo-labels: no {'/'.join(IMAGE_SUFFIXES)} images in "
+                        f"{folder}{hint}")
     ids = sorted(found)[:limit] if limit else sorted(found)
     return {i: found[i] for i in ids}
 
