@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -27,6 +29,18 @@ class _RowWarnings(logging.Handler):
         self.count += 1
         if self.count <= MAX_ROW_WARNINGS:
             click.echo(f"warning: {record.getMessage()}", err=True)
+
+
+@contextlib.contextmanager
+def row_warnings() -> Iterator[_RowWarnings]:
+    """Print the library's warnings (rows left out or flagged) as ``warning: ...`` lines
+    while a command runs."""
+    handler = _RowWarnings()
+    logging.getLogger("astro_morph").addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logging.getLogger("astro_morph").removeHandler(handler)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

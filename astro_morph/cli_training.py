@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .cli import _int_list, class_list, cli
+from .cli import _int_list, class_list, cli, row_warnings
 
 #: The id column of labelled sets: their documented layout (``labels.csv``: OBJID, label,
 #: split, as ../shared/data/gz1 ships) names images by SDSS OBJID. classify and gallery
@@ -95,7 +95,8 @@ def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
         teacher=[str(model_file(t)) for t in teachers] or None, distill_weight=distill_weight,
         pseudo_labels=pseudo_dir, pseudo_threshold=pseudo_threshold,
     )
-    result = train_api(cfg, resume=resume, overwrite=overwrite)
+    with row_warnings():
+        result = train_api(cfg, resume=resume, overwrite=overwrite)
     if result["pseudo_labels"]:
         p = result["pseudo_labels"]
         per_class = ", ".join(f"{c} {n}" for c, n in p["kept_per_class"].items())
@@ -374,16 +375,17 @@ def compare(labels: Path, image_dir: str, archs: str, out_dir: Path, md: Path | 
     from .training.compare import compare as compare_api
     from .training.compare import markdown_table, per_class_table
 
-    reports = compare_api(
-        labels, image_dir, [a.strip() for a in archs.split(",") if a.strip()], out_dir,
-        id_column=id_column,
-        classes=class_list(classes),
-        epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule,
-        class_weighting=class_weighting, seeds=_int_list(seeds, "--seeds"), threads=threads,
-        label_smoothing=label_smoothing, device=device, distill_weight=distill_weight,
-        teacher=[str(model_file(t)) for t in teachers] or None,
-        **({"pseudo_labels": pseudo_dir, "pseudo_threshold": pseudo_threshold}
-           if pseudo_dir else {}))
+    with row_warnings():
+        reports = compare_api(
+            labels, image_dir, [a.strip() for a in archs.split(",") if a.strip()], out_dir,
+            id_column=id_column,
+            classes=class_list(classes),
+            epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule,
+            class_weighting=class_weighting, seeds=_int_list(seeds, "--seeds"), threads=threads,
+            label_smoothing=label_smoothing, device=device, distill_weight=distill_weight,
+            teacher=[str(model_file(t)) for t in teachers] or None,
+            **({"pseudo_labels": pseudo_dir, "pseudo_threshold": pseudo_threshold}
+               if pseudo_dir else {}))
     for r in reports:
         for run in r["runs"]:
             click.echo(f"model file: {run['model']} (seed {run['seed']})", err=True)

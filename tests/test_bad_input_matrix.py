@@ -36,7 +36,9 @@ def test_bad_input_matrix(tiny_model, tmp_path):
         results.append((case, obs))
         assert not obs.traceback, case.name
         assert obs.exit == case.expect_exit, (case.name, obs)
-        if isinstance(case.expect, str):
+        if isinstance(case.expect, str) and obs.exit == 0:  # done, with a warning
+            assert case.expect in obs.row_message, (case.name, obs)
+        elif isinstance(case.expect, str):
             assert case.expect in obs.message, (case.name, obs.message)
             assert obs.message.startswith("Error: ") or obs.exit == 130, (case.name, obs)
         else:

@@ -9,10 +9,11 @@ Validation/test images go through exactly the inference transform
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,8 @@ class LabelledSet:
     ids: list[str]
     class_names: list[str]
     region: float  # fraction of the original image side the cache covers
+    #: ``"<id>: <why>"`` for each row left out because its image is missing or unreadable.
+    skipped: list[str] = field(default_factory=list)
 
 
 def load_labels(labels: str | os.PathLike, id_column: str | None = None,
@@ -84,15 +87,32 @@ def load_split(table: Table, image_dir: str | os.PathLike, split: str, class_nam
     ids = [format_id(v) or "" for v in rows[id_column]]
     region = TRAIN_REGION if train else PAPER_CROP_FRACTION
 
-    def decode(key: str) -> np.ndarray:
+    def decode(key: str) -> np.ndarray | str:
+        """The cached pixels, or why this row's image cannot be used."""
         path = _find_image(image_dir, key)
         if path is None:
-            raise UserError(f"no image for id {key} in {image_dir}")
-        img = read_rgb(path)
+            return f"no image {key}.jpg/.jpeg/.png in {image_dir}"
+        try:
+            img = read_rgb(path)
+        except (OSError, ValueError) as err:  # Pillow's errors name the file
+            return f"{path.name}: {err}"
         return (crop_resize(img, size, region) * 255 + 0.5).astype(np.uint8)
 
     with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
-        images = np.stack(list(pool.map(decode, ids)))
+        decoded = list(pool.map(decode, ids))
+    # A missing or broken image costs its row, not the run; the rows left out are named.
+    good = [not isinstance(d, str) for d in decoded]
+    skipped = [f"{k}: {d}" for k, d in zip(ids, decoded, strict=True) if isinstance(d, str)]
+    if not any(good):
+        raise UserError(f"split {split!r}: no usable image for any of its {len(ids)} rows "
+                        f"(first: {skipped[0]})")
+    if skipped:
+        logging.getLogger("astro_morph").warning(
+            "split %r: left out %d of %d rows whose image is missing or unreadable "
+            "(first: %s)", split, len(skipped), len(ids), skipped[0])
+    images = np.stack([d for d, g in zip(decoded, good, strict=True) if g])
+    ids = [k for k, g in zip(ids, good, strict=True) if g]
     lookup = {c: i for i, c in enumerate(class_names)}
-    labels = np.array([lookup[t] for t in labels_text], dtype=np.int64)
-    return LabelledSet(images, labels, ids, list(class_names), region)
+    labels = np.array([lookup[t] for t, g in zip(labels_text, good, strict=True) if g],
+                      dtype=np.int64)
+    return LabelledSet(images, labels, ids, list(class_names), region, skipped)

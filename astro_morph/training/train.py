@@ -360,6 +360,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
                   "best_epoch": best["epoch"], "history": history,
                   "val_report": {k: v for k, v in report.items() if k != "per_class"},
                   "environment": environment(),
+                  **({"skipped_images": {cfg.train_split: train_set.skipped,
+                                         cfg.val_split: val_set.skipped}}
+                     if train_set.skipped or val_set.skipped else {}),
                   **({"pseudo_labels": pseudo} if pseudo is not None else {})}
     bundle = bundle_from_network(net.cpu(), cfg.name or Path(cfg.output).stem, class_names,
                                  size, mean_l, std_l, temperature, provenance)

@@ -217,3 +217,50 @@ def test_pseudo_labels_add_the_teachers_confident_images(tmp_path, tiny_model):
     # The trainer also checked the folder against gz1's val and test images (none match).
     assert prov["pseudo_labels"] == result["pseudo_labels"] == stats
     assert stats["duplicates_of_eval_images"] == 0
+
+
+def test_missing_or_broken_images_cost_their_rows_not_the_run(tmp_path, caplog):
+    """A labelled set with a missing and a corrupt image trains on the rest: the rows left
+    out are warned about (first one named) and listed in the model's provenance; a split
+    with no usable image at all is a one-line error."""
+    import logging
+
+    from astropy.table import Table
+    from PIL import Image
+
+    from astro_morph.models.model_file import read_bundle
+    from conftest import make_galaxy_image
+
+    from ..data import load_split
+
+    images = tmp_path / "images"
+    images.mkdir()
+    ids = [f"g{i}" for i in range(8)]
+    for i, key in enumerate(ids):
+        Image.fromarray(make_galaxy_image(64, seed=i)).save(images / f"{key}.jpg")
+    (images / "g1.jpg").unlink()  # missing
+    (images / "g2.jpg").write_bytes(b"not a jpeg")  # corrupt
+    labels = ["elliptical", "spiral"] * 4
+    table = Table({"OBJID": ids, "label": labels, "split": ["train"] * 6 + ["val"] * 2})
+    table.write(tmp_path / "labels.csv")
+
+    with caplog.at_level(logging.WARNING, logger="astro_morph"):
+        data = load_split(table, images, "train", ["elliptical", "spiral"], "OBJID", 40,
+                          train=True)
+    assert data.ids == ["g0", "g3", "g4", "g5"] and data.labels.tolist() == [0, 1, 0, 1]
+    assert [s.split(":")[0] for s in data.skipped] == ["g1", "g2"]
+    assert data.images.shape == (4, 40, 40, 3)
+    assert "left out 2 of 6 rows" in caplog.text and "g1" in caplog.text
+
+    cfg = TrainConfig(labels=str(tmp_path / "labels.csv"), image_dir=str(images),
+                      output=str(tmp_path / "m.amz"), epochs=1, batch_size=4, threads=1,
+                      resolution=16, lr=1e-3)
+    train(cfg, progress=False)
+    prov = read_bundle(cfg.output).config["provenance"]
+    assert [s.split(":")[0] for s in prov["skipped_images"]["train"]] == ["g1", "g2"]
+    assert prov["train_images"] == 4 and prov["skipped_images"]["val"] == []
+
+    for key in ("g0", "g3", "g4", "g5"):
+        (images / f"{key}.jpg").unlink()
+    with pytest.raises(UserError, match="split 'train': no usable image for any of its 6"):
+        load_split(table, images, "train", ["elliptical", "spiral"], "OBJID", 40, train=True)
