@@ -31,6 +31,13 @@ class _RowWarnings(logging.Handler):
             click.echo(f"warning: {record.getMessage()}", err=True)
 
 
+def check_output_dirs(*paths: Path | None) -> None:
+    """Refuse, before any work, an output whose folder does not exist."""
+    for path in paths:
+        if path is not None and not Path(path).parent.is_dir():
+            raise UserError(f"output directory does not exist: {Path(path).parent}")
+
+
 @contextlib.contextmanager
 def row_warnings() -> Iterator[_RowWarnings]:
     """Print the library's warnings (rows left out or flagged) as ``warning: ...`` lines
@@ -358,6 +365,7 @@ def gallery(catalog: Path, png: Path, image_dir: Path | None, id_column: str,
     from .catalog_io import read_catalog
     from .gallery import draw_gallery
 
+    check_output_dirs(png)
     draw_gallery(read_catalog(catalog), png, source=source, n=number, sort=sort, label=label,
                  prefix=prefix, image_dir=image_dir, id_column=id_column,
                  path_column=path_column)
@@ -406,3 +414,9 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except OSError as exc:  # a file the user named: missing folder, permissions, disk full
+        if debug:
+            raise
+        what = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else exc
+        click.echo(f"Error: {what}", err=True)
+        sys.exit(1)

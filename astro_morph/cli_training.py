@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .cli import _int_list, class_list, cli, row_warnings
+from .cli import _int_list, check_output_dirs, class_list, cli, row_warnings
 
 #: The id column of labelled sets: their documented layout (``labels.csv``: OBJID, label,
 #: split, as ../shared/data/gz1 ships) names images by SDSS OBJID. classify and gallery
@@ -31,7 +31,7 @@ id_column_option = click.option(
 @id_column_option
 @click.option("--arch", default="efficientnet-g0", show_default=True,
               help="efficientnet-g0..g3, efficientnet-b0, mobilenet-v2, or a genotype JSON.")
-@click.option("--resolution", type=click.IntRange(8), help="Input size (default: the arch's).")
+@click.option("--resolution", type=click.IntRange(8, 1024), help="Input size (default: the arch's).")
 @click.option("--classes", help="Comma-separated class list (default: labels in train split).")
 @click.option("--epochs", type=click.IntRange(1), default=30, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
@@ -375,6 +375,7 @@ def compare(labels: Path, image_dir: str, archs: str, out_dir: Path, md: Path | 
     from .training.compare import compare as compare_api
     from .training.compare import markdown_table, per_class_table
 
+    check_output_dirs(md)
     with row_warnings():
         reports = compare_api(
             labels, image_dir, [a.strip() for a in archs.split(",") if a.strip()], out_dir,
@@ -420,6 +421,7 @@ def evaluate(labels: Path, image_dir: str, models: tuple[str, ...], id_column: s
     """Score a model on one split of LABELS through the classify pipeline."""
     from .training.evaluate import evaluate as evaluate_api
 
+    check_output_dirs(png, json_out)
     r = evaluate_api(list(models) or None, labels, image_dir, id_column, split, backend, png=png,
                      timing=not no_timing, fast_decode=fast_decode, tta=tta)
     click.echo(f"{r['model']}{' +TTA' if tta else ''} on {split}: n={r['n']} accuracy "

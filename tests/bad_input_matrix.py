@@ -429,7 +429,32 @@ CASES: list[Case] = [
          "left out 1 of 3 rows whose image is missing", command="train", group="train"),
     Case("train --pseudo-labels on a folder of upper-case .JPG files", _pseudo_upper_case, 1,
          "no .jpg/.jpeg/.png images in", command="train", group="train"),
+    # Evaluate and compare
+    Case("evaluate where no image of the split can be read", lambda w, i: _evaluate(w, i, (
+        "--image-dir", str(w))), 1, "none of the 1 'val' rows could be classified",
+        command="evaluate", group="evaluate"),
+    Case("evaluate --json into a folder that does not exist", lambda w, i: _evaluate(w, i, (
+        "--json", str(w / "no" / "r.json"))), 1, "output directory does not exist",
+        command="evaluate", group="evaluate"),
+    Case("compare on labels without a test split", lambda w, i: _compare(w, i), 1,
+         "no rows in split 'test'", command="compare", group="compare"),
+    Case("compare --arch with a size of 0 pixels", lambda w, i: _compare(
+        w, i, "efficientnet-g0@0"), 1, "must be a size of 8-1024 pixels", command="compare",
+        group="compare"),
 ]
+
+
+def _evaluate(work: Path, images: Path, extra: tuple[str, ...]) -> list[str]:
+    _labels(work, images)
+    args = [str(work / "labels.csv"), "--model", str(CTX["model"]), "--split", "val",
+            "--no-timing", "--image-dir", str(images)]
+    return args + list(extra)  # a second --image-dir overrides the first
+
+
+def _compare(work: Path, images: Path, arch: str = "efficientnet-g0") -> list[str]:
+    _labels(work, images)
+    return [str(work / "labels.csv"), "--image-dir", str(images), "--arch", arch, "--seeds",
+            "0", "--epochs", "1", "-o", str(work / "runs")]
 
 
 def run_case(case: Case, work: Path, images: Path, model: Path, monkeypatch) -> Observed:

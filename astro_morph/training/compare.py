@@ -24,8 +24,9 @@ __all__ = ["parse_arch_spec", "compare", "summarise", "markdown_table", "per_cla
 def parse_arch_spec(spec: str) -> tuple[str, int | None]:
     """``"efficientnet-b0@64"`` -> ``("efficientnet-b0", 64)``; no ``@`` keeps the native size."""
     name, _, res = spec.partition("@")
-    if res and not res.isdigit():
-        raise UserError(f"architecture {spec!r}: the part after @ must be a size in pixels")
+    if res and not (res.isdigit() and 8 <= int(res) <= 1024):
+        raise UserError(f"architecture {spec!r}: the part after @ must be a size of 8-1024 "
+                        f"pixels")
     return name, int(res) if res else None
 
 
@@ -62,6 +63,15 @@ def compare(labels: str | os.PathLike, image_dir: str | os.PathLike, archs: list
         get_arch(name)  # unknown names fail before hours of training, not after
     if not seeds:
         raise UserError("compare needs at least one seed")
+    import numpy as np
+
+    from .data import load_labels
+
+    splits = set(np.asarray(load_labels(labels, id_column)["split"]).astype(str))
+    missing = [s for s in ("train", "val", "test") if s not in splits]
+    if missing:  # found before the training, not after it
+        raise UserError(f"{labels}: no rows in split {missing[0]!r} (compare trains on "
+                        f"'train', selects on 'val' and reports 'test')")
     summaries = []
     for name, res in specs:
         # A genotype file (from `astromorph search`) is named by its file stem.

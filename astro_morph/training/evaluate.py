@@ -94,6 +94,9 @@ def evaluate(model: str | os.PathLike | list[str | os.PathLike] | None, labels: 
                    id_column=id_column, progress=progress, fast_decode=fast_decode)
     probs = read_probabilities(out, classes)
     ok = np.isfinite(probs).all(1)
+    if not ok.any():
+        raise UserError(f"{labels}: none of the {len(ok)} {split!r} rows could be classified "
+                        f"(no readable image in {image_dir}?)")
     y = np.array([classes.index(t) for t in truth[known]])
     report = classification_report(y[ok], probs[ok], classes)
     report.update({"split": split, "model": clf.name, "sha256": clf.sha256, "backend": backend,

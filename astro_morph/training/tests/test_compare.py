@@ -10,8 +10,10 @@ from conftest import shared_data
 def test_parse_arch_spec():
     assert parse_arch_spec("efficientnet-b0@64") == ("efficientnet-b0", 64)
     assert parse_arch_spec("efficientnet-g2") == ("efficientnet-g2", None)
-    with pytest.raises(UserError, match="size in pixels"):
-        parse_arch_spec("efficientnet-b0@big")
+    for bad in ("big", "0", "7", "1025"):  # train's --resolution range, 8-1024
+        with pytest.raises(UserError, match="size of 8-1024 pixels"):
+            parse_arch_spec(f"efficientnet-b0@{bad}")
+    assert parse_arch_spec("efficientnet-b0@8") == ("efficientnet-b0", 8)
 
 
 def test_unknown_arch_fails_before_training(tmp_path):
