@@ -31,7 +31,8 @@ id_column_option = click.option(
 @id_column_option
 @click.option("--arch", default="efficientnet-g0", show_default=True,
               help="efficientnet-g0..g3, efficientnet-b0, mobilenet-v2, or a genotype JSON.")
-@click.option("--resolution", type=click.IntRange(8, 1024), help="Input size (default: the arch's).")
+@click.option("--resolution", type=click.IntRange(8, 1024),
+              help="Input size (default: the arch's).")
 @click.option("--classes", help="Comma-separated class list (default: labels in train split).")
 @click.option("--epochs", type=click.IntRange(1), default=30, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
