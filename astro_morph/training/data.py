@@ -58,6 +58,12 @@ def load_labels(labels: str | os.PathLike, id_column: str | None = None,
     for col in [c for c in (id_column, label_column, split_column) if c]:
         if col not in table.colnames:
             raise UserError(f"{path}: no column {col!r}{suggest_names(col, table.colnames)}")
+    for col in (label_column, split_column):
+        # A blank cell reads as masked, whose fill value would pass for a class or split
+        # name ("0"); it is the empty string here, which no class or split is.
+        values = np.asarray(table[col]).astype(str)
+        values[np.asarray(np.ma.getmaskarray(table[col]))] = ""
+        table[col] = np.char.strip(values)
     return table
 
 
@@ -78,7 +84,13 @@ def load_split(table: Table, image_dir: str | os.PathLike, split: str, class_nam
     image_dir = Path(image_dir)
     rows = table[np.asarray(table[split_column]).astype(str) == split]
     labels_text = np.asarray(rows[label_column]).astype(str)
-    keep = np.isin(labels_text, class_names)
+    blank = labels_text == ""  # load_labels makes blank and masked cells ""
+    if blank.any():  # rows of other classes are left out by design; blank ones by mistake
+        first = format_id(rows[id_column][int(np.argmax(blank))])
+        logging.getLogger("astro_morph").warning(
+            "split %r: left out %d rows with no label (first: id %s)", split, int(blank.sum()),
+            first)
+    keep = np.isin(labels_text, class_names) & ~blank
     rows, labels_text = rows[keep], labels_text[keep]
     if limit is not None:
         rows, labels_text = rows[:limit], labels_text[:limit]

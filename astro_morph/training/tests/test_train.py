@@ -221,8 +221,9 @@ def test_pseudo_labels_add_the_teachers_confident_images(tmp_path, tiny_model):
 
 def test_missing_or_broken_images_cost_their_rows_not_the_run(tmp_path, caplog):
     """A labelled set with a missing and a corrupt image trains on the rest: the rows left
-    out are warned about (first one named) and listed in the model's provenance; a split
-    with no usable image at all is a one-line error."""
+    out are warned about (first one named) and listed in the model's provenance; a row with
+    a blank label is left out with a warning (read from CSV it is masked, and was once a
+    class named "0"); a split with no usable image at all is a one-line error."""
     import logging
 
     from astropy.table import Table
@@ -240,27 +241,31 @@ def test_missing_or_broken_images_cost_their_rows_not_the_run(tmp_path, caplog):
         Image.fromarray(make_galaxy_image(64, seed=i)).save(images / f"{key}.jpg")
     (images / "g1.jpg").unlink()  # missing
     (images / "g2.jpg").write_bytes(b"not a jpeg")  # corrupt
-    labels = ["elliptical", "spiral"] * 4
+    labels = ["elliptical", "spiral", "elliptical", "spiral", "elliptical", "", "elliptical",
+              "spiral"]
     table = Table({"OBJID": ids, "label": labels, "split": ["train"] * 6 + ["val"] * 2})
     table.write(tmp_path / "labels.csv")
 
     with caplog.at_level(logging.WARNING, logger="astro_morph"):
         data = load_split(table, images, "train", ["elliptical", "spiral"], "OBJID", 40,
                           train=True)
-    assert data.ids == ["g0", "g3", "g4", "g5"] and data.labels.tolist() == [0, 1, 0, 1]
+    assert data.ids == ["g0", "g3", "g4"] and data.labels.tolist() == [0, 1, 0]
     assert [s.split(":")[0] for s in data.skipped] == ["g1", "g2"]
-    assert data.images.shape == (4, 40, 40, 3)
-    assert "left out 2 of 6 rows" in caplog.text and "g1" in caplog.text
+    assert data.images.shape == (3, 40, 40, 3)
+    assert "left out 2 of 5 rows" in caplog.text and "g1" in caplog.text
+    assert "left out 1 rows with no label (first: id g5)" in caplog.text
 
     cfg = TrainConfig(labels=str(tmp_path / "labels.csv"), image_dir=str(images),
                       output=str(tmp_path / "m.amz"), epochs=1, batch_size=4, threads=1,
                       resolution=16, lr=1e-3)
     train(cfg, progress=False)
-    prov = read_bundle(cfg.output).config["provenance"]
+    config = read_bundle(cfg.output).config
+    prov = config["provenance"]
     assert [s.split(":")[0] for s in prov["skipped_images"]["train"]] == ["g1", "g2"]
-    assert prov["train_images"] == 4 and prov["skipped_images"]["val"] == []
+    assert prov["train_images"] == 3 and prov["skipped_images"]["val"] == []
+    assert config["class_names"] == ["elliptical", "spiral"]
 
     for key in ("g0", "g3", "g4", "g5"):
         (images / f"{key}.jpg").unlink()
-    with pytest.raises(UserError, match="split 'train': no usable image for any of its 6"):
+    with pytest.raises(UserError, match="split 'train': no usable image for any of its 5"):
         load_split(table, images, "train", ["elliptical", "spiral"], "OBJID", 40, train=True)
