@@ -22,6 +22,7 @@ from astropy.table import Table
 from ..centring.crop import PAPER_CROP_FRACTION, crop_resize
 from ..errors import UserError, suggest_names
 from ..sources.base import format_id
+from ..sources.galaxyzoo import EXTENSIONS
 from ..sources.images import read_rgb
 
 __all__ = ["LabelledSet", "load_labels", "TRAIN_REGION", "cache_size_for"]
@@ -68,7 +69,8 @@ def load_labels(labels: str | os.PathLike, id_column: str | None = None,
 
 
 def _find_image(image_dir: Path, key: str) -> Path | None:
-    for ext in (".jpg", ".jpeg", ".png"):
+    """``<key><ext>`` in ``image_dir`` in the Galaxy Zoo source's order of extensions."""
+    for ext in EXTENSIONS:
         p = image_dir / f"{key}{ext}"
         if p.is_file():
             return p
@@ -103,7 +105,7 @@ def load_split(table: Table, image_dir: str | os.PathLike, split: str, class_nam
         """The cached pixels, or why this row's image cannot be used."""
         path = _find_image(image_dir, key)
         if path is None:
-            return f"no image {key}.jpg/.jpeg/.png in {image_dir}"
+            return f"no image {key}{'/'.join(EXTENSIONS)} in {image_dir}"
         try:
             img = read_rgb(path)
         except (OSError, ValueError) as err:  # Pillow's errors name the file

@@ -16,30 +16,30 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError
-from .data import LabelledSet, load_split
+from ..sources.galaxyzoo import EXTENSIONS
+from .data import LabelledSet, _find_image, load_split
 
 __all__ = ["IMAGE_SUFFIXES", "unlabelled_images", "unlabelled_ids", "evaluation_images",
            "pseudo_labelled"]
 
-#: Image files a folder of unlabelled images may hold (as ``load_split`` finds them).
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+#: Image files a folder of unlabelled images may hold (as the sources and ``load_split``
+#: look them up, in this order).
+IMAGE_SUFFIXES = EXTENSIONS
 
 
 def unlabelled_images(image_dir: str | os.PathLike,
                       limit: int | None = None) -> dict[str, Path]:
     """Regular image files of ``image_dir`` by file stem, sorted (at most ``limit``).
 
-    Suffixes match exactly as the sources look images up (``<id>.jpg``, then ``.jpeg``,
-    then ``.png``, lower case), so every listed id is one the teacher can open."""
+    Each stem's file is the one the sources open for that id (:func:`~.data._find_image`),
+    so every listed id is one the teacher can open."""
     folder = Path(image_dir)
     if not folder.is_dir():
         raise UserError(f"--pseudo-labels: {folder} is not a folder")
-    found: dict[str, Path] = {}
-    for path in sorted(folder.iterdir(), key=lambda q: IMAGE_SUFFIXES.index(q.suffix)
-                       if q.suffix in IMAGE_SUFFIXES else len(IMAGE_SUFFIXES)):
-        if (path.suffix in IMAGE_SUFFIXES and not path.name.startswith(".")
-                and path.is_file()):
-            found.setdefault(path.stem, path)
+    stems = {p.stem for p in folder.iterdir()
+             if p.suffix in IMAGE_SUFFIXES and not p.name.startswith(".")}
+    found = {stem: path for stem in sorted(stems)
+             if (path := _find_image(folder, stem)) is not None}
     if not found:
         other = sorted(q.name for q in folder.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES
                        and q.suffix not in IMAGE_SUFFIXES)
@@ -47,8 +47,7 @@ def unlabelled_images(image_dir: str | os.PathLike,
                 f" with lower-case suffixes; rename them)") if other else ""
         raise UserError(f"--pseudo-labels: no {'/'.join(IMAGE_SUFFIXES)} images in "
                         f"{folder}{hint}")
-    ids = sorted(found)[:limit] if limit else sorted(found)
-    return {i: found[i] for i in ids}
+    return dict(list(found.items())[:limit]) if limit else found
 
 
 def unlabelled_ids(image_dir: str | os.PathLike, limit: int | None = None) -> list[str]:
