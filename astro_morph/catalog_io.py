@@ -14,7 +14,7 @@ from pathlib import Path
 from astropy.table import Table
 
 from .errors import UserError, first_line
-from .fileio import atomic_write, temp_suffix
+from .fileio import atomic_write, require_output_dir, temp_suffix
 
 __all__ = ["FORMATS", "check_writable", "guess_format", "read_catalog", "write_catalog"]
 
@@ -99,8 +99,7 @@ def write_catalog(table: Table, path: str | os.PathLike, fmt: str | None = None,
     astropy_fmt = guess_format(p, fmt, "--output-format")
     if p.exists() and not overwrite:
         raise UserError(f"output {p} exists; pass --overwrite to replace it")
-    if not p.parent.is_dir():
-        raise UserError(f"output directory does not exist: {p.parent}")
+    require_output_dir(p)
     def write(tmp: str) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

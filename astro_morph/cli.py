@@ -33,9 +33,11 @@ class _RowWarnings(logging.Handler):
 
 def check_output_dirs(*paths: Path | None) -> None:
     """Refuse, before any work, an output whose folder does not exist."""
+    from .fileio import require_output_dir
+
     for path in paths:
-        if path is not None and not Path(path).parent.is_dir():
-            raise UserError(f"output directory does not exist: {Path(path).parent}")
+        if path is not None:
+            require_output_dir(path)
 
 
 @contextlib.contextmanager
@@ -163,8 +165,7 @@ def classify(catalog: Path, output: Path | None, source: str, source_option: tup
         raise UserError(f"output {output} is the input catalog, which astromorph never "
                         f"modifies; choose another -o")
     guess_format(output, output_format, "--output-format")  # fail before the run, not after
-    if not output.parent.is_dir():
-        raise UserError(f"output directory does not exist: {output.parent}")
+    check_output_dirs(output)
     if not os.access(output.parent, os.W_OK):
         raise UserError(f"cannot write to output directory {output.parent}")
     if output.exists() and not overwrite:
@@ -185,37 +186,35 @@ def classify(catalog: Path, output: Path | None, source: str, source_option: tup
     options = dict(source=source, centring=centring, centring_options=centring_options,
                    prefix=prefix, workers=workers, fast_decode=fast_decode, tta=tta,
                    **source_options)
-    handler = _RowWarnings()
-    logging.getLogger("astro_morph").addHandler(handler)
-    # One run per output: a second one would share the journal and the temp-file names.
-    lock = OutputLock(output).acquire()
-    try:
-        for stale in remove_stale_temps(output):
-            click.echo(f"note: removed {stale.name}, left by an interrupted write", err=True)
-        if journal.exists() and overwrite and not resume and not dask_address:
+    with row_warnings() as handler:
+        # One run per output: a second one would share the journal and the temp-file names.
+        lock = OutputLock(output).acquire()
+        try:
+            for stale in remove_stale_temps(output):
+                click.echo(f"note: removed {stale.name}, left by an interrupted write", err=True)
+            if journal.exists() and overwrite and not resume and not dask_address:
+                shutil.rmtree(journal, ignore_errors=True)
+                click.echo(f"note: --overwrite without --resume: starting afresh (removed the "
+                           f"unfinished run in {journal})", err=True)
+            try:
+                out = _run_classify(table, model, backend, device, batch_size, chunk_size,
+                                    progress, journal, resume, dask_address, partition_rows,
+                                    options)
+            except KeyboardInterrupt:
+                kept = (f"; the finished chunks are kept in {journal}: rerun the same command "
+                        f"with --resume to continue" if journal.is_dir() and any(journal.iterdir())
+                        else "")
+                raise ExitStatus(f"Interrupted{kept}", EXIT_INTERRUPTED) from None
+            try:
+                write_catalog(out, output, output_format, overwrite=overwrite)
+            except UserError as exc:
+                if journal.is_dir():
+                    raise UserError(f"{exc}; the classified rows are kept in {journal}: fix the "
+                                    f"cause and rerun the same command with --resume") from None
+                raise
             shutil.rmtree(journal, ignore_errors=True)
-            click.echo(f"note: --overwrite without --resume: starting afresh (removed the "
-                       f"unfinished run in {journal})", err=True)
-        try:
-            out = _run_classify(table, model, backend, device, batch_size, chunk_size,
-                                progress, journal, resume, dask_address, partition_rows,
-                                options)
-        except KeyboardInterrupt:
-            kept = (f"; the finished chunks are kept in {journal}: rerun the same command "
-                    f"with --resume to continue" if journal.is_dir() and any(journal.iterdir())
-                    else "")
-            raise ExitStatus(f"Interrupted{kept}", EXIT_INTERRUPTED) from None
-        try:
-            write_catalog(out, output, output_format, overwrite=overwrite)
-        except UserError as exc:
-            if journal.is_dir():
-                raise UserError(f"{exc}; the classified rows are kept in {journal}: fix the "
-                                f"cause and rerun the same command with --resume") from None
-            raise
-        shutil.rmtree(journal, ignore_errors=True)
-    finally:
-        lock.release()
-        logging.getLogger("astro_morph").removeHandler(handler)
+        finally:
+            lock.release()
     flags = out[f"{prefix}flags"]
     n_flagged = int((flags != 0).sum())
     if handler.count > MAX_ROW_WARNINGS:

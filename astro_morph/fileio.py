@@ -77,6 +77,15 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None],
     return p
 
 
+def require_output_dir(path: str | os.PathLike) -> None:
+    """Refuse an output whose folder does not exist (checked before any work is done)."""
+    from .errors import UserError
+
+    parent = Path(path).parent
+    if not parent.is_dir():
+        raise UserError(f"output directory does not exist: {parent}")
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` atomically (:func:`atomic_write`)."""
     return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
