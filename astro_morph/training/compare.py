@@ -102,12 +102,20 @@ def compare(labels: str | os.PathLike, image_dir: str | os.PathLike, archs: list
         from .evaluate import plot_learning_curves
 
         plot_learning_curves([r["model"] for r in runs], out_dir / f"{stem}_learning_curve.png",
-                             title=f"{label}: {', '.join(f'{k}={v}' for k, v in recipe.items())}")
+                             title=f"{label}: {recipe_title(recipe)}")
         summary = summarise(runs)
         summary.update({"arch": label, "recipe": recipe, "seeds": list(seeds)})
         atomic_write_text(out_dir / f"{stem}.json", json.dumps(summary, indent=1, default=str))
         summaries.append(summary)
     return summaries
+
+
+def recipe_title(recipe: dict[str, Any]) -> str:
+    """``k=v, ...`` of the recipe, without the settings that do nothing in it (a distillation
+    weight with no teacher, a pseudo-label threshold with no folder, EMA 0)."""
+    idle = {"distill_weight": not recipe.get("teacher"),
+            "pseudo_threshold": not recipe.get("pseudo_labels"), "ema": not recipe.get("ema")}
+    return ", ".join(f"{k}={v}" for k, v in recipe.items() if not idle.get(k))
 
 
 #: Metrics summarised over seeds (mean and standard deviation).

@@ -74,6 +74,10 @@ class TrainConfig:
     #: probability >= ``pseudo_threshold`` join the training split with that class.
     pseudo_labels: str | None = None
     pseudo_threshold: float = 0.9
+    #: Decay of an exponential moving average of the weights, updated after every step
+    #: (0: off). The average is what is validated, selected and shipped: it smooths the
+    #: 1-2 point epoch-to-epoch jumps of val accuracy on noisy labels.
+    ema: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -191,6 +195,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
         raise UserError(f"label smoothing must be in [0, 1), not {cfg.label_smoothing}")
     if not 0 <= cfg.distill_weight <= 1:
         raise UserError(f"distill weight must be in [0, 1], not {cfg.distill_weight}")
+    if not 0 <= cfg.ema < 1:
+        raise UserError(f"EMA decay must be in [0, 1), not {cfg.ema}")
     if cfg.pseudo_labels and not cfg.teacher:
         raise UserError("--pseudo-labels needs --teacher: the model that labels the images")
     device = resolve_device(cfg.device)
@@ -261,6 +267,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
         for name, p in net.named_parameters():
             p.requires_grad = name.startswith("classifier")
     params = [p for p in net.parameters() if p.requires_grad]
+    ema = None
+    if cfg.ema:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
+    scored = net if ema is None else ema.module  # the weights validated and shipped
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     weights = _class_weights(train_set.labels, len(class_names), cfg.class_weighting).to(device)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -279,6 +291,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
             raise UserError(f"{ckpt_path} was made with other settings; start without --resume "
                             "or with the same options")
         net.load_state_dict(ck["model"])
+        if ema is not None:
+            ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["optimizer"])
         gen.set_state(ck["generator"])
         torch.set_rng_state(ck["torch_rng"])  # dropout and stochastic depth draw from it
@@ -318,13 +332,15 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if ema is not None:
+                ema.update_parameters(net)
             seen += len(idx)
             correct += int((logits.argmax(1) == y).sum())
             loss_sum += float(loss.detach()) * len(idx)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
         if sched is not None:
             sched.step()
-        val_logits = _logits(net, val_set.images, mean, std, device)
+        val_logits = _logits(scored, val_set.images, mean, std, device)
         val_acc = float((val_logits.argmax(1) == val_y).float().mean())
         val_probs = torch.softmax(val_logits, 1).numpy()
         val_epoch = classification_report(val_set.labels, val_probs, class_names)
@@ -334,7 +350,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
                         "train_accuracy": correct / max(seen, 1), "val_accuracy": val_acc})
         if val_acc > best["accuracy"]:
             best = {"accuracy": val_acc, "epoch": epoch,
-                    "state": {k: v.detach().clone() for k, v in net.state_dict().items()}}
+                    "state": {k: v.detach().clone() for k, v in scored.state_dict().items()}}
         _atomic_save({
             "config": json.dumps(asdict(cfg), sort_keys=True),
             "epoch": epoch, "model": net.state_dict(), "optimizer": opt.state_dict(),
@@ -343,6 +359,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
             "best_accuracy": best["accuracy"], "best_epoch": best["epoch"],
             "best_state": best["state"],
             "scheduler": json.dumps(sched.state_dict() if sched is not None else {}),
+            **({"ema": ema.state_dict()} if ema is not None else {}),
         }, ckpt_path)
         if progress is not False:
             print(f"epoch {epoch + 1}/{cfg.epochs}: loss {history[-1]['loss']:.4f} "

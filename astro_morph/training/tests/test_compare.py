@@ -3,7 +3,7 @@ import json
 import pytest
 
 from astro_morph.errors import UserError
-from astro_morph.training.compare import compare, markdown_table, parse_arch_spec
+from astro_morph.training.compare import compare, markdown_table, parse_arch_spec, recipe_title
 from conftest import shared_data
 
 
@@ -14,6 +14,13 @@ def test_parse_arch_spec():
         with pytest.raises(UserError, match="size of 8-1024 pixels"):
             parse_arch_spec(f"efficientnet-b0@{bad}")
     assert parse_arch_spec("efficientnet-b0@8") == ("efficientnet-b0", 8)
+
+
+def test_recipe_title_leaves_out_settings_that_do_nothing():
+    base = {"epochs": 30, "distill_weight": 0.5, "pseudo_threshold": 0.9, "ema": 0.0}
+    assert recipe_title(base) == "epochs=30"
+    assert recipe_title({**base, "teacher": ["t.amz"], "ema": 0.998}) == (
+        "epochs=30, distill_weight=0.5, ema=0.998, teacher=['t.amz']")
 
 
 def test_unknown_arch_fails_before_training(tmp_path):

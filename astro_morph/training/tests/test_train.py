@@ -36,9 +36,10 @@ def test_one_epoch_on_real_images_writes_a_usable_model(tmp_path):
     np.testing.assert_allclose(p.sum(1), 1, atol=1e-5)
 
 
-def test_interrupted_training_resumes_exactly(tmp_path, monkeypatch):
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_interrupted_training_resumes_exactly(tmp_path, monkeypatch, ema):
     cfg = _cfg(tmp_path, epochs=2, limit=64, output=str(tmp_path / "a.amz"),
-               checkpoint_dir=str(tmp_path / "ck"))
+               checkpoint_dir=str(tmp_path / "ck"), ema=ema)
     straight = train(cfg, progress=False)
 
     # Kill the run right after the first epoch's checkpoint is written.
@@ -51,7 +52,7 @@ def test_interrupted_training_resumes_exactly(tmp_path, monkeypatch):
         raise KeyboardInterrupt
 
     cfg2 = _cfg(tmp_path, epochs=2, limit=64, output=str(tmp_path / "b.amz"),
-                checkpoint_dir=str(tmp_path / "ck2"))
+                checkpoint_dir=str(tmp_path / "ck2"), ema=ema)
     monkeypatch.setattr(train_mod, "_atomic_save", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         train(cfg2, progress=False)
@@ -60,7 +61,28 @@ def test_interrupted_training_resumes_exactly(tmp_path, monkeypatch):
     assert len(calls) == 1
     assert [h["loss"] for h in resumed["history"]] == pytest.approx(
         [h["loss"] for h in straight["history"]], rel=1e-5)
+    # val loss is scored on the shipped weights: with --ema, the restored average
+    assert [h["val_loss"] for h in resumed["history"]] == pytest.approx(
+        [h["val_loss"] for h in straight["history"]], rel=1e-5)
     assert resumed["val"]["accuracy"] == straight["val"]["accuracy"]
+
+
+def test_ema_scores_the_average_without_changing_the_training(tmp_path):
+    """The moving average is what is validated and shipped; the optimised weights, and so
+    the training loss, are those of the run without it."""
+    from astro_morph.models.model_file import read_bundle
+
+    plain = train(_cfg(tmp_path, epochs=2, limit=64, output=str(tmp_path / "p.amz")),
+                  progress=False)
+    averaged = train(_cfg(tmp_path, epochs=2, limit=64, output=str(tmp_path / "e.amz"),
+                          ema=0.9), progress=False)
+    assert [h["loss"] for h in averaged["history"]] == pytest.approx(
+        [h["loss"] for h in plain["history"]], rel=1e-6)
+    assert [h["val_loss"] for h in averaged["history"]] != pytest.approx(
+        [h["val_loss"] for h in plain["history"]], rel=1e-3)
+    assert read_bundle(tmp_path / "e.amz").config["provenance"]["config"]["ema"] == 0.9
+    with pytest.raises(UserError, match="EMA decay must be in"):
+        train(_cfg(tmp_path, output=str(tmp_path / "x.amz"), ema=1.0), progress=False)
 
 
 def test_resume_refuses_other_settings_and_missing_checkpoint(tmp_path):
