@@ -67,15 +67,32 @@ def test_interrupted_training_resumes_exactly(tmp_path, monkeypatch, ema):
     assert resumed["val"]["accuracy"] == straight["val"]["accuracy"]
 
 
+def test_ema_warmup_lets_the_first_steps_fade():
+    """Ten early steps at 100 then 200 at 1: the warmed-up average forgets the start (a plain
+    0.998 average would still be near 67, the failure seen on G3's batch-norm variances)."""
+    from torch.optim.swa_utils import AveragedModel
+
+    p = torch.nn.Parameter(torch.tensor([100.0]))
+    module = torch.nn.Module()
+    module.p = p
+    avg = AveragedModel(module, multi_avg_fn=train_mod.ema_with_warmup(0.998))
+    for step in range(210):
+        with torch.no_grad():
+            p.fill_(100.0 if step < 10 else 1.0)
+        avg.update_parameters(module)
+    assert float(avg.module.p.detach()) == pytest.approx(1.0, abs=0.01)
+
+
 def test_ema_scores_the_average_without_changing_the_training(tmp_path):
     """The moving average is what is validated and shipped; the optimised weights, and so
     the training loss, are those of the run without it."""
     from astro_morph.models.model_file import read_bundle
 
-    plain = train(_cfg(tmp_path, epochs=2, limit=64, output=str(tmp_path / "p.amz")),
-                  progress=False)
-    averaged = train(_cfg(tmp_path, epochs=2, limit=64, output=str(tmp_path / "e.amz"),
-                          ema=0.9), progress=False)
+    # batches of 8: 16 steps, enough for the warmed-up average to lag the weights
+    plain = train(_cfg(tmp_path, epochs=2, limit=64, batch_size=8,
+                       output=str(tmp_path / "p.amz")), progress=False)
+    averaged = train(_cfg(tmp_path, epochs=2, limit=64, batch_size=8,
+                          output=str(tmp_path / "e.amz"), ema=0.9), progress=False)
     assert [h["loss"] for h in averaged["history"]] == pytest.approx(
         [h["loss"] for h in plain["history"]], rel=1e-6)
     assert [h["val_loss"] for h in averaged["history"]] != pytest.approx(
