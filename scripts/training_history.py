@@ -1,0 +1,44 @@
+"""Summarise the per-epoch history a model file records: the figures docs/results.md quotes
+about learning curves (best epoch, the range over the last epochs).
+
+    python3 scripts/training_history.py run/efficientnet-g3-s0.amz run/g5-55-s0.amz --last 5
+
+One line per model: epochs, best val accuracy and its epoch (1-based, as the training log
+prints), and over the last N epochs the range of val accuracy, of training accuracy (on the
+augmented batches) and the training loss from first to last of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from astro_morph.models.model_file import read_bundle
+
+
+def summary(path: Path, last: int) -> str:
+    prov = read_bundle(path).config.get("provenance") or {}
+    history = prov.get("history") or []
+    if not history:
+        return f"{path}: no training history recorded"
+    tail = history[-last:]
+    best = max(history, key=lambda h: h["val_accuracy"])
+    val = [h["val_accuracy"] for h in tail]
+    acc = [h["train_accuracy"] for h in tail]
+    return (f"{path}: {len(history)} epochs; best val {best['val_accuracy']:.4f} at epoch "
+            f"{best['epoch'] + 1}; last {len(tail)}: val {min(val):.4f}-{max(val):.4f}, "
+            f"train accuracy {min(acc):.3f}-{max(acc):.3f}, loss {tail[0]['loss']:.3f} -> "
+            f"{tail[-1]['loss']:.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", type=Path, nargs="+", help="trained .amz files")
+    parser.add_argument("--last", type=int, default=5, help="epochs at the end to summarise")
+    args = parser.parse_args()
+    for path in args.models:
+        print(summary(path, max(args.last, 1)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""scripts/training_history.py: the learning-curve figures docs/results.md quotes."""
+
+import importlib.util
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "training_history.py"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("training_history", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_summary_reads_best_epoch_and_last_epochs(tmp_path, tiny_model):
+    from astro_morph.models.model_file import read_bundle, write_bundle
+
+    bundle = read_bundle(tiny_model)
+    val, train_acc = [0.70, 0.85, 0.80, 0.82, 0.81], [0.6, 0.7, 0.75, 0.8, 0.78]
+    bundle.config["provenance"] = {"history": [
+        {"epoch": i, "loss": 1.0 - 0.1 * i, "val_accuracy": v, "train_accuracy": t}
+        for i, (v, t) in enumerate(zip(val, train_acc, strict=True))]}
+    path = tmp_path / "m.amz"
+    write_bundle(bundle, path)
+    line = _script().summary(path, last=3)
+    assert "5 epochs; best val 0.8500 at epoch 2;" in line
+    assert "last 3: val 0.8000-0.8200, train accuracy 0.750-0.800, loss 0.800 -> 0.600" in line
+    assert "no training history" in _script().summary(tiny_model, last=3)
