@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +164,16 @@ def ema_with_warmup(decay: float):
     return update
 
 
+def _same_settings(saved: dict[str, Any], current: dict[str, Any]) -> bool:
+    """A checkpoint's config against this run's. A field the checkpoint predates (added to
+    TrainConfig since) counts as its default, so a run started before an option existed can be
+    resumed without it; any other difference refuses the resume."""
+    defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+    old = {k: json.loads(json.dumps(defaults[k])) for k in current.keys() - saved.keys()
+           if k in defaults}
+    return json.dumps({**old, **saved}, sort_keys=True) == json.dumps(current, sort_keys=True)
+
+
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     """Temperature T minimising the NLL of softmax(logits / T) (Guo et al. 2017)."""
     log_t = torch.zeros(1, requires_grad=True)
@@ -300,7 +310,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
     start_epoch, history, best = 0, [], {"accuracy": -1.0, "epoch": -1, "state": None}
     if resume and ckpt_path.is_file():
         ck = torch.load(ckpt_path, weights_only=True, map_location=device)
-        if ck["config"] != json.dumps(asdict(cfg), sort_keys=True):
+        if not _same_settings(json.loads(ck["config"]), asdict(cfg)):
             raise UserError(f"{ckpt_path} was made with other settings; start without --resume "
                             "or with the same options")
         net.load_state_dict(ck["model"])

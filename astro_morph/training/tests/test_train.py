@@ -102,6 +102,16 @@ def test_ema_scores_the_average_without_changing_the_training(tmp_path):
         train(_cfg(tmp_path, output=str(tmp_path / "x.amz"), ema=1.0), progress=False)
 
 
+def test_resume_accepts_a_checkpoint_from_before_an_option_existed():
+    """A field added to TrainConfig since the checkpoint counts as its default; a changed
+    value of an existing one, or of the new one, still refuses."""
+    current = {"lr": 0.001, "ema": 0.0, "label_smoothing": 0.0}
+    assert train_mod._same_settings({"lr": 0.001, "label_smoothing": 0.0}, current)
+    assert not train_mod._same_settings({"lr": 0.01, "label_smoothing": 0.0}, current)
+    assert not train_mod._same_settings({"lr": 0.001, "label_smoothing": 0.0},
+                                        {**current, "ema": 0.998})
+
+
 def test_resume_refuses_other_settings_and_missing_checkpoint(tmp_path):
     cfg = _cfg(tmp_path, limit=32, checkpoint_dir=str(tmp_path / "ck"))
     with pytest.raises(UserError, match="no checkpoint"):
