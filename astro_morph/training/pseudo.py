@@ -19,12 +19,7 @@ from ..errors import UserError
 from ..sources.galaxyzoo import EXTENSIONS
 from .data import LabelledSet, _find_image, load_split
 
-__all__ = ["IMAGE_SUFFIXES", "unlabelled_images", "unlabelled_ids", "evaluation_images",
-           "pseudo_labelled"]
-
-#: Image files a folder of unlabelled images may hold (as the sources and ``load_split``
-#: look them up, in this order).
-IMAGE_SUFFIXES = EXTENSIONS
+__all__ = ["unlabelled_images", "evaluation_images", "pseudo_labelled"]
 
 
 def unlabelled_images(image_dir: str | os.PathLike,
@@ -37,22 +32,17 @@ def unlabelled_images(image_dir: str | os.PathLike,
     if not folder.is_dir():
         raise UserError(f"--pseudo-labels: {folder} is not a folder")
     stems = {p.stem for p in folder.iterdir()
-             if p.suffix in IMAGE_SUFFIXES and not p.name.startswith(".")}
+             if p.suffix in EXTENSIONS and not p.name.startswith(".")}
     found = {stem: path for stem in sorted(stems)
              if (path := _find_image(folder, stem)) is not None}
     if not found:
-        other = sorted(q.name for q in folder.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES
-                       and q.suffix not in IMAGE_SUFFIXES)
+        other = sorted(q.name for q in folder.iterdir() if q.suffix.lower() in EXTENSIONS
+                       and q.suffix not in EXTENSIONS)
         hint = (f" ({len(other)} with another case, e.g. {other[0]}: image ids are looked up"
                 f" with lower-case suffixes; rename them)") if other else ""
-        raise UserError(f"--pseudo-labels: no {'/'.join(IMAGE_SUFFIXES)} images in "
+        raise UserError(f"--pseudo-labels: no {'/'.join(EXTENSIONS)} images in "
                         f"{folder}{hint}")
     return dict(list(found.items())[:limit]) if limit else found
-
-
-def unlabelled_ids(image_dir: str | os.PathLike, limit: int | None = None) -> list[str]:
-    """File stems of :func:`unlabelled_images`, sorted (at most ``limit``)."""
-    return list(unlabelled_images(image_dir, limit))
 
 
 def evaluation_images(table: Any, image_dir: str | os.PathLike, id_column: str,

@@ -169,8 +169,7 @@ def _same_settings(saved: dict[str, Any], current: dict[str, Any]) -> bool:
     TrainConfig since) counts as its default, so a run started before an option existed can be
     resumed without it; any other difference refuses the resume."""
     defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
-    old = {k: json.loads(json.dumps(defaults[k])) for k in current.keys() - saved.keys()
-           if k in defaults}
+    old = {k: defaults[k] for k in current.keys() - saved.keys() if k in defaults}
     return json.dumps({**old, **saved}, sort_keys=True) == json.dumps(current, sort_keys=True)
 
 

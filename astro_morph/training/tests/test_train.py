@@ -210,7 +210,7 @@ def test_pseudo_labels_add_the_teachers_confident_images(tmp_path, tiny_model):
     from PIL import Image
 
     from astro_morph.models.model_file import read_bundle
-    from astro_morph.training.pseudo import pseudo_labelled, unlabelled_ids
+    from astro_morph.training.pseudo import pseudo_labelled, unlabelled_images
 
     folder = tmp_path / "unlabelled"
     folder.mkdir()
@@ -226,7 +226,7 @@ def test_pseudo_labels_add_the_teachers_confident_images(tmp_path, tiny_model):
     # The sources open <id>.jpg/.jpeg/.png only: an upper-case suffix is not listed (it was,
     # and then the duplicate check crashed on the image it could not find).
     (folder / "upper.JPG").write_bytes((folder / "u00.jpg").read_bytes())
-    ids = unlabelled_ids(folder)
+    ids = list(unlabelled_images(folder))
     assert ids == ["broken"] + [f"u{i:02d}" for i in range(12)]  # no .txt, hidden, .JPG
 
     probs = train_mod.teacher_targets([str(tiny_model)], ids, str(folder), "id",
