@@ -74,6 +74,9 @@ id_column_option = click.option(
               show_default=True,
               help="Decay of a moving average of the weights, e.g. 0.998 (0: off); the "
                    "average is validated and shipped.")
+@click.option("--colour-jitter/--no-colour-jitter", default=True, show_default=True,
+              help="The paper's brightness/contrast/saturation/hue jitter; --no-colour-jitter "
+                   "keeps each galaxy's (physical) colour.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing model file.")
 def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
           resolution: int | None, classes: str | None, epochs: int, batch_size: int,
@@ -81,7 +84,7 @@ def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
           init_model: str | None, freeze_backbone: bool, limit: int | None, resume: bool,
           name: str | None, label_smoothing: float, threads: int | None, precision: str,
           teachers: tuple[str, ...], distill_weight: float, pseudo_dir: str | None,
-          pseudo_threshold: float, ema: float, overwrite: bool) -> None:
+          pseudo_threshold: float, ema: float, colour_jitter: bool, overwrite: bool) -> None:
     """Train a classifier on LABELS (a table with id, label and split columns)."""
     from .inference.load import model_file
     from .training.train import TrainConfig
@@ -99,6 +102,7 @@ def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
         label_smoothing=label_smoothing, threads=threads, precision=precision,
         teacher=[str(model_file(t)) for t in teachers] or None, distill_weight=distill_weight,
         pseudo_labels=pseudo_dir, pseudo_threshold=pseudo_threshold, ema=ema,
+        colour_jitter=colour_jitter,
     )
     with row_warnings():
         result = train_api(cfg, resume=resume, overwrite=overwrite)
@@ -369,12 +373,15 @@ def kaggle_select(solutions: Path, output: Path, seed: int, overwrite: bool) -> 
 @click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=0.0,
               show_default=True,
               help="As for train: decay of a moving average of the weights (0: off).")
+@click.option("--colour-jitter/--no-colour-jitter", default=True, show_default=True,
+              help="As for train.")
 @click.option("--device", default="cpu", show_default=True)
 def compare(labels: Path, image_dir: str, archs: str, out_dir: Path, md: Path | None,
             id_column: str, classes: str | None, epochs: int, batch_size: int, lr: float,
             schedule: str, class_weighting: str, seeds: str, threads: int | None,
             label_smoothing: float, teachers: tuple[str, ...], distill_weight: float,
-            pseudo_dir: str | None, pseudo_threshold: float, ema: float, device: str) -> None:
+            pseudo_dir: str | None, pseudo_threshold: float, ema: float, colour_jitter: bool,
+            device: str) -> None:
     """Train ARCHS with one recipe and several seeds on LABELS; tabulate val and test.
 
     Every model file is kept in OUT_DIR (paths printed), so any row can be re-evaluated."""
@@ -392,7 +399,7 @@ def compare(labels: Path, image_dir: str, archs: str, out_dir: Path, md: Path | 
             epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule,
             class_weighting=class_weighting, seeds=_int_list(seeds, "--seeds"), threads=threads,
             label_smoothing=label_smoothing, device=device, distill_weight=distill_weight,
-            ema=ema,
+            ema=ema, colour_jitter=colour_jitter,
             teacher=[str(model_file(t)) for t in teachers] or None,
             **({"pseudo_labels": pseudo_dir, "pseudo_threshold": pseudo_threshold}
                if pseudo_dir else {}))

@@ -78,6 +78,10 @@ class TrainConfig:
     #: (0: off). The average is what is validated, selected and shipped: it smooths the
     #: 1-2 point epoch-to-epoch jumps of val accuracy on noisy labels.
     ema: float = 0.0
+    #: The paper's colour jitter (brightness, contrast, saturation, hue) on top of the
+    #: geometric augmentation. Off keeps each galaxy's colour, which is physical (ellipticals
+    #: are red, star-forming spirals blue), so the network may use it.
+    colour_jitter: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -326,6 +330,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
     elif resume:
         raise UserError(f"--resume: no checkpoint at {ckpt_path}")
 
+    colour = {} if cfg.colour_jitter else {"jitter": 0.0, "hue": 0.0}
     n = len(train_set.labels)
     train_images = torch.from_numpy(train_set.images)
     train_labels_t = torch.from_numpy(train_set.labels)
@@ -341,7 +346,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
         for i in bar:
             idx = order[i:i + cfg.batch_size]
             x = train_images[idx].to(device).permute(0, 3, 1, 2).float() / 255
-            x = augment_batch(x, size, train_set.region, generator=gen)
+            x = augment_batch(x, size, train_set.region, generator=gen, **colour)
             y = train_labels_t[idx].to(device)
             with autocast:
                 logits = net(_normalise(x, mean, std).contiguous(memory_format=layout)).float()

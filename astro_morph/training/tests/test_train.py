@@ -134,6 +134,32 @@ def test_augment_shapes_range_and_determinism():
     assert torch.allclose(flat[:, :, 4:12, 4:12], torch.tensor(0.5), atol=1e-5)
 
 
+
+def test_no_colour_jitter_keeps_each_galaxys_colour(tmp_path, monkeypatch):
+    """--no-colour-jitter: geometry only, so a red galaxy stays that red; the paper's jitter
+    changes it. train passes the setting to every batch's augmentation."""
+    red = torch.tensor([0.8, 0.4, 0.1]).view(1, 3, 1, 1).expand(8, 3, 20, 20)
+    geometric = dict(crop_range=(0.3, 0.3), max_shift=0,
+                     generator=torch.Generator().manual_seed(0))
+    kept = augment_batch(red, 16, 0.5, jitter=0, hue=0, **geometric)
+    assert torch.allclose(kept[:, :, 4:12, 4:12], red[:, :, :8, :8], atol=1e-5)
+    jittered = augment_batch(red, 16, 0.5, **geometric)
+    assert not torch.allclose(jittered[:, :, 4:12, 4:12], red[:, :, :8, :8], atol=1e-2)
+
+    seen = []
+
+    def spy(*args, **kw):
+        seen.append({k: kw.get(k) for k in ("jitter", "hue")})
+        return augment_batch(*args, **kw)
+
+    monkeypatch.setattr(train_mod, "augment_batch", spy)
+    for on in (True, False):
+        seen.clear()
+        train(_cfg(tmp_path, limit=32, colour_jitter=on, output=str(tmp_path / f"{on}.amz")),
+              progress=False)
+        assert seen and all(s == ({"jitter": None, "hue": None} if on
+                                  else {"jitter": 0.0, "hue": 0.0}) for s in seen)
+
 def test_metrics_on_known_inputs():
     y = np.array([0, 0, 0, 1, 1, 2])
     probs = np.eye(3)[[0, 0, 1, 1, 1, 2]] * 0.9 + 0.1 / 3
