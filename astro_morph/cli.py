@@ -41,15 +41,17 @@ def check_output_dirs(*paths: Path | None) -> None:
 
 
 @contextlib.contextmanager
-def row_warnings() -> Iterator[_RowWarnings]:
+def row_warnings(rest: str = "flagged rows") -> Iterator[_RowWarnings]:
     """Print the library's warnings (rows left out or flagged) as ``warning: ...`` lines
-    while a command runs."""
+    while a command runs; after the first few, one ``... N more <rest>`` line at the end."""
     handler = _RowWarnings()
     logging.getLogger("astro_morph").addHandler(handler)
     try:
         yield handler
     finally:
         logging.getLogger("astro_morph").removeHandler(handler)
+        if handler.count > MAX_ROW_WARNINGS:
+            click.echo(f"warning: ... {handler.count - MAX_ROW_WARNINGS} more {rest}", err=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -186,7 +188,7 @@ def classify(catalog: Path, output: Path | None, source: str, source_option: tup
     options = dict(source=source, centring=centring, centring_options=centring_options,
                    prefix=prefix, workers=workers, fast_decode=fast_decode, tta=tta,
                    **source_options)
-    with row_warnings() as handler:
+    with row_warnings():
         # One run per output: a second one would share the journal and the temp-file names.
         lock = OutputLock(output).acquire()
         try:
@@ -217,8 +219,6 @@ def classify(catalog: Path, output: Path | None, source: str, source_option: tup
             lock.release()
     flags = out[f"{prefix}flags"]
     n_flagged = int((flags != 0).sum())
-    if handler.count > MAX_ROW_WARNINGS:
-        click.echo(f"warning: ... {handler.count - MAX_ROW_WARNINGS} more flagged rows", err=True)
     click.echo(f"wrote {output}: {len(out)} rows, {len(out) - n_flagged} classified cleanly, "
                f"{n_flagged} flagged", err=True)
     n_labelled = int((~np.ma.getmaskarray(out[f"{prefix}label"])).sum())

@@ -104,7 +104,7 @@ def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
         pseudo_labels=pseudo_dir, pseudo_threshold=pseudo_threshold, ema=ema,
         colour_jitter=colour_jitter,
     )
-    with row_warnings():
+    with row_warnings("warnings"):
         result = train_api(cfg, resume=resume, overwrite=overwrite)
     if result["pseudo_labels"]:
         p = result["pseudo_labels"]
@@ -391,7 +391,7 @@ def compare(labels: Path, image_dir: str, archs: str, out_dir: Path, md: Path | 
     from .training.compare import markdown_table, per_class_table
 
     check_output_dirs(md)
-    with row_warnings():
+    with row_warnings("warnings"):
         reports = compare_api(
             labels, image_dir, [a.strip() for a in archs.split(",") if a.strip()], out_dir,
             id_column=id_column,

@@ -275,3 +275,33 @@ def test_resume_refuses_a_different_run(tiny_model, image_dir, tmp_path):
     (tmp_path / "c_morph.fits.partial" / "run.json").write_text('{"model": "other"}')
     res = run("classify", cat, "--image-dir", image_dir, "--model", tiny_model, "--resume")
     assert res.returncode == 1 and "cannot resume" in res.stderr and "model" in res.stderr
+
+
+def test_many_flagged_rows_print_ten_warnings_and_a_count(tmp_path):
+    """A long run stays readable: the first 10 row warnings, then one line counting the rest,
+    before the summary."""
+    Table({"GalaxyID": np.arange(13)}).write(tmp_path / "cat.csv")
+    (tmp_path / "images").mkdir()
+    r = run("classify", tmp_path / "cat.csv", "--image-dir", tmp_path / "images",
+            "-o", tmp_path / "out.fits")
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 3, r.stderr
+    assert sum(line.startswith("warning: row ") for line in lines) == 10
+    assert lines[-3] == "warning: ... 3 more flagged rows"
+    assert lines[-2].startswith("wrote ") and lines[-2].endswith("13 rows, 0 classified cleanly, "
+                                                                 "13 flagged")
+    assert lines[-1].startswith("Error: no row was classified (all 13 flagged")
+
+
+def test_every_command_counts_the_warnings_past_the_tenth(capsys):
+    """train and compare use the same handler: their summary names what was counted."""
+    import logging
+
+    from astro_morph.cli import row_warnings
+
+    with row_warnings("warnings"):
+        for i in range(12):
+            logging.getLogger("astro_morph.training.data").warning("split 'train': left out %d", i)
+    err = capsys.readouterr().err.splitlines()
+    assert err[9] == "warning: split 'train': left out 9"
+    assert err[10:] == ["warning: ... 2 more warnings"]
