@@ -61,9 +61,8 @@ def realised_ratios(base: ArchConfig, alpha: float, beta: float, gamma: float, p
     """Multiply-add ratio of each phi step (G1/G0, G2/G1, ...) after the rounding of widths
     to multiples of 8, depths up and resolutions to whole pixels: the cost the grid's
     nominal ``alpha * beta**2 * gamma**2 = 2`` actually buys."""
-    macs = [count(compound_scale(base, phi, alpha, beta, gamma), num_classes).macs
-            for phi in range(phis + 1)]
-    return [macs[i + 1] / macs[i] for i in range(phis)]
+    family = build_family(base, alpha, beta, gamma, phis, num_classes=num_classes)
+    return family_ratios(base, family, num_classes)
 
 
 def _noise_note(done: dict[str, dict], best_key: str) -> str:
