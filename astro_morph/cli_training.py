@@ -77,6 +77,9 @@ id_column_option = click.option(
 @click.option("--colour-jitter/--no-colour-jitter", default=True, show_default=True,
               help="The paper's brightness/contrast/saturation/hue jitter; --no-colour-jitter "
                    "keeps each galaxy's (physical) colour.")
+@click.option("--mixup", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="Blend each batch with a shuffled copy, weight ~ Beta(MIXUP, MIXUP), e.g. "
+                   "0.2 (0: off).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing model file.")
 def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
           resolution: int | None, classes: str | None, epochs: int, batch_size: int,
@@ -84,7 +87,8 @@ def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
           init_model: str | None, freeze_backbone: bool, limit: int | None, resume: bool,
           name: str | None, label_smoothing: float, threads: int | None, precision: str,
           teachers: tuple[str, ...], distill_weight: float, pseudo_dir: str | None,
-          pseudo_threshold: float, ema: float, colour_jitter: bool, overwrite: bool) -> None:
+          pseudo_threshold: float, ema: float, colour_jitter: bool, mixup: float,
+          overwrite: bool) -> None:
     """Train a classifier on LABELS (a table with id, label and split columns)."""
     from .inference.load import model_file
     from .training.train import TrainConfig
@@ -102,7 +106,7 @@ def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
         label_smoothing=label_smoothing, threads=threads, precision=precision,
         teacher=[str(model_file(t)) for t in teachers] or None, distill_weight=distill_weight,
         pseudo_labels=pseudo_dir, pseudo_threshold=pseudo_threshold, ema=ema,
-        colour_jitter=colour_jitter,
+        colour_jitter=colour_jitter, mixup=mixup,
     )
     with row_warnings("warnings"):
         result = train_api(cfg, resume=resume, overwrite=overwrite)
@@ -375,13 +379,15 @@ def kaggle_select(solutions: Path, output: Path, seed: int, overwrite: bool) -> 
               help="As for train: decay of a moving average of the weights (0: off).")
 @click.option("--colour-jitter/--no-colour-jitter", default=True, show_default=True,
               help="As for train.")
+@click.option("--mixup", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="As for train (0: off).")
 @click.option("--device", default="cpu", show_default=True)
 def compare(labels: Path, image_dir: str, archs: str, out_dir: Path, md: Path | None,
             id_column: str, classes: str | None, epochs: int, batch_size: int, lr: float,
             schedule: str, class_weighting: str, seeds: str, threads: int | None,
             label_smoothing: float, teachers: tuple[str, ...], distill_weight: float,
             pseudo_dir: str | None, pseudo_threshold: float, ema: float, colour_jitter: bool,
-            device: str) -> None:
+            mixup: float, device: str) -> None:
     """Train ARCHS with one recipe and several seeds on LABELS; tabulate val and test.
 
     Every model file is kept in OUT_DIR (paths printed), so any row can be re-evaluated."""
@@ -399,7 +405,7 @@ def compare(labels: Path, image_dir: str, archs: str, out_dir: Path, md: Path | 
             epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule,
             class_weighting=class_weighting, seeds=_int_list(seeds, "--seeds"), threads=threads,
             label_smoothing=label_smoothing, device=device, distill_weight=distill_weight,
-            ema=ema, colour_jitter=colour_jitter,
+            ema=ema, colour_jitter=colour_jitter, mixup=mixup,
             teacher=[str(model_file(t)) for t in teachers] or None,
             **({"pseudo_labels": pseudo_dir, "pseudo_threshold": pseudo_threshold}
                if pseudo_dir else {}))

@@ -82,6 +82,10 @@ class TrainConfig:
     #: geometric augmentation. Off keeps each galaxy's colour, which is physical (ellipticals
     #: are red, star-forming spirals blue), so the network may use it.
     colour_jitter: bool = True
+    #: mixup (Zhang et al. 2018): each batch is blended with a shuffled copy of itself, with
+    #: a weight drawn from Beta(mixup, mixup), and so are its targets (0: off). Known to
+    #: soften what a network memorises of wrong labels.
+    mixup: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -155,6 +159,28 @@ def _logits(net, images: np.ndarray, mean, std, device, batch: int = 512) -> tor
     return torch.cat(out)
 
 
+def _objective(logits: torch.Tensor, y: torch.Tensor, soft: torch.Tensor | None,
+               weights: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    """Class-weighted cross-entropy on the labels, blended with the teacher's soft targets
+    when there are any."""
+    loss = F.cross_entropy(logits, y, weight=weights, label_smoothing=cfg.label_smoothing)
+    if soft is not None:
+        # Soft targets carry the teacher's class balance, so no class weights here.
+        loss = ((1 - cfg.distill_weight) * loss
+                + cfg.distill_weight * F.cross_entropy(logits, soft))
+    return loss
+
+
+def mixup_draw(alpha: float, n: int, generator: torch.Generator) -> tuple[float, torch.Tensor]:
+    """One batch's mixup weight ~ Beta(alpha, alpha) and partner order, both from
+    ``generator`` (so a resumed run draws the same): the weight by the inverse CDF of a
+    uniform draw, as torch's Beta sampler takes no generator."""
+    from scipy.special import betaincinv
+
+    u = float(torch.rand(1, generator=generator))
+    return float(betaincinv(alpha, alpha, u)), torch.randperm(n, generator=generator)
+
+
 def ema_with_warmup(decay: float):
     """An ``AveragedModel`` update whose decay ramps up as ``(1 + n) / (10 + n)`` (timm's EMA
     warmup) to ``decay``. Without the ramp the first steps' weights and batch-norm statistics
@@ -221,6 +247,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
         raise UserError(f"label smoothing must be in [0, 1), not {cfg.label_smoothing}")
     if not 0 <= cfg.distill_weight <= 1:
         raise UserError(f"distill weight must be in [0, 1], not {cfg.distill_weight}")
+    if cfg.mixup < 0:
+        raise UserError(f"mixup must be >= 0 (0: off), not {cfg.mixup}")
     if not 0 <= cfg.ema < 1:
         raise UserError(f"EMA decay must be in [0, 1), not {cfg.ema}")
     if cfg.pseudo_labels and not cfg.teacher:
@@ -348,14 +376,19 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
             x = train_images[idx].to(device).permute(0, 3, 1, 2).float() / 255
             x = augment_batch(x, size, train_set.region, generator=gen, **colour)
             y = train_labels_t[idx].to(device)
+            lam, partner = 1.0, None
+            if cfg.mixup:
+                lam, partner = mixup_draw(cfg.mixup, len(idx), gen)
+                partner = partner.to(device)
+                x = lam * x + (1 - lam) * x[partner]
             with autocast:
                 logits = net(_normalise(x, mean, std).contiguous(memory_format=layout)).float()
-            loss = F.cross_entropy(logits, y, weight=weights,
-                                   label_smoothing=cfg.label_smoothing)
-            if soft is not None:
-                # Soft targets carry the teacher's class balance, so no class weights here.
-                loss = ((1 - cfg.distill_weight) * loss + cfg.distill_weight
-                        * F.cross_entropy(logits, soft[idx].to(device)))
+            targets = soft[idx].to(device) if soft is not None else None
+            loss = _objective(logits, y, targets, weights, cfg)
+            if partner is not None:  # mixup: the blend's targets are blended the same way
+                loss = lam * loss + (1 - lam) * _objective(
+                    logits, y[partner], None if targets is None else targets[partner],
+                    weights, cfg)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

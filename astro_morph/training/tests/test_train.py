@@ -36,10 +36,10 @@ def test_one_epoch_on_real_images_writes_a_usable_model(tmp_path):
     np.testing.assert_allclose(p.sum(1), 1, atol=1e-5)
 
 
-@pytest.mark.parametrize("ema", [0.0, 0.9])
-def test_interrupted_training_resumes_exactly(tmp_path, monkeypatch, ema):
+@pytest.mark.parametrize(("ema", "mixup"), [(0.0, 0.0), (0.9, 0.0), (0.0, 0.4)])
+def test_interrupted_training_resumes_exactly(tmp_path, monkeypatch, ema, mixup):
     cfg = _cfg(tmp_path, epochs=2, limit=64, output=str(tmp_path / "a.amz"),
-               checkpoint_dir=str(tmp_path / "ck"), ema=ema)
+               checkpoint_dir=str(tmp_path / "ck"), ema=ema, mixup=mixup)
     straight = train(cfg, progress=False)
 
     # Kill the run right after the first epoch's checkpoint is written.
@@ -52,7 +52,7 @@ def test_interrupted_training_resumes_exactly(tmp_path, monkeypatch, ema):
         raise KeyboardInterrupt
 
     cfg2 = _cfg(tmp_path, epochs=2, limit=64, output=str(tmp_path / "b.amz"),
-                checkpoint_dir=str(tmp_path / "ck2"), ema=ema)
+                checkpoint_dir=str(tmp_path / "ck2"), ema=ema, mixup=mixup)
     monkeypatch.setattr(train_mod, "_atomic_save", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         train(cfg2, progress=False)
@@ -159,6 +159,33 @@ def test_no_colour_jitter_keeps_each_galaxys_colour(tmp_path, monkeypatch):
               progress=False)
         assert seen and all(s == ({"jitter": None, "hue": None} if on
                                   else {"jitter": 0.0, "hue": 0.0}) for s in seen)
+
+
+def test_mixup_draws_from_the_generator_and_blends_images_and_targets(tmp_path, monkeypatch):
+    draws = [train_mod.mixup_draw(0.4, 16, torch.Generator().manual_seed(3)) for _ in range(2)]
+    assert draws[0][0] == draws[1][0] and torch.equal(draws[0][1], draws[1][1])
+    assert sorted(draws[0][1].tolist()) == list(range(16))
+    lams = [train_mod.mixup_draw(0.4, 2, torch.Generator().manual_seed(k))[0] for k in range(200)]
+    # Beta(0.4, 0.4): mean 1/2, variance 1/(4 * 1.8) = 0.139; U-shaped, most draws near 0 or 1
+    assert 0 < min(lams) and max(lams) < 1
+    assert abs(np.mean(lams) - 0.5) < 0.06 and abs(np.var(lams) - 0.139) < 0.03
+
+    # The loss is lam * (loss on the labels) + (1 - lam) * (loss on the partners' labels).
+    seen = []
+    real = train_mod._objective
+
+    def spy(logits, y, soft, weights, cfg):
+        seen.append((logits.detach().clone(), y.clone()))
+        return real(logits, y, soft, weights, cfg)
+
+    monkeypatch.setattr(train_mod, "_objective", spy)
+    result = train(_cfg(tmp_path, limit=32, batch_size=32, mixup=0.4), progress=False)
+    (logits_a, y), (logits_b, y_partner) = seen
+    assert torch.equal(logits_a, logits_b) and not torch.equal(y, y_partner)
+    assert sorted(y.tolist()) == sorted(y_partner.tolist())  # the same batch, shuffled
+    assert np.isfinite(result["history"][0]["loss"])
+    with pytest.raises(UserError, match="mixup must be >= 0"):
+        train(_cfg(tmp_path, output=str(tmp_path / "x.amz"), mixup=-1.0), progress=False)
 
 def test_metrics_on_known_inputs():
     y = np.array([0, 0, 0, 1, 1, 2])
