@@ -293,6 +293,10 @@ def scale(labels: Path, image_dir: str, base: str, out_dir: Path, id_column: str
         if not all(1 <= x <= 2 for x in (a, b, g)):  # also rejects nan and inf
             raise click.BadParameter(f"{triple!r}: each coefficient must be between 1 and 2 "
                                      "(the scaling per phi step)", param_hint="--triple")
+        if a == b == g == 1:
+            raise click.BadParameter(f"{triple!r} scales nothing: every Gn would be G0 (at "
+                                     "most its input re-rounded); raise at least one "
+                                     "coefficient above 1", param_hint="--triple")
         k = len(class_list(classes) or []) or 5
         family, files, ratios = write_family(get_arch(base), a, b, g, phis, out_dir,
                                              prefix=prefix, hold_ratio=hold_ratio or None,

@@ -104,6 +104,9 @@ def test_scale_with_a_given_triple_writes_the_family_without_training(tmp_path):
     for bad_triple in ("1.1,0.9", "1.1,0.9,1.2", "nan,1,1", "inf,1,1", "50,1,1"):
         bad = CliRunner().invoke(cli, [*args, "--triple", bad_triple])
         assert bad.exit_code == 2 and "--triple" in bad.output, bad_triple
+    still = CliRunner().invoke(cli, [*args, "--triple", "1,1,1"])
+    assert still.exit_code == 2 and "scales nothing" in still.output
+    assert CliRunner().invoke(cli, [*args, "--triple", "1,1,1.2"]).exit_code == 0
 
 
 def test_scale_candidates_put_the_paper_first_and_train_each_network_once(tmp_path,
