@@ -413,16 +413,16 @@ def compare(labels: Path, image_dir: str, archs: str, out_dir: Path, md: Path | 
             teacher=[str(model_file(t)) for t in teachers] or None,
             **({"pseudo_labels": pseudo_dir, "pseudo_threshold": pseudo_threshold}
                if pseudo_dir else {}))
-    for r in reports:
-        for run in r["runs"]:
-            click.echo(f"model file: {run['model']} (seed {run['seed']})", err=True)
     table = markdown_table(reports)
     for r in reports:  # per-class test metrics of each architecture, mean ± std over seeds
         table += f"\nTest per class, {r['arch']} ({len(r['runs'])} seeds):\n\n"
         table += per_class_table(r)
-    click.echo(table)
-    if md:
+    if md:  # before printing, as evaluate's --json
         atomic_write_text(md, table)
+    for r in reports:
+        for run in r["runs"]:
+            click.echo(f"model file: {run['model']} (seed {run['seed']})", err=True)
+    click.echo(table)
 
 
 @cli.command()
@@ -450,6 +450,10 @@ def evaluate(labels: Path, image_dir: str, models: tuple[str, ...], id_column: s
     check_output_dirs(png, json_out)
     r = evaluate_api(list(models) or None, labels, image_dir, id_column, split, backend, png=png,
                      timing=not no_timing, fast_decode=fast_decode, tta=tta)
+    if json_out:  # before printing: a closed pipe (`| head`) must not cost the file
+        from .fileio import atomic_write_text
+
+        atomic_write_text(json_out, json.dumps(r, indent=2))
     click.echo(f"{r['model']}{' +TTA' if tta else ''} on {split}: n={r['n']} accuracy "
                f"{r['accuracy']:.4f} macro-F1 {r['f1_macro']:.4f}  weighted "
                f"P {r['precision_weighted']:.4f} R {r['recall_weighted']:.4f} "
@@ -462,7 +466,3 @@ def evaluate(labels: Path, image_dir: str, models: tuple[str, ...], id_column: s
     if "latency_ms" in r:
         click.echo(f"  CPU latency {r['latency_ms']:.2f} ms/image (batch 1), "
                    f"{r['images_per_s']:.0f} images/s (batch 256, model only)")
-    if json_out:
-        from .fileio import atomic_write_text
-
-        atomic_write_text(json_out, json.dumps(r, indent=2))

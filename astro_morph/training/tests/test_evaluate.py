@@ -24,3 +24,24 @@ def test_evaluate_scores_through_classify(tiny_model, image_dir, tmp_path):
     assert res.exit_code == 0, res.output
     assert "CPU latency" in res.output
     assert json.loads((tmp_path / "r.json").read_text())["accuracy"] == r["accuracy"]
+
+
+def test_a_closed_stdout_does_not_cost_the_json(tiny_model, image_dir, tmp_path):
+    """`astromorph evaluate ... --json r.json | head -1`: the file is written before the
+    report is printed, so a reader that leaves early does not lose it."""
+    import subprocess
+    import sys
+
+    labels = tmp_path / "labels.csv"
+    Table({"GalaxyID": [1, 2], "label": ["spiral", "elliptical"],
+           "split": ["test", "test"]}).write(labels)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "astro_morph", "evaluate", str(labels), "--image-dir",
+         str(image_dir), "--model", str(tiny_model), "--id-column", "GalaxyID", "--no-timing",
+         "--json", str(tmp_path / "r.json")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the first line
+    proc.wait(timeout=300)  # click ends it quietly (status 1) at the first print
+    assert json.loads((tmp_path / "r.json").read_text())["n"] == 2
+    with proc.stderr:
+        assert b"Traceback" not in proc.stderr.read()
