@@ -23,6 +23,8 @@ def test_recipe_title_leaves_out_settings_that_do_nothing():
         "epochs=30, distill_weight=0.5, ema=0.998, teacher=['t.amz']")
     assert recipe_title({**base, "colour_jitter": True}) == "epochs=30"
     assert recipe_title({**base, "colour_jitter": False}) == "epochs=30, colour_jitter=False"
+    assert recipe_title({**base, "mixup": 0.0}) == "epochs=30"
+    assert recipe_title({**base, "mixup": 0.2}) == "epochs=30, mixup=0.2"
 
 
 def test_unknown_arch_fails_before_training(tmp_path):
