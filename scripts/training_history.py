@@ -13,12 +13,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from astro_morph.models.model_file import read_bundle
+from astro_morph.training.evaluate import recorded_history
 
 
 def summary(path: Path, last: int) -> str:
-    prov = read_bundle(path).config.get("provenance") or {}
-    history = prov.get("history") or []
+    history = recorded_history(path)
     if not history:
         return f"{path}: no training history recorded"
     tail = history[-last:]

@@ -20,7 +20,7 @@ from ..inference.load import load_model
 from .data import load_labels
 from .metrics import classification_report
 
-__all__ = ["evaluate", "plot_confusion", "latency"]
+__all__ = ["evaluate", "plot_confusion", "latency", "recorded_history"]
 
 
 def latency(clf: Any, repeats: int = 50, batch: int = 256) -> dict[str, float]:
@@ -151,6 +151,14 @@ def _save(fig, path: str | os.PathLike, dpi: int) -> Path:
     return Path(path)
 
 
+def recorded_history(model: str | os.PathLike) -> list[dict[str, Any]]:
+    """The per-epoch history (loss, val accuracy, ...) a trained model file's provenance
+    records; empty for a model trained elsewhere."""
+    from ..models.model_file import read_bundle
+
+    return (read_bundle(model).config.get("provenance") or {}).get("history") or []
+
+
 def plot_learning_curves(models: list[str | os.PathLike], path: str | os.PathLike,
                          title: str = "") -> Path:
     """Validation accuracy and macro-F1 per epoch of trained model files (their recorded
@@ -160,11 +168,9 @@ def plot_learning_curves(models: list[str | os.PathLike], path: str | os.PathLik
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..models.model_file import read_bundle
-
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
     for model in models:
-        history = read_bundle(model).config.get("provenance", {}).get("history", [])
+        history = recorded_history(model)
         if not history:
             continue
         epochs = [h["epoch"] + 1 for h in history]
