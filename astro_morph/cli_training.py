@@ -21,6 +21,16 @@ id_column_option = click.option(
     help="Image id column of the labels table (labelled sets name images by SDSS OBJID, as "
     "gz1 does).")
 
+#: Augmentation options shared by train and compare (compare passes them to every training).
+colour_jitter_option = click.option(
+    "--colour-jitter/--no-colour-jitter", default=True, show_default=True,
+    help="The paper's brightness/contrast/saturation/hue jitter; --no-colour-jitter keeps "
+    "each galaxy's (physical) colour.")
+mixup_option = click.option(
+    "--mixup", type=click.FloatRange(0), default=0.0, show_default=True,
+    help="Blend each batch with a shuffled copy, weight ~ Beta(MIXUP, MIXUP), e.g. 0.2 "
+    "(0: off).")
+
 
 @cli.command()
 @click.argument("labels", type=click.Path(exists=True, path_type=Path))
@@ -74,12 +84,8 @@ id_column_option = click.option(
               show_default=True,
               help="Decay of a moving average of the weights, e.g. 0.998 (0: off); the "
                    "average is validated and shipped.")
-@click.option("--colour-jitter/--no-colour-jitter", default=True, show_default=True,
-              help="The paper's brightness/contrast/saturation/hue jitter; --no-colour-jitter "
-                   "keeps each galaxy's (physical) colour.")
-@click.option("--mixup", type=click.FloatRange(0), default=0.0, show_default=True,
-              help="Blend each batch with a shuffled copy, weight ~ Beta(MIXUP, MIXUP), e.g. "
-                   "0.2 (0: off).")
+@colour_jitter_option
+@mixup_option
 @click.option("--overwrite", is_flag=True, help="Replace an existing model file.")
 def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
           resolution: int | None, classes: str | None, epochs: int, batch_size: int,
@@ -381,10 +387,8 @@ def kaggle_select(solutions: Path, output: Path, seed: int, overwrite: bool) -> 
 @click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=0.0,
               show_default=True,
               help="As for train: decay of a moving average of the weights (0: off).")
-@click.option("--colour-jitter/--no-colour-jitter", default=True, show_default=True,
-              help="As for train.")
-@click.option("--mixup", type=click.FloatRange(0), default=0.0, show_default=True,
-              help="As for train (0: off).")
+@colour_jitter_option
+@mixup_option
 @click.option("--device", default="cpu", show_default=True)
 def compare(labels: Path, image_dir: str, archs: str, out_dir: Path, md: Path | None,
             id_column: str, classes: str | None, epochs: int, batch_size: int, lr: float,
