@@ -313,6 +313,15 @@ def _labels_missing_image(work: Path, images: Path) -> list[str]:
     return args
 
 
+def _labels_text(text: str):
+    """A labels table with these rows (after the header), for the train cases."""
+    def make(work: Path, images: Path) -> list[str]:
+        args = _labels(work, images)
+        (work / "labels.csv").write_text("OBJID,label,split\n" + text)
+        return args
+    return make
+
+
 def _pseudo_upper_case(work: Path, images: Path) -> list[str]:
     """The sources open <id>.jpg/.jpeg/.png only, so .JPG files are no pseudo-label pool."""
     folder = work / "unlabelled"
@@ -425,6 +434,14 @@ CASES: list[Case] = [
          lambda w, i: _labels(w, i, classes="spirall,elliptical"), 1,
          "class 'spirall' (did you mean 'spiral'?) is not in the 'train' split",
          command="train", group="train"),
+    Case("train on labels whose train split holds one class",
+         _labels_text("1,spiral,train\n2,spiral,train\n3,spiral,val\n"), 1,
+         "needs at least two classes; the 'train' split labels every row 'spiral'",
+         command="train", group="train"),
+    Case("train on split names spelled TRAIN and validation",
+         _labels_text("1,spiral,TRAIN\n2,elliptical,TRAIN\n3,spiral,validation\n"), 1,
+         "no rows in split 'train' (did you mean 'TRAIN'?); its 'split' column holds 'TRAIN', "
+         "'validation'", command="train", group="train"),
     Case("train on a labelled set with a missing image", _labels_missing_image, 0,
          "left out 1 of 3 rows whose image is missing", command="train", group="train"),
     Case("train --pseudo-labels on a folder of upper-case .JPG files", _pseudo_upper_case, 1,

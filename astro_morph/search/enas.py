@@ -462,14 +462,12 @@ def plot_rewards(log: list[dict], path: str | os.PathLike, metric: str = "accura
 def search(cfg: SearchConfig, space: SearchSpace = DEFAULT_SPACE, resume: bool = False,
            progress: bool | None = None) -> dict[str, Any]:
     """Load ``cfg.labels``' train and val splits at the search resolution and search."""
-    from ..training.data import TRAIN_REGION, load_labels
+    from ..training.data import TRAIN_REGION, load_labels, training_classes
 
     if not cfg.labels or not cfg.image_dir:
         raise UserError("search needs a labels table and an image directory")
     table = load_labels(cfg.labels, cfg.id_column)
-    split = np.asarray(table["split"]).astype(str)
-    names = cfg.class_names or sorted({t for t in np.asarray(table["label"]).astype(str)[
-        split == "train"] if t})
+    names = training_classes(table, cfg.class_names, cfg.labels)
     cfg = replace(cfg, class_names=list(names))
     tr, va = load_splits(table, cfg.image_dir, names, cfg.id_column, space, cfg.limit)
     return search_arrays(tr.images, tr.labels, va.images, va.labels, names, cfg, space,

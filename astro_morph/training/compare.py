@@ -63,15 +63,15 @@ def compare(labels: str | os.PathLike, image_dir: str | os.PathLike, archs: list
         get_arch(name)  # unknown names fail before hours of training, not after
     if not seeds:
         raise UserError("compare needs at least one seed")
-    import numpy as np
+    from .data import load_labels, split_rows
 
-    from .data import load_labels
-
-    splits = set(np.asarray(load_labels(labels, id_column)["split"]).astype(str))
-    missing = [s for s in ("train", "val", "test") if s not in splits]
-    if missing:  # found before the training, not after it
-        raise UserError(f"{labels}: no rows in split {missing[0]!r} (compare trains on "
-                        f"'train', selects on 'val' and reports 'test')")
+    table = load_labels(labels, id_column)
+    for split in ("train", "val", "test"):  # found before the training, not after it
+        try:
+            split_rows(table, split, labels)
+        except UserError as err:
+            raise UserError(f"{err} (compare trains on 'train', selects on 'val' and reports "
+                            f"'test')") from None
     summaries = []
     for name, res in specs:
         # A genotype file (from `astromorph search`) is named by its file stem.

@@ -25,7 +25,8 @@ from ..sources.base import format_id
 from ..sources.galaxyzoo import EXTENSIONS
 from ..sources.images import read_rgb
 
-__all__ = ["LabelledSet", "load_labels", "TRAIN_REGION", "cache_size_for"]
+__all__ = ["LabelledSet", "load_labels", "split_rows", "training_classes", "TRAIN_REGION",
+           "cache_size_for"]
 
 #: Fraction of the image kept for training: covers a 240/424 crop rotated by any angle.
 TRAIN_REGION = 240 / 424 * math.sqrt(2)
@@ -68,6 +69,43 @@ def load_labels(labels: str | os.PathLike, id_column: str | None = None,
     return table
 
 
+def split_rows(table: Table, split: str, source: str | os.PathLike,
+               split_column: str = "split") -> Table:
+    """The rows of ``split``; when there are none, a one-line error naming the values the
+    split column does hold (``TRAIN`` or ``validation`` are not ``train`` or ``val``)."""
+    values = np.asarray(table[split_column]).astype(str)
+    rows = table[values == split]
+    if len(rows) == 0:
+        held = sorted(set(values.tolist()) - {""})
+        shown = ", ".join(repr(v) for v in held[:8]) + (" ..." if len(held) > 8 else "")
+        raise UserError(f"{source}: no rows in split {split!r}"
+                        f"{suggest_names(split, held)}; its {split_column!r} column holds "
+                        f"{shown or 'only blanks'}")
+    return rows
+
+
+def training_classes(table: Table, requested: list[str] | None, source: str | os.PathLike,
+                     split: str = "train", label_column: str = "label",
+                     split_column: str = "split") -> list[str]:
+    """The classes to train: ``requested``, or every label of ``split``; each must occur in
+    ``split``, and there must be at least two (one class is not a classifier)."""
+    rows = split_rows(table, split, source, split_column)
+    present = sorted({str(t) for t in np.asarray(rows[label_column]).astype(str) if t})
+    names = list(requested) if requested else present
+    unknown = [c for c in names if c not in present]
+    if unknown or len(set(names)) != len(names):
+        what = (f"class {unknown[0]!r}{suggest_names(unknown[0], present)} is not"
+                if unknown else "classes repeat, or are not all")
+        raise UserError(f"{what} in the {split!r} split of {source}; labels "
+                        f"present: {', '.join(present) or 'none'}")
+    if len(names) < 2:
+        given = (f"--classes names only {names[0]!r}" if requested else
+                 f"the {split!r} split labels every row {names[0]!r}" if names else
+                 f"the {split!r} split has no labels")
+        raise UserError(f"{source}: a classifier needs at least two classes; {given}")
+    return names
+
+
 def _find_image(image_dir: Path, key: str) -> Path | None:
     """``<key><ext>`` in ``image_dir`` in the Galaxy Zoo source's order of extensions."""
     for ext in EXTENSIONS:
@@ -84,7 +122,7 @@ def load_split(table: Table, image_dir: str | os.PathLike, split: str, class_nam
     """Decode one split. ``train=True`` caches the wide rotation region at ``size`` pixels;
     ``train=False`` applies the inference transform at ``size`` pixels."""
     image_dir = Path(image_dir)
-    rows = table[np.asarray(table[split_column]).astype(str) == split]
+    rows = split_rows(table, split, "the labels table", split_column)
     labels_text = np.asarray(rows[label_column]).astype(str)
     blank = labels_text == ""  # load_labels makes blank and masked cells ""
     if blank.any():  # rows of other classes are left out by design; blank ones by mistake

@@ -17,7 +17,7 @@ from ..api import classify
 from ..columns import read_probabilities
 from ..errors import UserError
 from ..inference.load import load_model
-from .data import load_labels
+from .data import load_labels, split_rows
 from .metrics import classification_report
 
 __all__ = ["evaluate", "plot_confusion", "latency", "recorded_history"]
@@ -71,9 +71,7 @@ def evaluate(model: str | os.PathLike | list[str | os.PathLike] | None, labels: 
     from ..models.flops import count
 
     table = load_labels(labels, id_column, label_column, split_column)
-    rows = table[np.asarray(table[split_column]).astype(str) == split]
-    if len(rows) == 0:
-        raise UserError(f"{labels}: no rows in split {split!r}")
+    rows = split_rows(table, split, labels, split_column)
     members = list(model) if isinstance(model, (list, tuple)) else [model]
     # The training log beside a model file is read for one model only, not an ensemble.
     single = members[0] if len(members) == 1 else None  # None alone: the default model

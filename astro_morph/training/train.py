@@ -19,13 +19,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import UserError, suggest_names
+from ..errors import UserError
 from ..models.arch import get_arch
 from ..models.efficientnet_g import build_model
 from ..models.model_file import read_bundle, train_log_path, write_bundle
 from ..models.torch_io import bundle_from_network, network_from_bundle
 from .augment import augment_batch
-from .data import cache_size_for, load_labels, load_split
+from .data import cache_size_for, load_labels, load_split, split_rows, training_classes
 from .metrics import classification_report
 
 __all__ = ["TrainConfig", "train", "fit_temperature", "environment"]
@@ -267,16 +267,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
     if cfg.resolution:
         arch = replace(arch, resolution=int(cfg.resolution))
     size = arch.resolution
-    split_values = np.asarray(table["split"]).astype(str)
-    train_labels = np.asarray(table["label"]).astype(str)[split_values == cfg.train_split]
-    present = sorted({str(t) for t in train_labels if t})
-    class_names = cfg.class_names or present
-    unknown = [c for c in class_names if c not in present]
-    if unknown or len(set(class_names)) != len(class_names):
-        what = (f"class {unknown[0]!r}{suggest_names(unknown[0], present)} is not"
-                if unknown else "classes repeat, or are not all")
-        raise UserError(f"{what} in the {cfg.train_split!r} split of {cfg.labels}; labels "
-                        f"present: {', '.join(present)}")
+    class_names = training_classes(table, cfg.class_names, cfg.labels, cfg.train_split)
+    split_rows(table, cfg.val_split, cfg.labels)  # named before the training images decode
     cfg = replace(cfg, class_names=list(class_names), resolution=size)
 
     t0 = time.perf_counter()

@@ -371,3 +371,22 @@ def test_missing_or_broken_images_cost_their_rows_not_the_run(tmp_path, caplog):
         (images / f"{key}.jpg").unlink()
     with pytest.raises(UserError, match="split 'train': no usable image for any of its 5"):
         load_split(table, images, "train", ["elliptical", "spiral"], "OBJID", 40, train=True)
+
+
+def test_training_classes_needs_two_and_names_the_splits():
+    from astropy.table import Table
+
+    from astro_morph.training.data import training_classes
+
+    t = Table({"label": ["a", "b", "", "a"], "split": ["train", "train", "train", "val"]})
+    assert training_classes(t, None, "l.csv") == ["a", "b"]  # a blank label is no class
+    with pytest.raises(UserError, match="--classes names only 'a'"):
+        training_classes(t, ["a"], "l.csv")
+    with pytest.raises(UserError, match="classes repeat"):
+        training_classes(t, ["a", "a"], "l.csv")
+    with pytest.raises(UserError, match="split labels every row 'a'"):
+        training_classes(t[[0, 2]], None, "l.csv")
+    t["split"] = ["Train", "Train", "Train", "val"]
+    with pytest.raises(UserError, match=r"no rows in split 'train' \(did you mean 'Train'\?\); "
+                                        r"its 'split' column holds 'Train', 'val'"):
+        training_classes(t, None, "l.csv")
