@@ -450,6 +450,9 @@ CASES: list[Case] = [
     Case("evaluate where no image of the split can be read", lambda w, i: _evaluate(w, i, (
         "--image-dir", str(w))), 1, "none of the 1 'val' rows could be classified",
         command="evaluate", group="evaluate"),
+    Case("evaluate on labels of classes the model does not have", lambda w, i: (
+        _evaluate_other_classes(w, i)), 1,
+        "no 'val' row has a label the model", command="evaluate", group="evaluate"),
     Case("evaluate --json into a folder that does not exist", lambda w, i: _evaluate(w, i, (
         "--json", str(w / "no" / "r.json"))), 1, "output directory does not exist",
         command="evaluate", group="evaluate"),
@@ -466,6 +469,12 @@ def _evaluate(work: Path, images: Path, extra: tuple[str, ...]) -> list[str]:
     args = [str(work / "labels.csv"), "--model", str(CTX["model"]), "--split", "val",
             "--no-timing", "--image-dir", str(images)]
     return args + list(extra)  # a second --image-dir overrides the first
+
+
+def _evaluate_other_classes(work: Path, images: Path) -> list[str]:
+    args = _evaluate(work, images, ())
+    (work / "labels.csv").write_text("OBJID,label,split\n1,bar,train\n2,ring,val\n")
+    return args
 
 
 def _compare(work: Path, images: Path, arch: str = "efficientnet-g0") -> list[str]:
