@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import shutil
 import sys
@@ -16,6 +17,17 @@ import click
 from .errors import EXIT_INTERRUPTED, EXIT_NOTHING_CLASSIFIED, ExitStatus, UserError
 
 MAX_ROW_WARNINGS = 10
+
+
+class Finite(click.FloatRange):
+    """A number option that also refuses ``nan`` and ``inf``, which pass click's range checks
+    (every comparison with nan is false) and would reach torch as a learning rate."""
+
+    def convert(self, value, param, ctx):  # noqa: ANN001, ANN201 - click's signature
+        rv = super().convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return rv
 
 
 class _RowWarnings(logging.Handler):
@@ -93,7 +105,7 @@ def default_output(path: Path) -> Path:
 @click.option("--dec-column", help="Dec column (default DEC).")
 @click.option("--size-column", help="Galaxy radius column in arcsec (petroR90-like); "
               "cutouts then span Galaxy Zoo's 10.2 radii.")
-@click.option("--size-arcsec", type=click.FloatRange(0, min_open=True),
+@click.option("--size-arcsec", type=Finite(0, min_open=True),
               help="Fixed cutout side in arcsec (network sources; default 60).")
 @click.option("--pixels", type=click.IntRange(16, 2048),
               help="Cutout side in pixels asked of a network source (default 128).")
@@ -104,7 +116,7 @@ def default_output(path: Path) -> Path:
               help="Network sources use the cache only; uncached rows are flagged.")
 @click.option("--retries", type=click.IntRange(0, 20),
               help="Network sources: attempts after the first per request (default 4).")
-@click.option("--timeout", type=click.FloatRange(0, min_open=True),
+@click.option("--timeout", type=Finite(0, min_open=True),
               help="Network sources: seconds to wait for a response (default 30).")
 @click.option("--model", help="Registered model name or model file (.amz).")
 @click.option("--backend", type=click.Choice(["onnx", "torch"]), default="onnx",
@@ -119,7 +131,7 @@ def default_output(path: Path) -> Path:
               help="Centring/cropping step (centre-crop, recentre, or a plugin's).")
 @click.option("--centring-option", "centring_option", multiple=True, metavar="KEY=VALUE",
               help="An option of the centring step's factory (repeatable), e.g. nsigma=3.")
-@click.option("--crop-fraction", type=click.FloatRange(0, 1, min_open=True),
+@click.option("--crop-fraction", type=Finite(0, 1, min_open=True),
               help="Crop side as a fraction of the image (default: the paper's 200/424).")
 @click.option("--prefix", default="morph_", show_default=True, help="Added columns' prefix.")
 @click.option("--format", "in_format", help="Input format when the suffix does not tell.")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .cli import _int_list, check_output_dirs, class_list, cli, row_warnings
+from .cli import Finite, _int_list, check_output_dirs, class_list, cli, row_warnings
 
 #: The id column of labelled sets: their documented layout (``labels.csv``: OBJID, label,
 #: split, as ../shared/data/gz1 ships) names images by SDSS OBJID. classify and gallery
@@ -27,7 +27,7 @@ colour_jitter_option = click.option(
     help="The paper's brightness/contrast/saturation/hue jitter; --no-colour-jitter keeps "
     "each galaxy's (physical) colour.")
 mixup_option = click.option(
-    "--mixup", type=click.FloatRange(0), default=0.0, show_default=True,
+    "--mixup", type=Finite(0), default=0.0, show_default=True,
     help="Blend each batch with a shuffled copy, weight ~ Beta(MIXUP, MIXUP), e.g. 0.2 "
     "(0: off).")
 
@@ -46,7 +46,8 @@ mixup_option = click.option(
 @click.option("--classes", help="Comma-separated class list (default: labels in train split).")
 @click.option("--epochs", type=click.IntRange(1), default=30, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
-@click.option("--lr", type=float, default=1e-4, show_default=True, help="Adam learning rate.")
+@click.option("--lr", type=Finite(0, min_open=True), default=1e-4, show_default=True,
+              help="Adam learning rate.")
 @click.option("--schedule", type=click.Choice(["constant", "cosine"]), default="constant",
               show_default=True)
 @click.option("--class-weighting", type=click.Choice(["none", "sqrt", "balanced"]),
@@ -61,7 +62,7 @@ mixup_option = click.option(
 @click.option("--limit", type=click.IntRange(1), help="Use at most N images per split.")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint.")
 @click.option("--name", help="Model name recorded in outputs (default: file stem).")
-@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+@click.option("--label-smoothing", type=Finite(0, 1, max_open=True), default=0.0,
               show_default=True)
 @click.option("--threads", type=click.IntRange(1),
               help="torch threads (default: all cores). Same data, seed and threads give the "
@@ -72,15 +73,15 @@ mixup_option = click.option(
 @click.option("--teacher", "teachers", multiple=True,
               help="Distil from this model (repeat for an ensemble): its mean probabilities "
                    "over the 8 rotations/flips of each training image are soft targets.")
-@click.option("--distill-weight", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+@click.option("--distill-weight", type=Finite(0, 1), default=0.5, show_default=True,
               help="With --teacher: weight of the soft targets against the labels (0: the "
                    "teacher only makes --pseudo-labels).")
 @click.option("--pseudo-labels", "pseudo_dir", type=click.Path(file_okay=False),
               help="Folder of unlabelled images: --teacher labels them and the confident ones "
                    "join the training split.")
-@click.option("--pseudo-threshold", type=click.FloatRange(0, 1, min_open=True), default=0.9,
+@click.option("--pseudo-threshold", type=Finite(0, 1, min_open=True), default=0.9,
               show_default=True, help="Smallest teacher probability that makes a pseudo-label.")
-@click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+@click.option("--ema", type=Finite(0, 1, max_open=True), default=0.0,
               show_default=True,
               help="Decay of a moving average of the weights, e.g. 0.998 (0: off); the "
                    "average is validated and shipped.")
@@ -138,15 +139,15 @@ def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
 @click.option("--classes", help="Comma-separated class list (default: labels in train split).")
 @click.option("--iterations", type=click.IntRange(1), default=40, show_default=True,
               help="Shared-weight + controller rounds.")
-@click.option("--budget", "budget_minutes", type=click.FloatRange(0, min_open=True),
+@click.option("--budget", "budget_minutes", type=Finite(0, min_open=True),
               help="Stop after this many minutes (then derive from what was learnt).")
 @click.option("--shared-steps", type=click.IntRange(1), default=20, show_default=True)
 @click.option("--controller-steps", type=click.IntRange(1), default=10, show_default=True)
-@click.option("--target-flops", type=float, default=20e6, show_default=True,
+@click.option("--target-flops", type=Finite(0, min_open=True), default=20e6, show_default=True,
               help="T of paper Eq. 1, in multiply-adds.")
-@click.option("--w", "w", type=float, default=-0.07, show_default=True,
+@click.option("--w", "w", type=Finite(), default=-0.07, show_default=True,
               help="Exponent of Eq. 1 (negative penalises FLOPs above T; see docs/search.md).")
-@click.option("--w-below", type=float, help="Exponent when FLOPs <= T (default: --w).")
+@click.option("--w-below", type=Finite(), help="Exponent when FLOPs <= T (default: --w).")
 @click.option("--metric", type=click.Choice(["accuracy", "balanced_accuracy", "macro_f1", "f1",
                                             "likelihood"]), default="macro_f1",
               show_default=True,
@@ -157,7 +158,7 @@ def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
               show_default=True,
               help="Cost in Eq. 1: multiply-adds (paper), or ONNX Runtime latency on this CPU "
               "(per-op table measured once and cached).")
-@click.option("--target-latency", type=click.FloatRange(0, min_open=True),
+@click.option("--target-latency", type=Finite(0, min_open=True),
               help="T of Eq. 1 with --cost latency, ms per image (default: Table-2 G0's).")
 @click.option("--warmup", type=click.IntRange(0), default=0, show_default=True,
               help="Iterations of uniformly sampled paths before the controller learns.")
@@ -213,7 +214,7 @@ def search(labels: Path, image_dir: str, output: Path, id_column: str, classes: 
               help="Architectures, evenly spaced in multiply-adds across the space.")
 @click.option("--epochs", type=click.IntRange(1), default=6, show_default=True,
               help="Stand-alone training epochs per architecture.")
-@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--lr", type=Finite(0, min_open=True), default=1e-3, show_default=True)
 @click.option("--seeds", default="0", show_default=True,
               help="Comma-separated stand-alone training seeds (mean and spread).")
 @click.option("--sample-seed", type=int, default=0, show_default=True)
@@ -256,20 +257,20 @@ def rank(labels: Path, image_dir: str, supernet: Path, out_dir: Path, id_column:
 @click.option("--epochs", type=click.IntRange(1), default=3, show_default=True,
               help="Training epochs per candidate.")
 @click.option("--max-candidates", type=click.IntRange(1), default=6, show_default=True)
-@click.option("--budget", "budget_minutes", type=click.FloatRange(0, min_open=True),
+@click.option("--budget", "budget_minutes", type=Finite(0, min_open=True),
               help="Start no new candidate after this many minutes.")
 @click.option("--phis", type=click.IntRange(1), default=3, show_default=True,
               help="Write G1..G<phis>.")
-@click.option("--tolerance", type=float, default=0.1, show_default=True,
+@click.option("--tolerance", type=Finite(0), default=0.1, show_default=True,
               help="Accept candidates whose nominal alpha*beta^2*gamma^2 and realised "
               "(after rounding) G1/G0 multiply-add ratio are within this of 2.")
-@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--lr", type=Finite(0, min_open=True), default=1e-3, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
 @click.option("--limit", type=click.IntRange(1), help="Use at most N images per split.")
 @click.option("--seeds", default="0,1", show_default=True,
               help="Comma-separated seeds: each candidate is trained once per seed and "
               "chosen by the mean.")
-@click.option("--hold-ratio", type=click.FloatRange(0), default=2.0, show_default=True,
+@click.option("--hold-ratio", type=Finite(0), default=2.0, show_default=True,
               help="Re-round each family member's input size so every phi step costs about "
                    "this many times the one before (0: Eq. 6's sizes as they round).")
 @click.option("--threads", type=click.IntRange(1),
@@ -368,7 +369,7 @@ def kaggle_select(solutions: Path, output: Path, seed: int, overwrite: bool) -> 
 @click.option("--classes", help="Comma-separated class list (default: labels in train split).")
 @click.option("--epochs", type=click.IntRange(1), default=12, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--lr", type=Finite(0, min_open=True), default=1e-3, show_default=True)
 @click.option("--schedule", type=click.Choice(["constant", "cosine"]), default="cosine",
               show_default=True)
 @click.option("--class-weighting", type=click.Choice(["none", "sqrt", "balanced"]),
@@ -376,15 +377,15 @@ def kaggle_select(solutions: Path, output: Path, seed: int, overwrite: bool) -> 
 @click.option("--seeds", default="0,1,2", show_default=True,
               help="Comma-separated seeds: one training each; the table gives mean ± std.")
 @click.option("--threads", type=click.IntRange(1), help="torch threads per training.")
-@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+@click.option("--label-smoothing", type=Finite(0, 1, max_open=True), default=0.0,
               show_default=True)
 @click.option("--teacher", "teachers", multiple=True, help="As for train: distil from it.")
-@click.option("--distill-weight", type=click.FloatRange(0, 1), default=0.5, show_default=True)
+@click.option("--distill-weight", type=Finite(0, 1), default=0.5, show_default=True)
 @click.option("--pseudo-labels", "pseudo_dir", type=click.Path(file_okay=False),
               help="As for train: unlabelled images the teacher labels.")
-@click.option("--pseudo-threshold", type=click.FloatRange(0, 1, min_open=True), default=0.9,
+@click.option("--pseudo-threshold", type=Finite(0, 1, min_open=True), default=0.9,
               show_default=True)
-@click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+@click.option("--ema", type=Finite(0, 1, max_open=True), default=0.0,
               show_default=True,
               help="As for train: decay of a moving average of the weights (0: off).")
 @colour_jitter_option

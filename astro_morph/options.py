@@ -11,6 +11,7 @@ factory is a bug to report, not a user mistake.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -81,17 +82,25 @@ def _convert(text: str, default: Any, key: str, what: str) -> Any:
     for kind in (int, float):
         if isinstance(default, kind):
             try:
-                return kind(text)
+                return _finite(kind(text), key, text, what)
             except ValueError:
                 raise UserError(f"{what} option {key}={text!r}: expected a "
                                 f"{kind.__name__}") from None
     if default is None or default is inspect.Parameter.empty:
         for kind in (int, float):  # no default to go by: numbers as numbers
             try:
-                return kind(text)
+                number = kind(text)
             except ValueError:
-                pass
+                continue
+            return _finite(number, key, text, what)
     return text
+
+
+def _finite(number: float, key: str, text: str, what: str) -> float:
+    """``nan`` and ``inf`` parse as floats but only ever make every row fail later."""
+    if not math.isfinite(number):
+        raise UserError(f"{what} option {key}={text!r}: expected a finite number")
+    return number
 
 
 def parse_option_pairs(pairs: Iterable[str], factory: Callable[..., Any], what: str,

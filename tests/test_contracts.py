@@ -92,6 +92,24 @@ def test_centring_options_reach_a_third_party_step_end_to_end(fake, image_dir, t
                                      "--centring-option", "dx=left", "-o",
                                      str(tmp_path / "q.fits")])
     assert "option dx='left': expected a float" in str(typed.exception)
+    for text in ("nan", "-inf"):  # parse as floats, would flag every row later
+        nan = CliRunner().invoke(cli, ["classify", str(cat), "--image-dir", str(image_dir),
+                                       "--model", "plugin-g0", "--centring", "shift",
+                                       "--centring-option", f"dx={text}", "-o",
+                                       str(tmp_path / "n.fits")])
+        assert nan.exit_code == 1 and not (tmp_path / "n.fits").exists()
+        assert f"option dx='{text}': expected a finite number" in str(nan.exception)
+
+
+@pytest.mark.parametrize("args", [["--lr", "nan"], ["--lr", "0"], ["--lr", "inf"],
+                                  ["--label-smoothing", "nan"], ["--mixup", "inf"]])
+def test_training_numbers_must_be_finite(tmp_path, args):
+    """nan passes click's range checks (comparisons with nan are false); torch's Adam
+    raised a traceback for it."""
+    (tmp_path / "l.csv").write_text("OBJID,label,split\n1,a,train\n")
+    res = CliRunner().invoke(cli, ["train", str(tmp_path / "l.csv"), "--image-dir",
+                                   str(tmp_path), "-o", str(tmp_path / "m.amz"), *args])
+    assert res.exit_code == 2 and f"Invalid value for '{args[0]}'" in res.output
 
 
 def test_only_options_the_user_set_reach_the_source(image_dir, tiny_model):
