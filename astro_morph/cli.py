@@ -19,6 +19,21 @@ from .errors import EXIT_INTERRUPTED, EXIT_NOTHING_CLASSIFIED, ExitStatus, UserE
 MAX_ROW_WARNINGS = 10
 
 
+def figure_path(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """An image path whose suffix matplotlib can write: it would append ``.png`` to a name
+    without one (the file would not be where the user looks) and raise on ``.txt``."""
+    if value is None:
+        return None
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    kinds = FigureCanvasBase.get_supported_filetypes()
+    if value.suffix.lower().lstrip(".") not in kinds:
+        raise click.BadParameter(f"{value}: cannot tell the image format from the suffix; use "
+                                 f".png, .pdf or .svg (or one of {', '.join(sorted(kinds))})",
+                                 ctx, param)
+    return value
+
+
 class Finite(click.FloatRange):
     """A number option that also refuses ``nan`` and ``inf``, which pass click's range checks
     (every comparison with nan is false) and would reach torch as a learning rate."""
@@ -358,7 +373,8 @@ def export_onnx_cmd(model: Path, output: Path, overwrite: bool) -> None:
 
 @cli.command()
 @click.argument("catalog", type=click.Path(exists=True, path_type=Path))
-@click.option("--png", type=click.Path(path_type=Path), required=True, help="Image to write.")
+@click.option("--png", type=click.Path(path_type=Path), required=True, callback=figure_path,
+              help="Image to write (.png, .pdf, .svg).")
 @click.option("--image-dir", type=click.Path(path_type=Path), help="Folder of cutout images.")
 @click.option("--id-column", help="As for classify (default: the source's own).")
 @click.option("--path-column")

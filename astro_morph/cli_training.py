@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .cli import Finite, _int_list, check_output_dirs, class_list, cli, row_warnings
+from .cli import Finite, _int_list, check_output_dirs, class_list, cli, figure_path, row_warnings
 
 #: The id column of labelled sets: their documented layout (``labels.csv``: OBJID, label,
 #: split, as ../shared/data/gz1 ships) names images by SDSS OBJID. classify and gallery
@@ -440,7 +440,8 @@ def compare(labels: Path, image_dir: str, archs: str, out_dir: Path, md: Path | 
 @click.option("--split", default="test", show_default=True)
 @click.option("--backend", type=click.Choice(["onnx", "torch"]), default="onnx",
               show_default=True)
-@click.option("--png", type=click.Path(path_type=Path), help="Write the confusion matrix here.")
+@click.option("--png", type=click.Path(path_type=Path), callback=figure_path,
+              help="Write the confusion matrix here (.png, .pdf, .svg).")
 @click.option("--json", "json_out", type=click.Path(path_type=Path),
               help="Write the full report as JSON.")
 @click.option("--no-timing", is_flag=True, help="Skip the CPU latency measurement.")

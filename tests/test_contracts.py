@@ -225,3 +225,14 @@ def test_trace_env_var_traces_every_registration_hook(monkeypatch, capsys):
     # One traced call per implementing plugin (builtins included), not one per hook.
     assert err.count("astromorph_register_sources") >= 4
 
+
+
+@pytest.mark.parametrize("name", ["cm.txt", "cm"])
+@pytest.mark.parametrize("command", ["gallery", "evaluate"])
+def test_figure_paths_need_an_image_suffix(tmp_path, command, name):
+    """matplotlib raised a traceback for .txt and silently wrote cm.png for cm."""
+    (tmp_path / "l.csv").write_text("OBJID,label,split\n1,a,train\n")
+    res = CliRunner().invoke(cli, [command, str(tmp_path / "l.csv"), "--png",
+                                   str(tmp_path / name)])
+    assert res.exit_code == 2 and "cannot tell the image format from the suffix" in res.output
+    assert list(tmp_path.iterdir()) == [tmp_path / "l.csv"]
