@@ -10,6 +10,7 @@ from astropy.table import Table
 
 from .catalog_io import read_catalog
 from .columns import DEFAULT_PREFIX, add_columns, check_no_clash, provenance_meta
+from .errors import UserError
 from .inference.tta import TTAClassifier
 from .models.base import Classifier
 from .options import build_centring, build_source, check_options
@@ -33,8 +34,9 @@ def classify(table: Table | str | os.PathLike, source: str = "galaxyzoo",
 
     Parameters
     ----------
-    table : astropy.table.Table or path
-        The catalog; a path is read with :func:`astro_morph.catalog_io.read_catalog`.
+    table : astropy.table.Table, pandas.DataFrame or path
+        The catalog; a path is read with :func:`astro_morph.catalog_io.read_catalog`, a
+        DataFrame converted with ``Table.from_pandas`` (the result is a Table).
         It is not modified.
     source : str
         Registered cutout source (``astro_morph plugins`` lists them).
@@ -82,8 +84,13 @@ def classify(table: Table | str | os.PathLike, source: str = "galaxyzoo",
     from . import __version__
     from .inference.load import load_model
 
-    if not isinstance(table, Table):
+    if type(table).__module__.startswith("pandas") and hasattr(table, "columns"):
+        table = Table.from_pandas(table)  # survey scripts often hold a DataFrame
+    elif isinstance(table, (str, os.PathLike)):
         table = read_catalog(table)
+    elif not isinstance(table, Table):
+        raise UserError(f"classify takes an astropy Table, a pandas DataFrame or a catalog "
+                        f"path, not {type(table).__name__}")
     # Only the options the caller set reach the factories, so each plugin's own defaults
     # apply; unknown keys fail before anything is built or loaded.
     src_options = {k: v for k, v in source_options.items() if v is not None}

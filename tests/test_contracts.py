@@ -236,3 +236,18 @@ def test_figure_paths_need_an_image_suffix(tmp_path, command, name):
                                    str(tmp_path / name)])
     assert res.exit_code == 2 and "cannot tell the image format from the suffix" in res.output
     assert list(tmp_path.iterdir()) == [tmp_path / "l.csv"]
+
+
+def test_classify_takes_a_dataframe_and_names_what_it_cannot_take(image_dir, tiny_model):
+    import astro_morph
+
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"GalaxyID": [1, 2], "z": [0.05, 0.1]})
+    out = astro_morph.classify(frame, image_dir=image_dir, model=tiny_model,
+                               id_column="GalaxyID")
+    expected = astro_morph.classify(Table.from_pandas(frame), image_dir=image_dir,
+                                    model=tiny_model, id_column="GalaxyID")
+    assert isinstance(out, Table) and list(out["z"]) == [0.05, 0.1]
+    assert list(out["morph_label"]) == list(expected["morph_label"])
+    with pytest.raises(UserError, match="not list"):
+        astro_morph.classify([1, 2], image_dir=image_dir, model=tiny_model)
