@@ -13,8 +13,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import click
+from click.utils import PacifyFlushWrapper
 
-from .errors import EXIT_INTERRUPTED, EXIT_NOTHING_CLASSIFIED, ExitStatus, UserError
+from .errors import (
+    EXIT_INTERRUPTED,
+    EXIT_NOTHING_CLASSIFIED,
+    EXIT_PIPE_CLOSED,
+    EXIT_USER_ERROR,
+    ExitStatus,
+    UserError,
+)
 
 MAX_ROW_WARNINGS = 10
 
@@ -425,6 +433,12 @@ def main() -> None:
     debug = "--debug" in sys.argv[1:]
     try:
         cli.main(standalone_mode=False)
+    except SystemExit as exc:
+        # click ends a command whose stdout reader has gone with status 1, which here means
+        # "user error, nothing written"; it marks that case by wrapping sys.stdout.
+        if exc.code == EXIT_USER_ERROR and isinstance(sys.stdout, PacifyFlushWrapper):
+            sys.exit(EXIT_PIPE_CLOSED)
+        raise
     except click.exceptions.Abort:
         click.echo("Interrupted. (classify, train, search and compare continue from their "
                    "checkpoints when rerun the same way, with --resume for the first three)",

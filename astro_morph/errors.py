@@ -9,8 +9,11 @@ import click
 
 __all__ = ["AstroMorphError", "ExitStatus", "UserError", "first_line", "suggest_names"]
 
-#: Exit statuses of the ``astromorph`` command (docs/cli.md).
+#: Exit statuses of the ``astromorph`` command (docs/bad_input.md).
 EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE, EXIT_NOTHING_CLASSIFIED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+#: stdout closed before the command finished printing (``| head``): 128 + SIGPIPE, what a
+#: shell reports for a tool the closed pipe stopped.
+EXIT_PIPE_CLOSED = 141
 
 
 class AstroMorphError(Exception):
