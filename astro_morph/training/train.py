@@ -188,8 +188,16 @@ def ema_with_warmup(decay: float):
     average still mapped every image to one output after 10 of 30 epochs."""
     from torch.optim.swa_utils import get_ema_multi_avg_fn
 
+    # Steps so far, counted here because int(n_averaged) every step would sync a GPU. One
+    # count per tensor group: AveragedModel calls this once per (device, dtype) group.
+    counts: dict[int, int] = {}
+
     def update(averaged: list, current: list, n_averaged: torch.Tensor) -> None:
-        n = int(n_averaged)
+        key = averaged[0].data_ptr()  # the group's first tensor; views change, storage not
+        if key not in counts:
+            counts[key] = int(n_averaged)  # once per group; a resumed run starts past 0
+        n = counts[key]
+        counts[key] = n + 1
         get_ema_multi_avg_fn(min(decay, (1 + n) / (10 + n)))(averaged, current, n_averaged)
     return update
 

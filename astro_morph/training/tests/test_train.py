@@ -390,3 +390,30 @@ def test_training_classes_needs_two_and_names_the_splits():
     with pytest.raises(UserError, match=r"no rows in split 'train' \(did you mean 'Train'\?\); "
                                         r"its 'split' column holds 'Train', 'val'"):
         training_classes(t, None, "l.csv")
+
+
+@pytest.mark.parametrize("use_buffers", [True, False])
+def test_ema_step_count_matches_n_averaged(use_buffers):
+    """The warmup counts steps itself (reading n_averaged would sync a GPU each step); the
+    average must equal one that reads n_averaged, with the int64 batch-norm counter as a
+    second tensor group (AveragedModel calls the update once per group)."""
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    def reads_n_averaged(a, c, n):
+        k = int(n)
+        get_ema_multi_avg_fn(min(0.99, (1 + k) / (10 + k)))(a, c, n)
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4))
+    ref = AveragedModel(net, multi_avg_fn=reads_n_averaged, use_buffers=use_buffers)
+    ours = AveragedModel(net, multi_avg_fn=train_mod.ema_with_warmup(0.99),
+                         use_buffers=use_buffers)
+    opt = torch.optim.SGD(net.parameters(), 0.1)
+    for _ in range(100):
+        opt.zero_grad()
+        net(torch.randn(8, 4)).pow(2).mean().backward()
+        opt.step()
+        ref.update_parameters(net)
+        ours.update_parameters(net)
+    for a, b in zip(ref.state_dict().values(), ours.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
