@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 
 import click
@@ -41,8 +42,13 @@ class ExitStatus(click.ClickException):
 def first_line(exc: BaseException) -> str:
     """An exception's message cut to its first line (its type name when it has none), for
     one-line errors about files written by other tools."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    # wcslib prefixes its reason with where in its C source it failed: skip those lines.
+    said = [line for line in lines if not _C_LOCATION.match(line)] or lines
+    return said[0] if said else type(exc).__name__
+
+
+_C_LOCATION = re.compile(r"ERROR \d+ in \w+\(\) at line \d+ of file \S+:?$")
 
 
 def suggest_names(name: str, candidates: Iterable[str]) -> str:

@@ -100,6 +100,16 @@ def _coords(work: Path, ra, dec) -> list[str]:
     return [str(cat), "--source", "fits", "--image", str(_mosaic(work)), "--size-arcsec", "30"]
 
 
+def _singular_wcs(work: Path, images: Path) -> list[str]:
+    """A mosaic header whose CDELT are 0: wcslib's reason comes in three lines."""
+    from astropy.io import fits
+
+    args = _coords(work, [150.0], [2.0])
+    with fits.open(work / "mosaic.fits", mode="update") as hdul:
+        hdul[0].header["CDELT1"] = hdul[0].header["CDELT2"] = 0.0
+    return args
+
+
 def _disk_full(monkeypatch) -> None:
     def full(self, *a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -365,6 +375,8 @@ CASES: list[Case] = [
         0, [0, 0, 16]),
     Case("position outside the mosaic", lambda w, i: _coords(w, [150.0, 151.0], [2.0, 2.0]),
          0, [0, 32]),
+    Case("FITS mosaic whose WCS matrix is singular (CDELT 0)", _singular_wcs, 1,
+         "mosaic.fits: Linear transformation matrix is singular."),
     Case("--centring recentre without scikit-image", lambda w, i: _ids(w, [1]) + [
         "--centring", "recentre"], 1, "needs scikit-image", patch=_no_skimage),
     # Options and outputs

@@ -18,7 +18,7 @@ from astropy import units as u
 from astropy.table import Table
 
 from ..centring.stretch import SURVEY_STRETCH, lupton_rgb
-from ..errors import UserError
+from ..errors import UserError, first_line
 from ..flags import MorphFlag
 from ..hookspecs import hookimpl
 from .base import Cutout, Source
@@ -75,7 +75,7 @@ class FitsMosaicSource(Source):
                         wcs = WCS(hdu.header)
                     data = np.asarray(hdu.data, dtype=np.float32)
             except (OSError, ValueError) as exc:
-                raise UserError(f"cannot read FITS image {p}: {exc}") from None
+                raise UserError(f"cannot read FITS image {p}: {first_line(exc)}") from None
             if not wcs.has_celestial:
                 raise UserError(f"{p}: header has no celestial WCS")
             self.bands.append((data, wcs.celestial))

@@ -127,3 +127,13 @@ def test_cli_fits_source(mosaic, tiny_model, tmp_path):
     assert res.exit_code == 0, res.output
     out = Table.read(tmp_path / "cat_morph.fits")
     assert len(out) == 4 and (out["morph_flags"] == 0).all()
+
+
+def test_first_line_skips_wcslib_source_locations():
+    from astro_morph.errors import first_line
+
+    err = ValueError("ERROR 3 in wcsset() at line 2868 of file cextern/wcslib/C/wcs.c:\n"
+                     "Linear transformation matrix is singular.\nERROR 3 in linset() at line "
+                     "691 of file cextern/wcslib/C/lin.c:\nPCi_ja matrix is singular.")
+    assert first_line(err) == "Linear transformation matrix is singular."
+    assert first_line(ValueError("one\ntwo")) == "one" and first_line(ValueError()) == "ValueError"
