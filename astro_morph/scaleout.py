@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from astropy.table import Table
 
-from .errors import UserError
+from .errors import UserError, first_line
 
 __all__ = ["connect", "dask_client", "classify_dask", "classify_lsdb"]
 
@@ -94,12 +94,18 @@ def connect(address: str | None):
         raise UserError("--dask needs dask.distributed: pip install 'astro_morph[dask]'") \
             from None
     if address in (None, "local") or str(address).startswith("local:"):
-        n = int(str(address).split(":")[1]) if str(address).startswith("local:") else \
-            (os.cpu_count() or 1)
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               host="127.0.0.1", dashboard_address=":0")
+        n = str(address).partition(":")[2] if address else ""
+        if n and not (n.isdigit() and int(n) >= 1):
+            raise UserError(f"--dask {address!r}: N in local:N must be a worker count >= 1")
+        cluster = LocalCluster(n_workers=int(n) if n else os.cpu_count() or 1,
+                               threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=":0")
         return Client(cluster)
-    return Client(address)
+    try:
+        return Client(address)
+    except ValueError as exc:  # distributed's parse errors ("missing port number ...")
+        raise UserError(f"--dask {address!r}: {first_line(exc)}; give a scheduler address "
+                        "such as tcp://host:8786, or local[:N]") from None
 
 
 def classify_dask(table: Table, client, model: str | os.PathLike | None = None,

@@ -108,3 +108,14 @@ def test_a_worker_uses_its_own_threads_not_every_core(tiny_model, monkeypatch):
     assert scaleout._worker_threads() is None  # not inside a Dask worker here
     monkeypatch.setattr(scaleout, "_worker_threads", lambda: 1)
     assert scaleout._model(str(tiny_model), "onnx", "cpu", None).streams == 1
+
+
+@pytest.mark.parametrize(("address", "says"), [
+    ("nonsense", "missing port number"), ("local:abc", "worker count"),
+    ("local:0", "worker count")])
+def test_bad_dask_addresses_are_one_line(address, says):
+    from astro_morph.errors import UserError
+    from astro_morph.scaleout import connect
+
+    with pytest.raises(UserError, match=f"--dask '{address}': .*{says}"):
+        connect(address)

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
+from ..errors import UserError
 from ..flags import MorphFlag
 from .base import Cutout, Source
 from .coords import find_column, radec_degrees
@@ -120,6 +121,8 @@ class NetworkSource(Source):
         self.size_column = size_column
         self.pixels = int(pixels)
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir(self.name)
+        if self.cache_dir.exists() and not self.cache_dir.is_dir():  # else every row fails
+            raise UserError(f"--cache-dir {self.cache_dir} is a file, not a folder")
         self.offline = offline
         self.retries, self.backoff, self.timeout = retries, backoff, timeout
         self.limiter = _RateLimiter(rate)

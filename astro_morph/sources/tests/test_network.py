@@ -343,3 +343,12 @@ def test_cli_retries_and_timeout_reach_the_source(monkeypatch, tmp_path):
                                       "--timeout", "5", "-o", str(tmp_path / "o.fits")])
     assert result.exit_code == 130, result.output
     assert seen["retries"] == 1 and seen["timeout"] == 5.0
+
+
+def test_a_cache_dir_that_is_a_file_is_refused(tmp_path):
+    """Before: every row was flagged 'not in the cache' (offline) or failed to write."""
+    from astro_morph.errors import UserError
+
+    (tmp_path / "cat.fits").write_bytes(b"a catalog, not a folder")
+    with pytest.raises(UserError, match="cat.fits is a file, not a folder"):
+        SdssSource(cache_dir=tmp_path / "cat.fits", offline=True)
