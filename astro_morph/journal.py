@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -69,8 +71,18 @@ class Journal:
         path = self.dir / f"chunk-{start:012d}.npz"
         if not path.is_file():
             return None
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+        try:
+            # Opened here: np.load leaves its own handle open when the zip is damaged.
+            with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            # Chunks are renamed into place whole, so this is damage from outside (a disk
+            # fault, a copy cut short): those rows are classified again, nothing is lost.
+            logging.getLogger("astro_morph").warning(
+                "resume journal: %s is unreadable (%s); classifying its rows again", path.name,
+                type(exc).__name__)
+            path.unlink(missing_ok=True)
+            return None
 
     def save(self, start: int, **arrays: np.ndarray) -> None:
         """Store one finished chunk; a full disk or a read-only folder is a one-line error

@@ -305,3 +305,36 @@ def test_every_command_counts_the_warnings_past_the_tenth(capsys):
     err = capsys.readouterr().err.splitlines()
     assert err[9] == "warning: split 'train': left out 9"
     assert err[10:] == ["warning: ... 2 more warnings"]
+
+
+def test_a_damaged_journal_chunk_is_classified_again(tiny_model, image_dir, tmp_path,
+                                                      monkeypatch, caplog):
+    """Chunks are renamed into place whole, but a disk fault or a cut-short copy can still
+    damage one: --resume redoes its rows (with a warning) instead of ending in a traceback."""
+    import astro_morph
+    from astro_morph import pipeline
+
+    cat = Table({"GalaxyID": [1, 2, 3, 4, 5, 1]})
+    kw = dict(image_dir=image_dir, model=tiny_model, id_column="GalaxyID", chunk_size=2,
+              progress=False)
+    clean = astro_morph.classify(cat, **kw)
+    real, done = pipeline._classify_chunk, []
+
+    def classify_then_interrupt(*args, **kwargs):
+        if len(done) == 2:
+            raise KeyboardInterrupt
+        done.append(1)
+        return real(*args, **kwargs)
+
+    journal = tmp_path / "out.partial"
+    monkeypatch.setattr(pipeline, "_classify_chunk", classify_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        astro_morph.classify(cat, journal_dir=journal, **kw)
+    monkeypatch.setattr(pipeline, "_classify_chunk", real)
+    chunks = sorted(journal.glob("chunk-*.npz"))
+    assert len(chunks) == 2
+    chunks[1].write_bytes(chunks[1].read_bytes()[:40])  # a copy cut short
+    resumed = astro_morph.classify(cat, journal_dir=journal, resume=True, **kw)
+    assert "unreadable" in caplog.text and chunks[1].name in caplog.text
+    for name in clean.colnames:
+        assert np.array_equal(np.ma.filled(clean[name]), np.ma.filled(resumed[name])), name
