@@ -332,6 +332,18 @@ def _labels_text(text: str):
     return make
 
 
+def _blank_images(work: Path, images: Path) -> list[str]:
+    """Cutouts from outside a survey's footprint: one grey value throughout."""
+    from PIL import Image
+
+    blank = work / "blank"
+    blank.mkdir()
+    for i in (1, 2, 3):
+        Image.new("RGB", (64, 64), (0, 0, 0)).save(blank / f"{i}.jpg")
+    args = _labels(work, images)
+    return args[:1] + ["--image-dir", str(blank)] + args[3:]
+
+
 def _pseudo_upper_case(work: Path, images: Path) -> list[str]:
     """The sources open <id>.jpg/.jpeg/.png only, so .JPG files are no pseudo-label pool."""
     folder = work / "unlabelled"
@@ -454,6 +466,12 @@ CASES: list[Case] = [
          _labels_text("1,spiral,TRAIN\n2,elliptical,TRAIN\n3,spiral,validation\n"), 1,
          "no rows in split 'train' (did you mean 'TRAIN'?); its 'split' column holds 'TRAIN', "
          "'validation'", command="train", group="train"),
+    Case("train on blank images", _blank_images, 1,
+         "the 2 'train' images are blank (one pixel value throughout)", command="train",
+         group="train"),
+    Case("train with a learning rate that diverges (--lr 1e6)",
+         lambda w, i: _labels(w, i) + ["--lr", "1e6"], 1,
+         "training diverged in epoch 1", command="train", group="train"),
     Case("train on a labelled set with a missing image", _labels_missing_image, 0,
          "left out 1 of 3 rows whose image is missing", command="train", group="train"),
     Case("train --pseudo-labels on a folder of upper-case .JPG files", _pseudo_upper_case, 1,

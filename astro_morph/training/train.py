@@ -8,7 +8,9 @@ validation accuracy is kept and written as a model file with a fitted softmax te
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import shutil
 import time
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
@@ -303,6 +305,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
             soft = torch.cat([soft, torch.from_numpy(extra_soft)])
     decode_s = time.perf_counter() - t0
     pix = train_set.images.reshape(-1, 3).astype(np.float64) / 255
+    if (pix.std(0) < 1e-3).all():  # nothing to learn, and batch norm's gradients overflow
+        raise UserError(f"{cfg.labels}: the {len(train_set.labels)} {cfg.train_split!r} images "
+                        f"are blank (one pixel value throughout); check --image-dir")
     mean_l, std_l = pix.mean(0).tolist(), pix.std(0).clip(1e-3).tolist()
     mean = torch.tensor(mean_l, device=device).view(1, 3, 1, 1)
     std = torch.tensor(std_l, device=device).view(1, 3, 1, 1)
@@ -401,6 +406,15 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
         if sched is not None:
             sched.step()
         val_logits = _logits(scored, val_set.images, mean, std, device)
+        if not (math.isfinite(loss_sum) and bool(torch.isfinite(val_logits).all())):
+            # NaN logits argmax to class 0, which could pass for an accuracy and be kept;
+            # the checkpoint of the last good epoch is left as it was.
+            if not ckpt_path.exists():
+                with contextlib.suppress(OSError):
+                    ckdir.rmdir()  # made for this run, still empty
+            raise UserError(f"training diverged in epoch {epoch + 1} (loss "
+                            f"{loss_sum / max(seen, 1):.3g}, non-finite outputs): start "
+                            f"again with a lower --lr (now {cfg.lr:g})")
         val_acc = float((val_logits.argmax(1) == val_y).float().mean())
         val_probs = torch.softmax(val_logits, 1).numpy()
         val_epoch = classification_report(val_set.labels, val_probs, class_names)
