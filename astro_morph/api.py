@@ -84,7 +84,7 @@ def classify(table: Table | str | os.PathLike, source: str = "galaxyzoo",
     from . import __version__
     from .inference.load import load_model
 
-    if type(table).__module__.startswith("pandas") and hasattr(table, "columns"):
+    if type(table).__name__ == "DataFrame" and type(table).__module__.startswith("pandas"):
         table = Table.from_pandas(table)  # survey scripts often hold a DataFrame
     elif isinstance(table, (str, os.PathLike)):
         table = read_catalog(table)
