@@ -129,6 +129,23 @@ class ArchConfig:
     def __post_init__(self) -> None:
         if self.activation not in ("silu", "relu6", "relu"):
             raise ValueError(f"activation must be silu, relu6 or relu, got {self.activation!r}")
+        if not self.blocks:
+            raise ValueError("an architecture needs at least one block")
+        # A genotype file is user input: numbers that would only fail inside torch, or build
+        # a network that cannot run, are named here.
+        for key in ("stem_kernel", "stem_channels", "stem_stride", "head_channels", "in_chans"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{key} must be a positive integer, got {value!r}")
+        if isinstance(self.resolution, bool) or not isinstance(self.resolution, int) or \
+                not 8 <= self.resolution <= 1024:
+            raise ValueError(f"resolution must be an integer of 8-1024 pixels, got "
+                             f"{self.resolution!r}")
+        for key in ("dropout", "stochastic_depth", "se_ratio"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                    not 0 <= value < 1:
+                raise ValueError(f"{key} must be a number in [0, 1), got {value!r}")
         prev = self.stem_channels
         for i, b in enumerate(self.blocks):
             if b.in_channels != prev:
@@ -152,6 +169,8 @@ class ArchConfig:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown architecture keys: {sorted(unknown)}")
+        if not isinstance(data.get("blocks"), list):
+            raise ValueError("'blocks' must be a list of block strings or objects")
         blocks = []
         prev = int(data.get("stem_channels", 32))
         for b in data["blocks"]:
@@ -306,6 +325,8 @@ def load_arch(path: str | Path) -> ArchConfig:
     """Read an architecture/genotype JSON file (as written by ``astromorph search``)."""
     try:
         data = json.loads(Path(path).read_text())
+        if not isinstance(data, dict) or not isinstance(data.get("arch", data), dict):
+            raise ValueError("expected a JSON object (with the architecture under 'arch')")
         return ArchConfig.from_dict(data.get("arch", data))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         from ..errors import UserError

@@ -114,3 +114,26 @@ def test_known_baseline_figures():
     assert abs(b0.macs / 1e9 - 0.39) < 0.01 and abs(b0.params / 1e6 - 5.29) < 0.01
     mv2 = count(VARIANTS["mobilenet-v2"], 1000)
     assert abs(mv2.macs / 1e6 - 300) < 3 and abs(mv2.params / 1e6 - 3.5) < 0.05
+
+
+@pytest.mark.parametrize(("arch", "says"), [
+    ([1, 2], "expected a JSON object"),
+    ({"arch": {"name": "x"}}, "'blocks' must be a list"),
+    ({"arch": {"name": "x", "blocks": []}}, "at least one block"),
+    ({"arch": {"name": "x", "blocks": ["e1_k3_s1_c16_n1"], "resolution": 0}},
+     "resolution must be an integer of 8-1024 pixels, got 0"),
+    ({"arch": {"name": "x", "blocks": ["e1_k3_s1_c16_n1"], "dropout": 1.5}},
+     "dropout must be a number in"),
+    ({"arch": {"name": "x", "blocks": ["e1_k3_s1_c16_n1"], "stem_kernel": 0}},
+     "stem_kernel must be a positive integer"),
+])
+def test_a_bad_genotype_file_is_one_line(tmp_path, arch, says):
+    """Genotype files are user input: before, resolution 0 reached torch ('height and width
+    must be > 0') and a JSON list an AttributeError, both as tracebacks."""
+    from astro_morph.errors import UserError
+    from astro_morph.models.arch import load_arch
+
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps(arch))
+    with pytest.raises(UserError, match=f"cannot read architecture file .*g.json: .*{says}"):
+        load_arch(path)
