@@ -27,6 +27,7 @@ class MorphFlag(enum.IntFlag):
     OFF_CENTRE = 256  # re-centred by more than the allowed offset
     DOWNLOAD_FAILED = 512  # network source gave up after retries
     CLASSIFY_FAILED = 1024  # the classifier raised or returned non-finite values
+    SIZE_DEFAULTED = 2048  # size column missing/NaN/not positive: the fixed cutout size used
 
 
 #: Bits that mean "no classification": label and probabilities are blank for these rows.
@@ -53,6 +54,7 @@ FLAG_DESCRIPTIONS: dict[MorphFlag, str] = {
     MorphFlag.OFF_CENTRE: "source far off centre",
     MorphFlag.DOWNLOAD_FAILED: "download failed",
     MorphFlag.CLASSIFY_FAILED: "classifier failed",
+    MorphFlag.SIZE_DEFAULTED: "size column invalid; fixed size used",
 }
 
 

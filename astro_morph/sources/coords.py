@@ -1,4 +1,5 @@
-"""RA/Dec columns to degrees: floats, Quantities or sexagesimal strings, bad rows flagged."""
+"""Catalog columns a cutout needs: RA/Dec to degrees (floats, Quantities or sexagesimal
+strings, bad rows flagged) and galaxy radii to cutout sides in arcsec."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ from astropy.table import Table
 
 from ..errors import UserError, suggest_names
 
-__all__ = ["find_column", "radec_degrees"]
+__all__ = ["find_column", "radec_degrees", "cutout_sides_arcsec", "GZ_FIELD_PER_PETROR90"]
+
+#: Galaxy Zoo images span 424 pixels of 0.024 x petroR90_r arcsec (Lintott et al. 2008;
+#: Willett et al. 2013): a field of 10.18 petroR90 radii.
+GZ_FIELD_PER_PETROR90 = 424 * 0.024
 
 
 def find_column(colnames: list[str], name: str, option: str) -> str:
@@ -66,3 +71,33 @@ def radec_degrees(table: Table, ra_column: str = "RA", dec_column: str = "DEC"
     dec, bad_dec = _to_degrees(table[dec_name], False)
     bad = bad_ra | bad_dec
     return np.where(bad, np.nan, ra), np.where(bad, np.nan, dec), bad
+
+
+def cutout_sides_arcsec(table: Table, size_column: str | None,
+                        default_arcsec: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's cutout side in arcsec, and which rows fell back to ``default_arcsec``.
+
+    With ``size_column`` (a petroR90-like radius: arcsec, or any angle unit the column
+    carries) the side is :data:`GZ_FIELD_PER_PETROR90` times it, Galaxy Zoo's framing; a
+    missing, NaN or non-positive radius gets ``default_arcsec`` and is marked in the second
+    array (the sources flag it ``SIZE_DEFAULTED``). Without a column every row gets the
+    default and none is marked.
+    """
+    n = len(table)
+    if not size_column:
+        return np.full(n, float(default_arcsec)), np.zeros(n, bool)
+    col = table[find_column(table.colnames, size_column, "--size-column")]
+    try:
+        values = np.asarray(np.ma.filled(col.astype(float), np.nan), dtype=float)
+    except (TypeError, ValueError):
+        raise UserError(f"--size-column {col.name!r} holds {col.dtype}, not numbers") from None
+    unit = getattr(col, "unit", None)
+    if unit is not None:
+        try:
+            values = (values * unit).to_value(u.arcsec)  # arcmin, deg: not arcsec
+        except u.UnitConversionError:
+            raise UserError(f"--size-column {col.name!r} has unit {unit}, not an angle") \
+                from None
+    sides = values * GZ_FIELD_PER_PETROR90
+    defaulted = ~(np.isfinite(sides) & (sides > 0))
+    return np.where(defaulted, float(default_arcsec), sides), defaulted

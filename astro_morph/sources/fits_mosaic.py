@@ -22,13 +22,9 @@ from ..errors import UserError, first_line
 from ..flags import MorphFlag
 from ..hookspecs import hookimpl
 from .base import Cutout, Source
-from .coords import find_column, radec_degrees
+from .coords import GZ_FIELD_PER_PETROR90, cutout_sides_arcsec, find_column, radec_degrees
 
 __all__ = ["FitsMosaicSource", "GZ_FIELD_PER_PETROR90"]
-
-#: Galaxy Zoo images span 424 pixels of 0.024 x petroR90_r arcsec (Lintott et al. 2008;
-#: Willett et al. 2013): a field of 10.18 petroR90 radii.
-GZ_FIELD_PER_PETROR90 = 424 * 0.024
 
 
 class FitsMosaicSource(Source):
@@ -121,21 +117,18 @@ class FitsMosaicSource(Source):
 
     def fetch(self, rows: Table) -> list[Cutout]:
         ra, dec, bad = radec_degrees(rows, self.ra_column, self.dec_column)
-        if self.size_column:
-            sizes = np.ma.filled(rows[find_column(rows.colnames, self.size_column,
-                                                  "--size-column")]
-                                 .astype(float), np.nan) * GZ_FIELD_PER_PETROR90
-        else:
-            sizes = np.full(len(rows), self.size_arcsec)
+        sizes, defaulted = cutout_sides_arcsec(rows, self.size_column, self.size_arcsec)
         out = []
         for i in range(len(rows)):
             if bad[i]:
                 out.append(Cutout(None, MorphFlag.BAD_COORDINATES,
                                   "RA/Dec missing, NaN, out of range or unparseable"))
                 continue
-            size = sizes[i] if np.isfinite(sizes[i]) and sizes[i] > 0 else self.size_arcsec
-            side = max(8, int(round(size / self.pixel_scale)))
-            out.append(self._cut(float(ra[i]), float(dec[i]), side))
+            side = max(8, int(round(sizes[i] / self.pixel_scale)))
+            cut = self._cut(float(ra[i]), float(dec[i]), side)
+            if defaulted[i]:
+                cut.flags |= MorphFlag.SIZE_DEFAULTED
+            out.append(cut)
         return out
 
 

@@ -28,7 +28,7 @@ from astropy.table import Table
 from ..errors import UserError
 from ..flags import MorphFlag
 from .base import Cutout, Source
-from .coords import find_column, radec_degrees
+from .coords import cutout_sides_arcsec, find_column, radec_degrees
 
 __all__ = ["NetworkSource", "DownloadError", "default_cache_dir"]
 
@@ -268,23 +268,16 @@ class NetworkSource(Source):
     def fetch(self, rows: Table) -> list[Cutout]:
         """One Cutout per row; requests run ``concurrency`` at a time under the rate limit."""
         ra, dec, bad = radec_degrees(rows, self.ra_column, self.dec_column)
-        if self.size_column:
-            from .fits_mosaic import GZ_FIELD_PER_PETROR90
-
-            col = rows[find_column(rows.colnames, self.size_column, "--size-column")]
-            values = np.asarray(np.ma.filled(col.astype(float), np.nan), dtype=float)
-            if col.unit is not None and col.unit.physical_type == "angle":
-                values = (values * col.unit).to_value("arcsec")  # arcmin, deg: not arcsec
-            sizes = values * GZ_FIELD_PER_PETROR90
-        else:
-            sizes = np.full(len(rows), self.size_arcsec)
-        sizes = np.where(np.isfinite(sizes) & (sizes > 0), sizes, self.size_arcsec)
+        sizes, defaulted = cutout_sides_arcsec(rows, self.size_column, self.size_arcsec)
 
         def job(i: int) -> Cutout:
             if bad[i]:
                 return Cutout(None, MorphFlag.BAD_COORDINATES,
                               "RA/Dec missing, NaN, out of range or unparseable")
-            return self._one(float(ra[i]), float(dec[i]), float(sizes[i]))
+            cut = self._one(float(ra[i]), float(dec[i]), float(sizes[i]))
+            if defaulted[i]:
+                cut.flags |= MorphFlag.SIZE_DEFAULTED
+            return cut
 
         with ThreadPoolExecutor(self.concurrency) as pool:
             return list(pool.map(job, range(len(rows))))

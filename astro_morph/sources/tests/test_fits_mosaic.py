@@ -137,3 +137,24 @@ def test_first_line_skips_wcslib_source_locations():
                      "691 of file cextern/wcslib/C/lin.c:\nPCi_ja matrix is singular.")
     assert first_line(err) == "Linear transformation matrix is singular."
     assert first_line(ValueError("one\ntwo")) == "one" and first_line(ValueError()) == "ValueError"
+
+
+def test_size_column_units_and_bad_radii_are_flagged(mosaic):
+    """Both kinds of source read radii the same way: an arcmin column is converted (the fits
+    source had read it as arcsec), and a radius that is NaN or not positive gets the fixed
+    --size-arcsec side with SIZE_DEFAULTED set (it had been replaced silently)."""
+    from astro_morph.errors import UserError
+
+    paths, cat, _ = mosaic
+    ra, dec = [cat["ra"][1]] * 4, [cat["Dec"][1]] * 4
+    rows = Table({"ra": ra, "dec": dec,
+                  "r90": [3.0 / 60, -1.0, np.nan, 0.0] * u.arcmin})
+    out = FitsMosaicSource(paths, size_column="r90", size_arcsec=20.0).fetch(rows)
+    assert abs(out[0].image.shape[0] - round(3.0 * 424 * 0.024 / PIXEL)) <= 1
+    assert out[0].flags == 0
+    for cut in out[1:]:
+        assert cut.flags == MorphFlag.SIZE_DEFAULTED
+        assert abs(cut.image.shape[0] - round(20.0 / PIXEL)) <= 1
+    rows["r90"] = [1.0, 1.0, 1.0, 1.0] * u.kpc
+    with pytest.raises(UserError, match="has unit kpc, not an angle"):
+        FitsMosaicSource(paths, size_column="r90").fetch(rows)
