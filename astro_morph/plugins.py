@@ -9,6 +9,7 @@ which installed plugins load (comma-separated distribution or entry-point names;
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 import threading
@@ -49,6 +50,8 @@ pm = pluggy.PluginManager("astro_morph")
 pm.add_hookspecs(hookspecs)
 
 _loaded = False
+#: Entry-point name -> the distribution that installed it (``astromorph plugins`` shows it).
+_dists: dict[str, metadata.Distribution] = {}
 # Dask's threaded scheduler (LSDB partitions) calls classify from several threads at once:
 # the first caller loads, the others wait for the registry to be complete.
 _load_lock = threading.Lock()
@@ -79,15 +82,25 @@ def _load() -> None:
         if pm.get_plugin(module_name) is None:
             pm.register(importlib.import_module(module_name), name=module_name)
     allowed = os.environ.get("ASTROMORPH_LOAD_PLUGINS")
-    if allowed is None:
-        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
-    else:
-        names = {n.strip() for n in allowed.split(",") if n.strip()}
-        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-            dist = ep.dist.name if ep.dist is not None else ""
-            if ep.name in names or dist in names:
-                if pm.get_plugin(ep.name) is None:
-                    pm.register(ep.load(), name=ep.name)
+    names = None if allowed is None else {n.strip() for n in allowed.split(",") if n.strip()}
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = ep.dist.name if ep.dist is not None else ""
+        if names is not None and ep.name not in names and dist not in names:
+            continue
+        if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
+            continue
+        try:
+            pm.register(ep.load(), name=ep.name)
+        except Exception as exc:  # noqa: BLE001 - one broken install must not stop every command
+            if pm.get_plugin(ep.name) is not None:  # pluggy names it before checking its hooks
+                pm.unregister(name=ep.name)
+            logging.getLogger("astro_morph").warning(
+                "plugin %r%s failed to load and is skipped (%s: %s); "
+                "ASTROMORPH_LOAD_PLUGINS names the plugins to load", ep.name,
+                f" from {dist}" if dist else "", type(exc).__name__, " ".join(str(exc).split()))
+            continue
+        if ep.dist is not None:
+            _dists[ep.name] = ep.dist
 
 
 @dataclass(frozen=True)
@@ -177,7 +190,5 @@ def list_plugins() -> list[dict[str, Any]]:
 
 
 def _distribution_of(plugin: Any) -> str | None:
-    for registered, dist in pm.list_plugin_distinfo():
-        if registered is plugin:
-            return f"{dist.metadata['Name']} {dist.version}"
-    return None
+    dist = _dists.get(pm.get_name(plugin) or "")
+    return f"{dist.metadata['Name']} {dist.version}" if dist is not None else None

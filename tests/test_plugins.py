@@ -153,3 +153,49 @@ def test_load_plugins_env_var_limits_entry_points(monkeypatch):
     finally:
         if plugins.pm.get_plugin("two") is not None:
             plugins.pm.unregister(name="two")
+
+
+def test_a_broken_installed_plugin_is_skipped_with_a_warning(monkeypatch, caplog):
+    """An entry point whose import fails, or whose hook has the wrong arguments, costs only
+    that plugin: the others load and every command still runs (pluggy's loader stopped at
+    the first failure, with a traceback)."""
+    from importlib import metadata
+
+    good = types.ModuleType("good")
+
+    class Wrong:
+        @hookimpl
+        def astromorph_register_sources(self, register, surplus):  # not the spec's arguments
+            pass
+
+    class Dist:
+        name, version, metadata = "astromorph-good", "1.2", {"Name": "astromorph-good"}
+
+    class EP:
+        def __init__(self, name, target, dist=None):
+            self.name, self.target, self.dist = name, target, dist
+
+        def load(self):
+            if isinstance(self.target, Exception):
+                raise self.target
+            return self.target
+
+    monkeypatch.setattr(metadata, "entry_points", lambda group: [
+        EP("missing-dep", ImportError("No module named 'cv2'")), EP("wrong", Wrong()),
+        EP("good", good, Dist())])
+    monkeypatch.setattr(plugins, "_loaded", False)
+    monkeypatch.delenv("ASTROMORPH_LOAD_PLUGINS", raising=False)
+    try:
+        plugins.load_plugins()
+        assert plugins.pm.get_plugin("good") is good
+        assert plugins.pm.get_plugin("missing-dep") is None
+        assert plugins.pm.get_plugin("wrong") is None  # pluggy had named it before checking
+        assert "plugin 'missing-dep' failed to load and is skipped (ImportError: No module " \
+               "named 'cv2')" in caplog.text
+        assert "plugin 'wrong' failed to load" in caplog.text and "surplus" in caplog.text
+        entry = next(e for e in plugins.list_plugins() if e["name"] == "good")
+        assert "astromorph-good 1.2" in json.dumps(entry)
+    finally:
+        for name in ("good", "wrong"):
+            if plugins.pm.get_plugin(name) is not None:
+                plugins.pm.unregister(name=name)
