@@ -344,6 +344,14 @@ def _blank_images(work: Path, images: Path) -> list[str]:
     return args[:1] + ["--image-dir", str(blank)] + args[3:]
 
 
+def _damaged_checkpoint(work: Path, images: Path) -> list[str]:
+    """A checkpoint cut short by a full disk (written atomically, so only from outside)."""
+    args = _labels(work, images)
+    (work / "m.amz.ckpt").mkdir()
+    (work / "m.amz.ckpt" / "checkpoint.pt").write_bytes(b"PK\x03\x04 cut short")
+    return args + ["--resume"]
+
+
 def _pseudo_upper_case(work: Path, images: Path) -> list[str]:
     """The sources open <id>.jpg/.jpeg/.png only, so .JPG files are no pseudo-label pool."""
     folder = work / "unlabelled"
@@ -472,6 +480,9 @@ CASES: list[Case] = [
     Case("train with a learning rate that diverges (--lr 1e6)",
          lambda w, i: _labels(w, i) + ["--lr", "1e6"], 1,
          "training diverged in epoch 1", command="train", group="train"),
+    Case("train --resume from a damaged checkpoint", _damaged_checkpoint, 1,
+         "checkpoint.pt is damaged or not a training checkpoint", command="train",
+         group="train"),
     Case("train on a labelled set with a missing image", _labels_missing_image, 0,
          "left out 1 of 3 rows whose image is missing", command="train", group="train"),
     Case("train --pseudo-labels on a folder of upper-case .JPG files", _pseudo_upper_case, 1,

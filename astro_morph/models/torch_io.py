@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import pickle
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -13,7 +17,7 @@ from .arch import ArchConfig
 from .efficientnet_g import EfficientNetG, build_model
 from .model_file import FORMAT_VERSION, ModelBundle
 
-__all__ = ["network_from_bundle", "bundle_from_network"]
+__all__ = ["network_from_bundle", "bundle_from_network", "checkpoint_errors"]
 
 
 def network_from_bundle(bundle: ModelBundle) -> EfficientNetG:
@@ -54,3 +58,17 @@ def bundle_from_network(net: EfficientNetG, name: str, class_names: list[str],
         "torch_version": torch.__version__,
     }
     return ModelBundle(config, save_safetensors(state))
+
+
+@contextlib.contextmanager
+def checkpoint_errors(path: str | os.PathLike, what: str, hint: str) -> Iterator[None]:
+    """Errors while loading and restoring from a checkpoint file (truncated by a full disk,
+    overwritten, written by something else) as one line naming the file, plus ``hint``."""
+    try:
+        yield
+    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, ValueError, TypeError,
+            OSError) as exc:
+        # torch's weights_only refusal explains pickle security, not what is wrong here.
+        why = ("not a torch checkpoint" if isinstance(exc, pickle.UnpicklingError) else
+               f"{type(exc).__name__}: {first_line(exc)}")
+        raise UserError(f"{path} is damaged or not {what} ({why}); {hint}") from None

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from ..errors import UserError
 from ..fileio import atomic_write_text
 from ..models.flops import count
+from ..models.torch_io import checkpoint_errors
 from ..training.train import _atomic_save
 from .controller import Controller, reward
 from .space import DEFAULT_SPACE, SearchSpace
@@ -225,18 +226,23 @@ def search_arrays(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
     sample_gen = torch.Generator().manual_seed(cfg.seed + 1)
     state = {"iteration": 0, "baseline": None, "elapsed": 0.0, "log": []}
     if resume and paths["ckpt"].is_file():
-        ck = torch.load(paths["ckpt"], weights_only=True)
-        if ck["signature"] != signature:
+        with checkpoint_errors(paths["ckpt"], "a search checkpoint",
+                               "start again without --resume"):
+            ck = torch.load(paths["ckpt"], weights_only=True)
+            same = ck["signature"] == signature
+        if not same:
             raise UserError(f"{paths['ckpt']} was made with other settings; start without "
                             "--resume or with the same options")
-        net.load_state_dict(ck["net"])
-        ctrl.load_state_dict(ck["ctrl"])
-        opt_w.load_state_dict(ck["opt_w"])
-        opt_c.load_state_dict(ck["opt_c"])
-        data_gen.set_state(ck["data_gen"])
-        sample_gen.set_state(ck["sample_gen"])
-        torch.set_rng_state(ck["torch_rng"])
-        state = json.loads(ck["state"])
+        with checkpoint_errors(paths["ckpt"], "a search checkpoint",
+                               "start again without --resume"):
+            net.load_state_dict(ck["net"])
+            ctrl.load_state_dict(ck["ctrl"])
+            opt_w.load_state_dict(ck["opt_w"])
+            opt_c.load_state_dict(ck["opt_c"])
+            data_gen.set_state(ck["data_gen"])
+            sample_gen.set_state(ck["sample_gen"])
+            torch.set_rng_state(ck["torch_rng"])
+            state = json.loads(ck["state"])
     elif resume:
         raise UserError(f"--resume: no search checkpoint at {paths['ckpt']}")
 

@@ -163,6 +163,7 @@ def rank(cfg: RankConfig, progress: bool | None = None) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     from ..models.flops import count
+    from ..models.torch_io import checkpoint_errors
     from ..training.data import TRAIN_REGION, load_labels
     from .enas import _paths, load_splits, model_inputs, path_logits
     from .space import DEFAULT_SPACE
@@ -174,13 +175,15 @@ def rank(cfg: RankConfig, progress: bool | None = None) -> dict[str, Any]:
     if not ckpt.is_file():
         raise UserError(f"{cfg.supernet}: no search checkpoint at {ckpt} (run astromorph "
                         "search with this output first)")
-    ck = torch.load(ckpt, weights_only=True)
-    scfg = json.loads(ck["signature"])
-    names = list(scfg["class_names"])
     space = DEFAULT_SPACE
-    net = SuperNet(space, len(names))
-    net.load_state_dict(ck["net"])
-    iterations = json.loads(ck["state"])["iteration"]
+    with checkpoint_errors(ckpt, "a search checkpoint", "rerun astromorph search into "
+                           f"{cfg.supernet}"):
+        ck = torch.load(ckpt, weights_only=True)
+        scfg = json.loads(ck["signature"])
+        names = list(scfg["class_names"])
+        net = SuperNet(space, len(names))
+        net.load_state_dict(ck["net"])
+        iterations = json.loads(ck["state"])["iteration"]
 
     size = space.resolution
     tr, va = load_splits(load_labels(cfg.labels, cfg.id_column), cfg.image_dir, names,

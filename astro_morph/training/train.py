@@ -25,7 +25,7 @@ from ..errors import UserError
 from ..models.arch import get_arch
 from ..models.efficientnet_g import build_model
 from ..models.model_file import read_bundle, train_log_path, write_bundle
-from ..models.torch_io import bundle_from_network, network_from_bundle
+from ..models.torch_io import bundle_from_network, checkpoint_errors, network_from_bundle
 from .augment import augment_batch
 from .data import cache_size_for, load_labels, load_split, split_rows, training_classes
 from .metrics import classification_report
@@ -345,21 +345,26 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
     ckpt_path = ckdir / "checkpoint.pt"
     start_epoch, history, best = 0, [], {"accuracy": -1.0, "epoch": -1, "state": None}
     if resume and ckpt_path.is_file():
-        ck = torch.load(ckpt_path, weights_only=True, map_location=device)
-        if not _same_settings(json.loads(ck["config"]), asdict(cfg)):
+        with checkpoint_errors(ckpt_path, "a training checkpoint",
+                               "start again without --resume"):
+            ck = torch.load(ckpt_path, weights_only=True, map_location=device)
+            same = _same_settings(json.loads(ck["config"]), asdict(cfg))
+        if not same:
             raise UserError(f"{ckpt_path} was made with other settings; start without --resume "
                             "or with the same options")
-        net.load_state_dict(ck["model"])
-        if ema is not None:
-            ema.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["optimizer"])
-        gen.set_state(ck["generator"])
-        torch.set_rng_state(ck["torch_rng"])  # dropout and stochastic depth draw from it
-        if sched is not None:
-            sched.load_state_dict(json.loads(ck["scheduler"]))
-        start_epoch, history = int(ck["epoch"]) + 1, json.loads(ck["history"])
-        best = {"accuracy": float(ck["best_accuracy"]), "epoch": int(ck["best_epoch"]),
-                "state": ck["best_state"]}
+        with checkpoint_errors(ckpt_path, "a training checkpoint",
+                               "start again without --resume"):
+            net.load_state_dict(ck["model"])
+            if ema is not None:
+                ema.load_state_dict(ck["ema"])
+            opt.load_state_dict(ck["optimizer"])
+            gen.set_state(ck["generator"])
+            torch.set_rng_state(ck["torch_rng"])  # dropout and stochastic depth draw from it
+            if sched is not None:
+                sched.load_state_dict(json.loads(ck["scheduler"]))
+            start_epoch, history = int(ck["epoch"]) + 1, json.loads(ck["history"])
+            best = {"accuracy": float(ck["best_accuracy"]), "epoch": int(ck["best_epoch"]),
+                    "state": ck["best_state"]}
     elif resume:
         raise UserError(f"--resume: no checkpoint at {ckpt_path}")
 
