@@ -483,6 +483,9 @@ CASES: list[Case] = [
     Case("train --resume from a damaged checkpoint", _damaged_checkpoint, 1,
          "checkpoint.pt is damaged or not a training checkpoint", command="train",
          group="train"),
+    Case("train on labels with one galaxy in both train and val", _labels_text(
+        "1,spiral,train\n2,elliptical,train\n1,spiral,val\n3,spiral,val\n"), 0,
+        "1 ids are in both 'train' and 'val' (first: 1)", command="train", group="train"),
     Case("train on a labelled set with a missing image", _labels_missing_image, 0,
          "left out 1 of 3 rows whose image is missing", command="train", group="train"),
     Case("train --pseudo-labels on a folder of upper-case .JPG files", _pseudo_upper_case, 1,

@@ -25,8 +25,8 @@ from ..sources.base import format_id
 from ..sources.galaxyzoo import EXTENSIONS
 from ..sources.images import read_rgb
 
-__all__ = ["LabelledSet", "load_labels", "split_rows", "training_classes", "TRAIN_REGION",
-           "cache_size_for"]
+__all__ = ["LabelledSet", "load_labels", "split_rows", "training_classes", "shared_ids",
+           "TRAIN_REGION", "cache_size_for"]
 
 #: Fraction of the image kept for training: covers a 240/424 crop rotated by any angle.
 TRAIN_REGION = 240 / 424 * math.sqrt(2)
@@ -104,6 +104,17 @@ def training_classes(table: Table, requested: list[str] | None, source: str | os
                  f"the {split!r} split has no labels")
         raise UserError(f"{source}: a classifier needs at least two classes; {given}")
     return names
+
+
+def shared_ids(table: Table, id_column: str, split: str, other: str,
+               split_column: str = "split") -> list[str]:
+    """Ids that are in both splits: an image trained on and scored on (a leak that makes
+    the scored split's accuracy optimistic)."""
+    values = np.asarray(table[split_column]).astype(str)
+    ids = [format_id(v) or "" for v in table[id_column]]
+    a = {k for k, s in zip(ids, values, strict=True) if s == split and k}
+    return sorted(k for k in {k for k, s in zip(ids, values, strict=True) if s == other}
+                  if k in a)
 
 
 def _find_image(image_dir: Path, key: str) -> Path | None:

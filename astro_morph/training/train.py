@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import shutil
 import time
@@ -27,7 +28,7 @@ from ..models.efficientnet_g import build_model
 from ..models.model_file import read_bundle, train_log_path, write_bundle
 from ..models.torch_io import bundle_from_network, checkpoint_errors, network_from_bundle
 from .augment import augment_batch
-from .data import cache_size_for, load_labels, load_split, split_rows, training_classes
+from .data import cache_size_for, load_labels, load_split, shared_ids, split_rows, training_classes
 from .metrics import classification_report
 
 __all__ = ["TrainConfig", "train", "fit_temperature", "environment"]
@@ -279,6 +280,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
     size = arch.resolution
     class_names = training_classes(table, cfg.class_names, cfg.labels, cfg.train_split)
     split_rows(table, cfg.val_split, cfg.labels)  # named before the training images decode
+    for other in (cfg.val_split, "test"):
+        leaked = shared_ids(table, cfg.id_column, cfg.train_split, other)
+        if leaked:
+            logging.getLogger("astro_morph").warning(
+                "%s: %d ids are in both %r and %r (first: %s); %r figures will be optimistic",
+                cfg.labels, len(leaked), cfg.train_split, other, leaked[0], other)
     cfg = replace(cfg, class_names=list(class_names), resolution=size)
 
     t0 = time.perf_counter()
