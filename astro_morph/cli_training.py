@@ -236,12 +236,14 @@ def rank(labels: Path, image_dir: str, supernet: Path, out_dir: Path, id_column:
                f"iterations, stand-alone {epochs} epochs x {len(r['settings']['seeds'])} seeds")
     from .search.ranking import RANK_METRICS
 
-    click.echo("Kendall tau (p), rows: supernet score, columns: stand-alone score\n")
+    click.echo("Kendall tau (p), rows: supernet score, columns: stand-alone score; tied: one "
+               "side's scores are all equal, tau undefined\n")
     click.echo("| supernet | " + " | ".join(RANK_METRICS) + " |")
     click.echo("|---" * (len(RANK_METRICS) + 1) + "|")
     for a in RANK_METRICS:
         cells = [r["kendall"][f"{a} vs {b}"] for b in RANK_METRICS]
-        click.echo(f"| {a} | " + " | ".join(f"{t['tau']:+.2f} ({t['p']:.2f})" for t in cells)
+        click.echo(f"| {a} | " + " | ".join("tied" if t["tau"] is None else
+                                            f"{t['tau']:+.2f} ({t['p']:.2f})" for t in cells)
                    + " |")
     click.echo(f"wrote {out_dir / 'ranking.json'} and {out_dir / 'ranking.png'}", err=True)
 

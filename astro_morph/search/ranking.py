@@ -118,7 +118,10 @@ def kendall_table(rows: list[dict]) -> dict[str, dict[str, float]]:
             a = [r["supernet"][m] for r in rows]
             b = [r["standalone_mean"][s] for r in rows]
             tau, p = kendalltau(a, b)
-            out[f"{m} vs {s}"] = {"tau": float(tau), "p": float(p)}
+            # Undefined when one side's scores all tie (e.g. every net at the majority rate):
+            # null, not NaN, which is not JSON.
+            out[f"{m} vs {s}"] = ({"tau": float(tau), "p": float(p)} if np.isfinite(tau) else
+                                  {"tau": None, "p": None})
     return out
 
 
@@ -146,7 +149,8 @@ def plot_ranking(rows: list[dict], taus: dict, path: str | os.PathLike,
             ax.set_xlabel(f"supernet (shared weights): val {m}")
             ax.set_ylabel(f"stand-alone: val {s}")
             t = taus[f"{m} vs {s}"]
-            ax.set_title(f"Kendall tau {t['tau']:+.2f} (p {t['p']:.2f})", fontsize=9)
+            ax.set_title("Kendall tau undefined (tied scores)" if t["tau"] is None else
+                         f"Kendall tau {t['tau']:+.2f} (p {t['p']:.2f})", fontsize=9)
             ax.grid(alpha=0.3)
     fig.colorbar(sc, ax=axes, label="MACs (M)")
     fig.suptitle(f"{len(rows)} architectures: supernet ranking vs stand-alone training",

@@ -244,7 +244,7 @@ def test_recalibrated_batch_norms_hold_the_path_statistics():
                                     if isinstance(m, torch.nn.BatchNorm2d))
 
 
-def test_ranking_samples_span_the_space_and_tau_follows_the_orders():
+def test_ranking_samples_span_the_space_and_tau_follows_the_orders(tmp_path):
     from astro_morph.search.ranking import RANK_METRICS, kendall_table, sample_across
 
     gs = sample_across(DEFAULT_SPACE, 10, 5, seed=0, pool=512)
@@ -257,6 +257,20 @@ def test_ranking_samples_span_the_space_and_tau_follows_the_orders():
     taus = kendall_table(rows)
     assert taus["likelihood vs likelihood"]["tau"] == pytest.approx(1.0)
     assert taus["likelihood vs accuracy"]["tau"] == pytest.approx(-1.0)
+    # Every stand-alone macro-F1 equal (all nets at the majority rate): undefined, and null
+    # rather than NaN so ranking.json stays JSON; the plot titles say so.
+    for r in rows:
+        r["standalone_mean"]["macro_f1"] = 0.5
+    tied = kendall_table(rows)
+    assert tied["accuracy vs macro_f1"] == {"tau": None, "p": None}
+    json.dumps(tied, allow_nan=False)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from astro_morph.search.ranking import plot_ranking
+
+    plot_ranking([{**r, "macs": 1e6 * (i + 1), "standalone_std": dict.fromkeys(RANK_METRICS, 0.0)}
+                  for i, r in enumerate(rows)], tied, tmp_path / "r.png")
 
 
 def test_rank_command_writes_tau_and_plot_and_resumes(tmp_path, monkeypatch):
