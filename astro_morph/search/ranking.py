@@ -229,7 +229,14 @@ def rank(cfg: RankConfig, progress: bool | None = None) -> dict[str, Any]:
                 alone = train_standalone(arch, k, tr.images, tr.labels, TRAIN_REGION, mean,
                                          std, cfg.epochs, cfg.lr, cfg.batch_size, seed)
                 with torch.no_grad():
-                    trained[seed] = {"seed": seed, **_scores(alone(vx), vy, k)}
+                    logits = alone(vx)
+                if not bool(torch.isfinite(logits).all()):
+                    # NaN logits score as "always class 0", a rank taken at face value.
+                    blocks = " ".join(b.to_string() for b in arch.blocks)
+                    raise UserError(f"stand-alone training of {blocks} (seed {seed}) diverged "
+                                    f"(non-finite outputs); rerun with a lower --lr (now "
+                                    f"{cfg.lr:g})")
+                trained[seed] = {"seed": seed, **_scores(logits, vy, k)}
         runs = [trained[seed] for seed in cfg.seeds]
         rows.append({
             "genotype": g, "arch": [b.to_string() for b in arch.blocks],

@@ -308,3 +308,10 @@ def test_rank_command_writes_tau_and_plot_and_resumes(tmp_path, monkeypatch):
     assert seeds == [1, 1, 1]
     rows = json.loads((tmp_path / "r" / "ranking.json").read_text())["rows"]
     assert all([x["seed"] for x in row["standalone"]] == [0, 1] for row in rows)
+    # A stand-alone net that diverges stops the check with one line instead of ranking
+    # as "always class 0" (what NaN logits score as).
+    monkeypatch.setattr(ranking, "train_standalone", real)
+    r = run(cli, ["rank", *common, "--supernet", str(tmp_path / "s.json"), "-o",
+                  str(tmp_path / "r2"), "--n", "3", "--epochs", "1", "--threads", "1",
+                  "--lr", "1e6"])
+    assert r.exit_code == 1 and "diverged (non-finite outputs)" in str(r.exception)
