@@ -229,12 +229,9 @@ def search_arrays(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
         with checkpoint_errors(paths["ckpt"], "a search checkpoint",
                                "start again without --resume"):
             ck = torch.load(paths["ckpt"], weights_only=True)
-            same = ck["signature"] == signature
-        if not same:
-            raise UserError(f"{paths['ckpt']} was made with other settings; start without "
-                            "--resume or with the same options")
-        with checkpoint_errors(paths["ckpt"], "a search checkpoint",
-                               "start again without --resume"):
+            if ck["signature"] != signature:
+                raise UserError(f"{paths['ckpt']} was made with other settings; start without "
+                                "--resume or with the same options")
             net.load_state_dict(ck["net"])
             ctrl.load_state_dict(ck["ctrl"])
             opt_w.load_state_dict(ck["opt_w"])

@@ -352,15 +352,13 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
     ckpt_path = ckdir / "checkpoint.pt"
     start_epoch, history, best = 0, [], {"accuracy": -1.0, "epoch": -1, "state": None}
     if resume and ckpt_path.is_file():
+        # A UserError (other settings) passes through; only damage is reworded.
         with checkpoint_errors(ckpt_path, "a training checkpoint",
                                "start again without --resume"):
             ck = torch.load(ckpt_path, weights_only=True, map_location=device)
-            same = _same_settings(json.loads(ck["config"]), asdict(cfg))
-        if not same:
-            raise UserError(f"{ckpt_path} was made with other settings; start without --resume "
-                            "or with the same options")
-        with checkpoint_errors(ckpt_path, "a training checkpoint",
-                               "start again without --resume"):
+            if not _same_settings(json.loads(ck["config"]), asdict(cfg)):
+                raise UserError(f"{ckpt_path} was made with other settings; start without "
+                                "--resume or with the same options")
             net.load_state_dict(ck["model"])
             if ema is not None:
                 ema.load_state_dict(ck["ema"])
