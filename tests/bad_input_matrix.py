@@ -475,7 +475,7 @@ CASES: list[Case] = [
          "no rows in split 'train' (did you mean 'TRAIN'?); its 'split' column holds 'TRAIN', "
          "'validation'", command="train", group="train"),
     Case("train on blank images", _blank_images, 1,
-         "the 2 'train' images are blank (one pixel value throughout)", command="train",
+         "split 'train': its 2 images are blank (one pixel value throughout)", command="train",
          group="train"),
     Case("train with a learning rate that diverges (--lr 1e6)",
          lambda w, i: _labels(w, i) + ["--lr", "1e6"], 1,

@@ -305,6 +305,10 @@ def search_arrays(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
             opt_w.step()
+        if not bool(torch.isfinite(loss.detach())):  # NaN weights rate every path alike
+            raise UserError(f"the shared weights diverged in search iteration "
+                            f"{state['iteration'] + 1} (loss {float(loss.detach()):.3g}); "
+                            f"the last good checkpoint is kept")
         # 2. Controller by REINFORCE on the fixed validation subset (after the warm-up).
         ctrl.train()
         for _ in range(0 if warming else cfg.controller_steps):

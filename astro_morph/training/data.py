@@ -174,6 +174,10 @@ def load_split(table: Table, image_dir: str | os.PathLike, split: str, class_nam
             "split %r: left out %d of %d rows whose image is missing or unreadable "
             "(first: %s)", split, len(skipped), len(ids), skipped[0])
     images = np.stack([d for d, g in zip(decoded, good, strict=True) if g])
+    if train and (images.min(axis=(0, 1, 2)) == images.max(axis=(0, 1, 2))).all():
+        # Nothing to learn, and batch norm's gradients overflow to NaN on constant input.
+        raise UserError(f"split {split!r}: its {len(images)} images are blank (one pixel "
+                        f"value throughout); check --image-dir")
     ids = [k for k, g in zip(ids, good, strict=True) if g]
     lookup = {c: i for i, c in enumerate(class_names)}
     labels = np.array([lookup[t] for t, g in zip(labels_text, good, strict=True) if g],

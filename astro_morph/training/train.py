@@ -312,9 +312,6 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
             soft = torch.cat([soft, torch.from_numpy(extra_soft)])
     decode_s = time.perf_counter() - t0
     pix = train_set.images.reshape(-1, 3).astype(np.float64) / 255
-    if (pix.std(0) < 1e-3).all():  # nothing to learn, and batch norm's gradients overflow
-        raise UserError(f"{cfg.labels}: the {len(train_set.labels)} {cfg.train_split!r} images "
-                        f"are blank (one pixel value throughout); check --image-dir")
     mean_l, std_l = pix.mean(0).tolist(), pix.std(0).clip(1e-3).tolist()
     mean = torch.tensor(mean_l, device=device).view(1, 3, 1, 1)
     std = torch.tensor(std_l, device=device).view(1, 3, 1, 1)

@@ -315,3 +315,21 @@ def test_rank_command_writes_tau_and_plot_and_resumes(tmp_path, monkeypatch):
                   str(tmp_path / "r2"), "--n", "3", "--epochs", "1", "--threads", "1",
                   "--lr", "1e6"])
     assert r.exit_code == 1 and "diverged (non-finite outputs)" in str(r.exception)
+
+
+def test_diverged_shared_weights_stop_the_search(tmp_path, monkeypatch):
+    """NaN shared weights would rate every path alike: the search stops with one line, and
+    no NaN checkpoint replaces the last good one."""
+    from astro_morph.errors import UserError
+    from astro_morph.search.supernet import SuperNet
+
+    real = SuperNet.forward
+
+    def diverging(self, *args, **kwargs):
+        out = real(self, *args, **kwargs)
+        return out * float("nan") if self.training else out
+
+    monkeypatch.setattr(SuperNet, "forward", diverging)
+    with pytest.raises(UserError, match="shared weights diverged in search iteration 1"):
+        search_arrays(*_data(), ["a", "b"], _cfg(tmp_path, "z"), TINY, progress=False)
+    assert not (tmp_path / "z.ckpt.pt").exists()
