@@ -19,6 +19,17 @@ def shared_data(name: str) -> Path:
     return path
 
 
+def load_script(name: str):
+    """``scripts/<name>.py`` as a module (the scripts are not a package), for their tests."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def pytest_addoption(parser):
     parser.addoption("--remote-data", action="store_true",
                      help="run tests marked remote_data (they need the live network)")

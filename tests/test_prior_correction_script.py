@@ -1,18 +1,12 @@
 """scripts/prior_correction.py: the prior-correction row of docs/results.md."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "prior_correction.py"
+from conftest import load_script
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("prior_correction", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("prior_correction")
 
 
 def test_power_zero_is_evaluate_and_a_large_power_picks_the_common_class(

@@ -1,16 +1,10 @@
 """scripts/training_history.py: the learning-curve figures docs/results.md quotes."""
 
-import importlib.util
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "training_history.py"
+from conftest import load_script
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("training_history", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("training_history")
 
 
 def test_summary_reads_best_epoch_and_last_epochs(tmp_path, tiny_model):
