@@ -410,6 +410,9 @@ CASES: list[Case] = [
          [0, 0], group="options and outputs"),
     Case("temp file left by a killed final write", _stale_temp, 0, [0, 0],
          group="options and outputs"),
+    Case("--device gpu (not a torch device name)", lambda w, i: _ids(w, [1]) + [
+        "--device", "gpu"], 1, "expected cpu, cuda, cuda:N or auto",
+        group="options and outputs"),
     Case("misspelled --source-option key", lambda w, i: _ids(w, [1]) + [
         "--source-option", "max_pixel=100"], 1, "has no option 'max_pixel'",
         group="options and outputs"),

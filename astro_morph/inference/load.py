@@ -65,10 +65,20 @@ def classifier_from_file(path: str | os.PathLike, backend: str = "onnx", device:
     raise UserError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
+def check_device(device: str) -> str:
+    """``cpu``, ``cuda``, ``cuda:N`` or ``auto``, else a one-line error (torch would take
+    ``mps`` or ``xpu`` and fail later, and raise its own RuntimeError for ``gpu``)."""
+    kind, _, index = str(device).partition(":")
+    if device != "auto" and (kind not in ("cpu", "cuda") or (index and not index.isdigit())):
+        raise UserError(f"--device {device!r}: expected cpu, cuda, cuda:N or auto")
+    return device
+
+
 def load_model(model: str | os.PathLike | None = None, backend: str = "onnx",
                device: str = "cpu", batch_size: int | None = None,
                threads: int | None = None) -> Classifier:
     """A classifier from a model file path or a registered name (``None``: ``default``)."""
+    check_device(device)
     ref = resolve_model(model)
     if ref.path is not None:
         return classifier_from_file(ref.path, backend, device, batch_size, threads)

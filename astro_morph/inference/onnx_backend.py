@@ -3,6 +3,7 @@ carries ``model.onnx``)."""
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -72,8 +73,13 @@ class OnnxClassifier:
 
         onnx_bytes = bundle.onnx if bundle.onnx is not None else _cached_export(bundle)
         providers = ["CPUExecutionProvider"]
-        if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, "CUDAExecutionProvider")
+        if device.startswith("cuda") or device == "auto":
+            if "CUDAExecutionProvider" in ort.get_available_providers():
+                providers.insert(0, "CUDAExecutionProvider")
+            elif device != "auto":  # asked for a GPU: say where it runs instead
+                logging.getLogger("astro_morph").warning(
+                    "--device %s: this onnxruntime has no CUDA provider, so the ONNX backend "
+                    "runs on the CPU (--backend torch uses CUDA through PyTorch)", device)
         cuda = providers[0].startswith("CUDA")
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

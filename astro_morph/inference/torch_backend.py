@@ -8,6 +8,7 @@ import torch
 from ..errors import UserError
 from ..models.model_file import ModelBundle
 from .deploy import deployed_from_bundle
+from .load import check_device
 
 __all__ = ["TorchClassifier", "resolve_device"]
 
@@ -16,9 +17,12 @@ def resolve_device(device: str) -> torch.device:
     """``auto`` picks CUDA when present; ``cuda`` without a GPU is a user error."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    dev = torch.device(check_device(device))
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda asked for, but torch sees no CUDA GPU here")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise UserError(f"--device {device}: torch sees {torch.cuda.device_count()} CUDA GPU(s) "
+                        f"here, numbered from 0")
     return dev
 
 

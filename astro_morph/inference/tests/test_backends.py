@@ -43,6 +43,24 @@ def test_cuda_without_gpu_is_a_user_error(tiny_model):
         classifier_from_file(tiny_model, "torch", device="cuda")
 
 
+@pytest.mark.parametrize("device", ["gpu", "cuda:abc", "mps", ""])
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_a_device_string_torch_cannot_use_is_one_line(tiny_model, device, backend):
+    """torch raised a RuntimeError traceback for 'gpu' and took 'mps' only to fail later."""
+    with pytest.raises(UserError, match="expected cpu, cuda, cuda:N or auto"):
+        load_model(tiny_model, backend, device=device)
+
+
+def test_onnx_asked_for_cuda_without_a_provider_says_it_runs_on_the_cpu(tiny_model, caplog):
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has a CUDA provider")
+    clf = load_model(tiny_model, "onnx", device="cuda")
+    assert clf.predict(np.zeros((1, clf.input_size, clf.input_size, 3), np.float32)).shape[0] == 1
+    assert "no CUDA provider, so the ONNX backend runs on the CPU" in caplog.text
+
+
 def test_unknown_model_and_backend(tiny_model):
     with pytest.raises(UserError, match="unknown model 'nope'"):
         load_model("nope")
