@@ -420,9 +420,13 @@ def class_list(text: str | None) -> list[str] | None:
 
 def _int_list(text: str, option: str) -> list[int]:
     try:
-        return [int(v) for v in text.split(",") if v.strip()]
+        values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise UserError(f"{option} takes comma-separated integers, not {text!r}") from None
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:  # one run counted twice would shrink the spread the table reports
+        raise UserError(f"{option} repeats {', '.join(map(str, repeated))}")
+    return values
 
 
 # The training commands register themselves on ``cli`` (after the helpers they import).

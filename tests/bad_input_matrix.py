@@ -505,6 +505,9 @@ CASES: list[Case] = [
         command="evaluate", group="evaluate"),
     Case("compare on labels without a test split", lambda w, i: _compare(w, i), 1,
          "no rows in split 'test'", command="compare", group="compare"),
+    Case("compare --seeds 0,0 (one run would count twice in the spread)", lambda w, i: [
+        *_compare(w, i)[:-6], "--seeds", "0,0", "--epochs", "1", "-o", str(w / "runs")], 1,
+        "--seeds repeats 0", command="compare", group="compare"),
     Case("compare --arch with a size of 0 pixels", lambda w, i: _compare(
         w, i, "efficientnet-g0@0"), 1, "must be a size of 8-1024 pixels", command="compare",
         group="compare"),

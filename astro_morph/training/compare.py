@@ -58,6 +58,11 @@ def compare(labels: str | os.PathLike, image_dir: str | os.PathLike, archs: list
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if not archs:
+        raise UserError("compare needs at least one architecture (--arch)")
+    repeated = sorted({a for a in archs if list(archs).count(a) > 1})
+    if repeated:
+        raise UserError(f"--arch repeats {', '.join(repeated)}")
     specs = [parse_arch_spec(a) for a in archs]
     for name, _ in specs:
         get_arch(name)  # unknown names fail before hours of training, not after
