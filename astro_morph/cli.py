@@ -368,6 +368,7 @@ def export_onnx_cmd(model: Path, output: Path, overwrite: bool) -> None:
     from .inference.deploy import export_onnx, onnx_with_metadata
     from .models.model_file import read_bundle, write_bundle
 
+    check_output_dirs(output)  # as every other command: a mistyped folder is not created
     bundle = read_bundle(model)
     bundle.onnx = export_onnx(bundle)
     if output.suffix.lower() == ".onnx":

@@ -212,6 +212,10 @@ def test_export_onnx(tiny_model, tmp_path):
     assert meta["name"] == '"tiny-g0"' and "elliptical" in meta["class_names"]
     res = CliRunner().invoke(cli, ["export-onnx", str(tiny_model), "-o", str(tmp_path / "m.amz")])
     assert res.exit_code == 0
+    # A mistyped folder is refused, as by every other command, not created.
+    res = CliRunner().invoke(cli, ["export-onnx", str(tiny_model), "-o",
+                                   str(tmp_path / "no" / "m.amz")])
+    assert res.exit_code == 1 and not (tmp_path / "no").exists()
 
 
 def test_gallery_draws_classified_rows(tiny_model, image_dir, tmp_path):
