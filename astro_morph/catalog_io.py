@@ -63,13 +63,31 @@ def read_catalog(path: str | os.PathLike, fmt: str | None = None) -> Table:
             warnings.simplefilter("ignore")
             table = Table.read(p, format=astropy_fmt)
     except Exception as exc:  # astropy raises many types for a bad file
-        reason = first_line(exc)
-        raise UserError(f"cannot read catalog {p} as {astropy_fmt}: {reason}") from None
+        table = _parquet_with_nulls(p) if astropy_fmt == "parquet" else None
+        if table is None:
+            reason = first_line(exc)
+            raise UserError(f"cannot read catalog {p} as {astropy_fmt}: {reason}") from None
     if table.colnames and table.colnames[0].startswith("\ufeff"):
         # A CSV saved by Excel starts with a UTF-8 byte-order mark, which astropy keeps in
         # the first column's name: `--id-column OBJID` must still find it.
         table.rename_column(table.colnames[0], table.colnames[0].lstrip("\ufeff"))
     return table
+
+
+def _parquet_with_nulls(path: Path) -> Table | None:
+    """A Parquet file astropy's reader refuses, read through pandas, or ``None``.
+
+    astropy cannot read a string column holding nulls ("object of type 'NoneType' has no
+    len()"), which Parquet writers produce for missing names or ids; pandas reads them and
+    ``Table.from_pandas`` masks the nulls, so those rows are flagged instead of the file
+    refused. Column units are not kept on this path.
+    """
+    try:
+        import pandas as pd
+
+        return Table.from_pandas(pd.read_parquet(path))
+    except Exception:  # noqa: BLE001 - then the file is bad; astropy's reason is reported
+        return None
 
 
 def check_writable(table: Table, path: str | os.PathLike, fmt: str | None = None) -> None:

@@ -56,6 +56,15 @@ def _cat(work: Path, table: Table, name: str = "cat.fits") -> Path:
     return path
 
 
+def _parquet_null_id(work: Path, images: Path) -> list[str]:
+    """Parquet writers store a missing name as a null, which astropy's reader refuses."""
+    import pandas as pd
+
+    path = work / "cat.parquet"
+    pd.DataFrame({"GalaxyID": ["1", None, "2"]}).to_parquet(path)
+    return [str(path)]
+
+
 def _ids(work: Path, ids, name: str = "cat.fits") -> list[str]:
     return [str(_cat(work, Table({"GalaxyID": ids}), name))]
 
@@ -386,6 +395,7 @@ CASES: list[Case] = [
          _paths(["1.jpg", "2\0.jpg", "x" * 5000 + ".jpg"]), 0, [0, 4, 4]),
     Case("id mode: symlinks to /etc/passwd and /dev/zero, a FIFO, a link inside the folder",
          _links, 0, [0, 8, 8, 8, 0]),
+    Case("Parquet catalog with a null id", _parquet_null_id, 0, [0, 4, 0]),
     Case("masked id", lambda w, i: [str(_cat(w, Table(
         {"GalaxyID": np.ma.array([1, 0], mask=[False, True])})))], 0, [0, 4]),
     Case("NaN and out-of-range RA/Dec", lambda w, i: _coords(
