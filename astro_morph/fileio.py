@@ -63,6 +63,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None],
     """Call ``write(temp_path)`` for a temp file beside ``path``, fsync it and rename it over
     ``path``. Any failure removes the temp file and re-raises (``OSError`` included)."""
     p = Path(path)
+    refuse_special_file(p)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=suffix)
     try:
         public_mode(fd)
@@ -77,13 +78,27 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None],
     return p
 
 
+def refuse_special_file(path: str | os.PathLike) -> None:
+    """Refuse an output path that exists and is not a regular file (``/dev/null``,
+    ``/dev/stdout``, a FIFO): the atomic rename would replace the device node or link itself
+    with a plain file (as root, for every process on the machine)."""
+    from .errors import UserError
+
+    p = Path(path)
+    if (p.exists() or p.is_symlink()) and not p.is_file():
+        raise UserError(f"output {p} is not a regular file (a folder, device, pipe or "
+                        f"terminal); give a file path")
+
+
 def require_output_dir(path: str | os.PathLike) -> None:
-    """Refuse an output whose folder does not exist (checked before any work is done)."""
+    """Refuse an output whose folder does not exist, or that names something other than a
+    file (checked before any work is done)."""
     from .errors import UserError
 
     parent = Path(path).parent
     if not parent.is_dir():
         raise UserError(f"output directory does not exist: {parent}")
+    refuse_special_file(path)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

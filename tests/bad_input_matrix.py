@@ -65,6 +65,12 @@ def _parquet_null_id(work: Path, images: Path) -> list[str]:
     return [str(path)]
 
 
+def _fifo_output(work: Path, images: Path) -> list[str]:
+    """The atomic rename would have replaced the FIFO (or /dev/null) with a plain file."""
+    os.mkfifo(work / "pipe.fits")
+    return _ids(work, [1]) + ["-o", str(work / "pipe.fits"), "--overwrite"]
+
+
 def _ids(work: Path, ids, name: str = "cat.fits") -> list[str]:
     return [str(_cat(work, Table({"GalaxyID": ids}), name))]
 
@@ -412,6 +418,8 @@ CASES: list[Case] = [
     # Options and outputs
     Case("-o naming the input catalog (even with --overwrite)", _same_as_input, 1,
          "never modifies", group="options and outputs"),
+    Case("-o naming a FIFO (a device or /dev/stdout alike)", _fifo_output, 1,
+         "is not a regular file", group="options and outputs"),
     Case("unknown output suffix", lambda w, i: _ids(w, [1]) + ["-o", str(w / "out.txt")], 1,
          "or pass --output-format", group="options and outputs"),
     Case("unfinished run in <out>.partial, rerun without --resume", _stale_journal(False), 1,

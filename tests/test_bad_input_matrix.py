@@ -1,6 +1,7 @@
 """Every bad-input case behaves as documented in docs/bad_input.md (which this test checks)."""
 
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,8 @@ def test_bad_input_matrix(tiny_model, tmp_path):
             assert not (work / ".out.fits.k3x9_q2z.fits").exists()
         if case.name.startswith("unfinished run") and obs.exit == 0:
             assert not (work / "out.fits.partial").exists()
+        if case.name.startswith("-o naming a FIFO"):  # still a FIFO, not a plain file
+            assert stat.S_ISFIFO(os.lstat(work / "pipe.fits").st_mode)
         if case.name == "train onto an existing model file":
             assert (work / "m.amz").read_bytes() == b"a model someone trained for a week"
         assert not (work / ".out.fits.lock").exists(), case.name

@@ -96,3 +96,28 @@ def test_outputs_get_the_umask_mode_not_the_temp_file_mode(tmp_path):
     finally:
         os.umask(old)
     assert oct(path.stat().st_mode & 0o777) == oct(0o644)
+
+
+def test_outputs_that_are_not_regular_files_are_refused_not_replaced(tmp_path):
+    """The atomic rename would replace a FIFO, a device node or a link to one (/dev/null,
+    /dev/stdout) with a plain file; found when `evaluate --json /dev/full` turned the
+    machine's /dev/full into a JSON file."""
+    import os
+    import stat
+
+    from astro_morph.errors import UserError
+    from astro_morph.fileio import atomic_write_text, require_output_dir
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    link = tmp_path / "out.json"
+    link.symlink_to(fifo)
+    for path in (fifo, link, tmp_path):
+        with pytest.raises(UserError, match="is not a regular file"):
+            require_output_dir(path)
+        with pytest.raises(UserError, match="is not a regular file"):
+            atomic_write_text(path, "{}")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and link.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json", "pipe"]  # no temp left
+    atomic_write_text(tmp_path / "ok.json", "{}")  # a plain file is still written
+    assert (tmp_path / "ok.json").read_text() == "{}"
