@@ -22,6 +22,7 @@ from .errors import (
     EXIT_USER_ERROR,
     ExitStatus,
     UserError,
+    refuse_repeats,
 )
 
 MAX_ROW_WARNINGS = 10
@@ -424,9 +425,7 @@ def _int_list(text: str, option: str) -> list[int]:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise UserError(f"{option} takes comma-separated integers, not {text!r}") from None
-    repeated = sorted({v for v in values if values.count(v) > 1})
-    if repeated:  # one run counted twice would shrink the spread the table reports
-        raise UserError(f"{option} repeats {', '.join(map(str, repeated))}")
+    refuse_repeats(values, option)  # one seed counted twice would shrink the reported spread
     return values
 
 

@@ -8,7 +8,8 @@ from collections.abc import Iterable
 
 import click
 
-__all__ = ["AstroMorphError", "ExitStatus", "UserError", "first_line", "suggest_names"]
+__all__ = ["AstroMorphError", "ExitStatus", "UserError", "first_line", "suggest_names",
+           "some_values", "refuse_repeats"]
 
 #: Exit statuses of the ``astromorph`` command (docs/bad_input.md).
 EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE, EXIT_NOTHING_CLASSIFIED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -59,3 +60,20 @@ def suggest_names(name: str, candidates: Iterable[str]) -> str:
     if not close:
         return ""
     return " (did you mean " + " or ".join(repr(lower[c]) for c in close) + "?)"
+
+
+def some_values(values: Iterable[str], quote: bool = False, limit: int = 8) -> str:
+    """The distinct non-blank ``values``, sorted, the first ``limit`` joined by commas (then
+    `` ...``), for an error that says what a column does hold; ``""`` when there are none."""
+    held = sorted(set(values) - {""})
+    shown = ", ".join(repr(v) if quote else v for v in held[:limit])
+    return shown + (" ..." if len(held) > limit else "")
+
+
+def refuse_repeats(values: Iterable[object], option: str) -> None:
+    """A one-line error naming the values ``option`` gives more than once: one run listed
+    twice would be counted twice (a seed in a spread, an architecture in a table)."""
+    values = list(values)
+    repeated = sorted({v for v in values if values.count(v) > 1}, key=str)
+    if repeated:
+        raise UserError(f"{option} repeats {', '.join(map(str, repeated))}")

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .model_file import MAX_INPUT_SIZE, MIN_INPUT_SIZE
+
 __all__ = [
     "MBConvConfig",
     "ArchConfig",
@@ -138,9 +140,9 @@ class ArchConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{key} must be a positive integer, got {value!r}")
         if isinstance(self.resolution, bool) or not isinstance(self.resolution, int) or \
-                not 8 <= self.resolution <= 1024:
-            raise ValueError(f"resolution must be an integer of 8-1024 pixels, got "
-                             f"{self.resolution!r}")
+                not MIN_INPUT_SIZE <= self.resolution <= MAX_INPUT_SIZE:
+            raise ValueError(f"resolution must be an integer of {MIN_INPUT_SIZE}-"
+                             f"{MAX_INPUT_SIZE} pixels, got {self.resolution!r}")
         for key in ("dropout", "stochastic_depth", "se_ratio"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or \

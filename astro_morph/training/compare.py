@@ -14,8 +14,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
+from ..errors import UserError, refuse_repeats
 from ..fileio import atomic_write_text
+from ..models.model_file import MAX_INPUT_SIZE, MIN_INPUT_SIZE
 
 __all__ = ["parse_arch_spec", "compare", "summarise", "markdown_table", "per_class_table",
            "wilson_interval"]
@@ -24,9 +25,9 @@ __all__ = ["parse_arch_spec", "compare", "summarise", "markdown_table", "per_cla
 def parse_arch_spec(spec: str) -> tuple[str, int | None]:
     """``"efficientnet-b0@64"`` -> ``("efficientnet-b0", 64)``; no ``@`` keeps the native size."""
     name, _, res = spec.partition("@")
-    if res and not (res.isdigit() and 8 <= int(res) <= 1024):
-        raise UserError(f"architecture {spec!r}: the part after @ must be a size of 8-1024 "
-                        f"pixels")
+    if res and not (res.isdigit() and MIN_INPUT_SIZE <= int(res) <= MAX_INPUT_SIZE):
+        raise UserError(f"architecture {spec!r}: the part after @ must be a size of "
+                        f"{MIN_INPUT_SIZE}-{MAX_INPUT_SIZE} pixels")
     return name, int(res) if res else None
 
 
@@ -60,9 +61,7 @@ def compare(labels: str | os.PathLike, image_dir: str | os.PathLike, archs: list
     out_dir.mkdir(parents=True, exist_ok=True)
     if not archs:
         raise UserError("compare needs at least one architecture (--arch)")
-    repeated = sorted({a for a in archs if list(archs).count(a) > 1})
-    if repeated:
-        raise UserError(f"--arch repeats {', '.join(repeated)}")
+    refuse_repeats(archs, "--arch")
     specs = [parse_arch_spec(a) for a in archs]
     for name, _ in specs:
         get_arch(name)  # unknown names fail before hours of training, not after

@@ -20,7 +20,7 @@ import numpy as np
 from astropy.table import Table
 
 from ..centring.crop import PAPER_CROP_FRACTION, crop_resize
-from ..errors import UserError, suggest_names
+from ..errors import UserError, some_values, suggest_names
 from ..sources.base import format_id
 from ..sources.galaxyzoo import EXTENSIONS
 from ..sources.images import read_rgb
@@ -76,11 +76,10 @@ def split_rows(table: Table, split: str, source: str | os.PathLike,
     values = np.asarray(table[split_column]).astype(str)
     rows = table[values == split]
     if len(rows) == 0:
-        held = sorted(set(values.tolist()) - {""})
-        shown = ", ".join(repr(v) for v in held[:8]) + (" ..." if len(held) > 8 else "")
+        held = sorted(set(values.tolist()) - {""})  # sorted: the suggestion is stable
         raise UserError(f"{source}: no rows in split {split!r}"
                         f"{suggest_names(split, held)}; its {split_column!r} column holds "
-                        f"{shown or 'only blanks'}")
+                        f"{some_values(held, quote=True) or 'only blanks'}")
     return rows
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..api import classify
 from ..columns import read_probabilities
-from ..errors import UserError
+from ..errors import UserError, some_values
 from ..inference.load import load_model
 from .data import load_labels, split_rows
 from .metrics import classification_report
@@ -89,10 +89,9 @@ def evaluate(model: str | os.PathLike | list[str | os.PathLike] | None, labels: 
     truth = np.asarray(rows[label_column]).astype(str)
     known = np.isin(truth, classes)
     if not known.any():  # e.g. labels of another survey's classes, or the wrong --model
-        held = sorted(set(truth.tolist()) - {""})
         raise UserError(f"{labels}: no {split!r} row has a label the model {clf.name} knows "
                         f"({', '.join(classes)}); the labels there: "
-                        f"{', '.join(held[:8]) + (' ...' if len(held) > 8 else '') or 'none'}")
+                        f"{some_values(truth.tolist()) or 'none'}")
     out = classify(rows[known], source="galaxyzoo", model=clf, image_dir=image_dir,
                    id_column=id_column, progress=progress, fast_decode=fast_decode)
     probs = read_probabilities(out, classes)
