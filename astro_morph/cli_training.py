@@ -26,6 +26,10 @@ colour_jitter_option = click.option(
     "--colour-jitter/--no-colour-jitter", default=True, show_default=True,
     help="The paper's brightness/contrast/saturation/hue jitter; --no-colour-jitter keeps "
     "each galaxy's (physical) colour.")
+weight_decay_option = click.option(
+    "--weight-decay", type=Finite(0), default=0.0, show_default=True,
+    help="Decoupled (AdamW) weight decay on convolution and linear weights, e.g. 0.05 "
+    "(0: plain Adam).")
 mixup_option = click.option(
     "--mixup", type=Finite(0), default=0.0, show_default=True,
     help="Blend each batch with a shuffled copy, weight ~ Beta(MIXUP, MIXUP), e.g. 0.2 "
@@ -87,6 +91,7 @@ mixup_option = click.option(
                    "average is validated and shipped.")
 @colour_jitter_option
 @mixup_option
+@weight_decay_option
 @click.option("--overwrite", is_flag=True, help="Replace an existing model file.")
 def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
           resolution: int | None, classes: str | None, epochs: int, batch_size: int,
@@ -95,7 +100,7 @@ def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
           name: str | None, label_smoothing: float, threads: int | None, precision: str,
           teachers: tuple[str, ...], distill_weight: float, pseudo_dir: str | None,
           pseudo_threshold: float, ema: float, colour_jitter: bool, mixup: float,
-          overwrite: bool) -> None:
+          weight_decay: float, overwrite: bool) -> None:
     """Train a classifier on LABELS (a table with id, label and split columns)."""
     from .inference.load import model_file
     from .training.train import TrainConfig
@@ -113,7 +118,7 @@ def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
         label_smoothing=label_smoothing, threads=threads, precision=precision,
         teacher=[str(model_file(t)) for t in teachers] or None, distill_weight=distill_weight,
         pseudo_labels=pseudo_dir, pseudo_threshold=pseudo_threshold, ema=ema,
-        colour_jitter=colour_jitter, mixup=mixup,
+        colour_jitter=colour_jitter, mixup=mixup, weight_decay=weight_decay,
     )
     with row_warnings("warnings"):
         result = train_api(cfg, resume=resume, overwrite=overwrite)
@@ -392,13 +397,14 @@ def kaggle_select(solutions: Path, output: Path, seed: int, overwrite: bool) -> 
               help="As for train: decay of a moving average of the weights (0: off).")
 @colour_jitter_option
 @mixup_option
+@weight_decay_option
 @click.option("--device", default="cpu", show_default=True)
 def compare(labels: Path, image_dir: str, archs: str, out_dir: Path, md: Path | None,
             id_column: str, classes: str | None, epochs: int, batch_size: int, lr: float,
             schedule: str, class_weighting: str, seeds: str, threads: int | None,
             label_smoothing: float, teachers: tuple[str, ...], distill_weight: float,
             pseudo_dir: str | None, pseudo_threshold: float, ema: float, colour_jitter: bool,
-            mixup: float, device: str) -> None:
+            mixup: float, weight_decay: float, device: str) -> None:
     """Train ARCHS with one recipe and several seeds on LABELS; tabulate val and test.
 
     Every model file is kept in OUT_DIR (paths printed), so any row can be re-evaluated."""
@@ -416,7 +422,7 @@ def compare(labels: Path, image_dir: str, archs: str, out_dir: Path, md: Path | 
             epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule,
             class_weighting=class_weighting, seeds=_int_list(seeds, "--seeds"), threads=threads,
             label_smoothing=label_smoothing, device=device, distill_weight=distill_weight,
-            ema=ema, colour_jitter=colour_jitter, mixup=mixup,
+            ema=ema, colour_jitter=colour_jitter, mixup=mixup, weight_decay=weight_decay,
             teacher=[str(model_file(t)) for t in teachers] or None,
             **({"pseudo_labels": pseudo_dir, "pseudo_threshold": pseudo_threshold}
                if pseudo_dir else {}))

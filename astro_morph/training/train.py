@@ -48,6 +48,8 @@ class TrainConfig:
     epochs: int = 30
     batch_size: int = 64
     lr: float = 1e-4
+    #: Decoupled (AdamW) weight decay on convolution and linear weights; batch-norm scales
+    #: and biases are not decayed. 0 is plain Adam, bit for bit.
     weight_decay: float = 0.0
     class_weighting: str = "sqrt"  # none | sqrt | balanced
     schedule: str = "constant"  # constant (paper) | cosine
@@ -102,6 +104,17 @@ def environment() -> dict[str, Any]:
             "numpy": np.__version__, "python": platform.python_version(),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "threads": torch.get_num_threads()}
+
+
+
+def _decay_groups(params: list, weight_decay: float) -> list:
+    """Parameter groups for AdamW: norm scales and biases (1-D) are not decayed, the usual
+    practice, since decaying them only moves the activations' scale. One group when off."""
+    if not weight_decay:
+        return params
+    groups = [{"params": [p for p in params if p.ndim > 1]},
+              {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
 
 
 def _class_weights(labels: np.ndarray, k: int, mode: str) -> torch.Tensor:
@@ -254,6 +267,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
         raise UserError(f"{cfg.output} exists; pass --overwrite to replace it")
     if cfg.precision not in ("fp32", "bf16"):
         raise UserError(f"precision must be fp32 or bf16, not {cfg.precision!r}")
+    if not 0 <= cfg.weight_decay < math.inf:
+        raise UserError(f"weight decay must be a finite number >= 0, not {cfg.weight_decay}")
     if not 0 <= cfg.label_smoothing < 1:
         raise UserError(f"label smoothing must be in [0, 1), not {cfg.label_smoothing}")
     if not 0 <= cfg.distill_weight <= 1:
@@ -336,7 +351,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
 
         ema = AveragedModel(net, multi_avg_fn=ema_with_warmup(cfg.ema), use_buffers=True)
     scored = net if ema is None else ema.module  # the weights validated and shipped
-    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.Adam(_decay_groups(params, cfg.weight_decay), lr=cfg.lr,
+                           weight_decay=cfg.weight_decay, decoupled_weight_decay=True)
     weights = _class_weights(train_set.labels, len(class_names), cfg.class_weighting).to(device)
     gen = torch.Generator().manual_seed(cfg.seed)
     if cfg.schedule not in ("constant", "cosine"):

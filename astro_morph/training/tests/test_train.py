@@ -187,6 +187,24 @@ def test_mixup_draws_from_the_generator_and_blends_images_and_targets(tmp_path, 
     with pytest.raises(UserError, match="mixup must be >= 0"):
         train(_cfg(tmp_path, output=str(tmp_path / "x.amz"), mixup=-1.0), progress=False)
 
+def test_weight_decay_shrinks_weights_but_not_norms_or_biases(tmp_path):
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    params = list(net.parameters())
+    before = [p.detach().clone() for p in params]
+    opt = torch.optim.Adam(train_mod._decay_groups(params, 0.5), lr=0.1, weight_decay=0.5,
+                           decoupled_weight_decay=True)
+    for p in params:
+        p.grad = torch.zeros_like(p)  # Adam's own step is then 0: only the decay moves them
+    opt.step()
+    conv_w, conv_b, bn_w, bn_b = params
+    torch.testing.assert_close(conv_w, before[0] * (1 - 0.1 * 0.5))
+    for p, b in zip((conv_b, bn_w, bn_b), before[1:], strict=True):
+        assert torch.equal(p, b)
+    assert train_mod._decay_groups(params, 0.0) is params  # off: plain Adam's single group
+    with pytest.raises(UserError, match="weight decay must be a finite number >= 0"):
+        train(_cfg(tmp_path, weight_decay=float("nan")), progress=False)
+
+
 def test_metrics_on_known_inputs():
     y = np.array([0, 0, 0, 1, 1, 2])
     probs = np.eye(3)[[0, 0, 1, 1, 1, 2]] * 0.9 + 0.1 / 3
