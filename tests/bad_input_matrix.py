@@ -404,6 +404,9 @@ CASES: list[Case] = [
     Case("Parquet catalog with a null id", _parquet_null_id, 0, [0, 4, 0]),
     Case("masked id", lambda w, i: [str(_cat(w, Table(
         {"GalaxyID": np.ma.array([1, 0], mask=[False, True])})))], 0, [0, 4]),
+    Case("ids stored as floats: 1.0 (fine), 1.5, and an 18-digit SDSS objid (digits lost)",
+         lambda w, i: [str(_cat(w, Table({"GalaxyID": [1.0, 1.5, 587722981742084144.0]})))],
+         0, [0, 4, 4]),
     Case("NaN and out-of-range RA/Dec", lambda w, i: _coords(
         w, [150.0, np.nan, 400.0, 150.0], [2.0, 2.0, 2.0, 95.0]), 0, [0, 16, 16, 16]),
     Case("sexagesimal RA/Dec strings", lambda w, i: _coords(
@@ -507,6 +510,11 @@ CASES: list[Case] = [
     Case("train on labels with one galaxy in both train and val", _labels_text(
         "1,spiral,train\n2,elliptical,train\n1,spiral,val\n3,spiral,val\n"), 0,
         "1 ids are in both 'train' and 'val' (first: 1)", command="train", group="train"),
+    Case("train on labels whose 18-digit ids were saved as floats",
+         _labels_text("587722981742084144.0,spiral,train\n587722981742084145.0,elliptical,"
+                      "train\n3,spiral,val\n"), 1,
+         "id 5.87723e+17 is a floating-point number too large to hold every digit",
+         command="train", group="train"),
     Case("train on a labelled set with a missing image", _labels_missing_image, 0,
          "left out 1 of 3 rows whose image is missing", command="train", group="train"),
     Case("train --pseudo-labels on a folder of upper-case .JPG files", _pseudo_upper_case, 1,

@@ -21,7 +21,7 @@ from astropy.table import Table
 if TYPE_CHECKING:
     from ..centring.base import Prepared
 
-__all__ = ["Cutout", "Source", "RUN_OPTIONS", "decode_threads", "format_id"]
+__all__ = ["Cutout", "Source", "RUN_OPTIONS", "decode_threads", "format_id", "bad_id_reason"]
 
 #: Constructor arguments the run sets (not the user): decoding threads, reduced-scale decode.
 RUN_OPTIONS = ("workers", "draft_side")
@@ -127,3 +127,16 @@ def format_id(value: object) -> str | None:
         return str(int(value))
     text = str(value).strip()
     return text or None
+
+
+def bad_id_reason(value: object) -> str:
+    """Why :func:`format_id` gave ``None`` for ``value``, in words for a flagged row."""
+    if isinstance(value, (float, np.floating)) and np.isfinite(value):
+        if abs(value) >= 2**53:  # an 18-digit SDSS objid read as a double has lost digits
+            return (f"id {value:.6g} is a floating-point number too large to hold every "
+                    f"digit of an integer id; store the id column as integers or strings")
+        return f"id {value:g} is not a whole number"
+    if isinstance(value, (float, np.floating)):
+        return f"id is {value}"
+    return "empty id/path"
+

@@ -22,7 +22,7 @@ from ..centring.base import Prepared
 from ..errors import UserError, suggest_names
 from ..flags import MorphFlag
 from ..hookspecs import hookimpl
-from .base import Cutout, Source, format_id
+from .base import Cutout, Source, bad_id_reason, format_id
 from .images import read_rgb
 
 __all__ = ["GalaxyZooSource"]
@@ -86,7 +86,7 @@ class GalaxyZooSource(Source):
     def _locate(self, value: object) -> tuple[Path | None, int, str]:
         key = format_id(value)
         if key is None:
-            return None, MorphFlag.BAD_ID, "empty or invalid id/path"
+            return None, MorphFlag.BAD_ID, bad_id_reason(value)
         if "\0" in key or len(key) > MAX_NAME_CHARS:
             shown = key[:40].replace("\0", "\\0") + ("..." if len(key) > 40 else "")
             return (None, MorphFlag.BAD_ID,

@@ -21,7 +21,7 @@ from astropy.table import Table
 
 from ..centring.crop import PAPER_CROP_FRACTION, crop_resize
 from ..errors import UserError, some_values, suggest_names
-from ..sources.base import format_id
+from ..sources.base import bad_id_reason, format_id
 from ..sources.galaxyzoo import EXTENSIONS
 from ..sources.images import read_rgb
 
@@ -146,11 +146,15 @@ def load_split(table: Table, image_dir: str | os.PathLike, split: str, class_nam
         rows, labels_text = rows[:limit], labels_text[:limit]
     if len(rows) == 0:
         raise UserError(f"split {split!r} has no labelled rows with classes {class_names}")
-    ids = [format_id(v) or "" for v in rows[id_column]]
+    raw_ids = list(rows[id_column])
+    ids = [format_id(v) or "" for v in raw_ids]
     region = TRAIN_REGION if train else PAPER_CROP_FRACTION
 
-    def decode(key: str) -> np.ndarray | str:
+    def decode(i: int) -> np.ndarray | str:
         """The cached pixels, or why this row's image cannot be used."""
+        key = ids[i]
+        if not key:
+            return bad_id_reason(raw_ids[i])
         path = _find_image(image_dir, key)
         if path is None:
             return f"no image {key}{'/'.join(EXTENSIONS)} in {image_dir}"
@@ -161,10 +165,11 @@ def load_split(table: Table, image_dir: str | os.PathLike, split: str, class_nam
         return (crop_resize(img, size, region) * 255 + 0.5).astype(np.uint8)
 
     with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
-        decoded = list(pool.map(decode, ids))
+        decoded = list(pool.map(decode, range(len(ids))))
     # A missing or broken image costs its row, not the run; the rows left out are named.
     good = [not isinstance(d, str) for d in decoded]
-    skipped = [f"{k}: {d}" for k, d in zip(ids, decoded, strict=True) if isinstance(d, str)]
+    skipped = [f"{k or f'row {i} of the split'}: {d}"
+               for i, (k, d) in enumerate(zip(ids, decoded, strict=True)) if isinstance(d, str)]
     if not any(good):
         raise UserError(f"split {split!r}: no usable image for any of its {len(ids)} rows "
                         f"(first: {skipped[0]})")

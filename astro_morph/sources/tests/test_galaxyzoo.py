@@ -5,7 +5,7 @@ from PIL import Image
 
 from astro_morph.errors import UserError
 from astro_morph.flags import MorphFlag
-from astro_morph.sources.base import format_id
+from astro_morph.sources.base import bad_id_reason, format_id
 from astro_morph.sources.galaxyzoo import GalaxyZooSource
 
 
@@ -25,6 +25,12 @@ def test_id_formats():
     assert format_id(1.5) is None and format_id(float("nan")) is None
     assert format_id(np.ma.masked) is None and format_id("  ") is None
     assert format_id(b"abc") == "abc"
+    # Each refusal says why, in the flagged row's message.
+    assert "too large to hold every digit" in bad_id_reason(587722952767439450.0)
+    assert format_id(587722952767439450.0) is None
+    assert bad_id_reason(1.5) == "id 1.5 is not a whole number"
+    assert bad_id_reason(float("nan")) == "id is nan"
+    assert bad_id_reason(np.ma.masked) == bad_id_reason("  ") == "empty id/path"
 
 
 def test_bad_images_are_flagged_not_fatal(image_dir):
