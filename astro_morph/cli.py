@@ -404,9 +404,10 @@ def gallery(catalog: Path, png: Path, image_dir: Path | None, id_column: str,
     from .gallery import draw_gallery
 
     check_output_dirs(png)
-    draw_gallery(read_catalog(catalog), png, source=source, n=number, sort=sort, label=label,
-                 prefix=prefix, image_dir=image_dir, id_column=id_column,
-                 path_column=path_column)
+    with row_warnings():
+        draw_gallery(read_catalog(catalog), png, source=source, n=number, sort=sort, label=label,
+                     prefix=prefix, image_dir=image_dir, id_column=id_column,
+                     path_column=path_column)
     click.echo(f"wrote {png}", err=True)
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 import numpy as np
 from astropy.table import Table
 
-from .errors import UserError
+from .errors import UserError, some_values, suggest_names
 
 __all__ = ["draw_gallery"]
 
@@ -45,12 +46,26 @@ def draw_gallery(table: Table, png: str | os.PathLike, source: str = "galaxyzoo"
     elif sort != "row":
         raise UserError(f"--sort must be confidence, -confidence or row, not {sort!r}")
     rows = rows[:n]
+    if len(rows) == 0 and label is not None:
+        held = labels[np.isfinite(probs).all(1)].tolist()
+        raise UserError(f"no classified rows to draw with label {label!r}"
+                        f"{suggest_names(label, set(held))}; the catalog's labels: "
+                        f"{some_values(held) or 'none'}")
     if len(rows) == 0:
-        raise UserError("no classified rows to draw" + (f" with label {label!r}" if label else ""))
+        raise UserError("no classified rows to draw")
     from .options import build_source
 
     src = build_source(source, source_options)
     cutouts = src.fetch(table[rows])
+    missing = [(row, cut.message) for row, cut in zip(rows, cutouts, strict=True)
+               if cut.image is None]
+    if len(missing) == len(rows):  # e.g. the wrong --image-dir: an empty grid helps nobody
+        raise UserError(f"none of the {len(rows)} cutouts to draw could be read (first: row "
+                        f"{missing[0][0]}: {missing[0][1]})")
+    if missing:
+        logging.getLogger("astro_morph").warning(
+            "%d of %d cutouts could not be read and are drawn empty (first: row %d: %s)",
+            len(missing), len(rows), missing[0][0], missing[0][1])
     cols = int(np.ceil(np.sqrt(len(rows))))
     nrows = int(np.ceil(len(rows) / cols))
     fig, axes = plt.subplots(nrows, cols, figsize=(1.9 * cols, 2.1 * nrows), squeeze=False)
@@ -60,6 +75,9 @@ def draw_gallery(table: Table, png: str | os.PathLike, source: str = "galaxyzoo"
         if cut.image is not None:
             img = cut.image if cut.image.dtype == np.uint8 else np.clip(cut.image, 0, 1)
             ax.imshow(img)
+        else:
+            ax.text(0.5, 0.5, "no cutout", ha="center", va="center", fontsize=7,
+                    transform=ax.transAxes)
         ax.set_title(f"#{row} {labels[row]} {conf[row]:.2f}", fontsize=7)
     fig.tight_layout()
     fig.savefig(png, dpi=110)

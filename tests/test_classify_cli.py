@@ -232,6 +232,15 @@ def test_gallery_draws_classified_rows(tiny_model, image_dir, tmp_path):
     assert png.read_bytes()[:4] == b"\x89PNG"
     res = run("gallery", out, "--png", png, "--label", "nonexistent", *base)
     assert res.returncode == 1 and "no classified rows" in res.stderr
+    assert "the catalog's labels: " in res.stderr  # what it could have asked for
+    # The wrong folder: nothing to draw, said so (it had drawn a grid of empty panels).
+    res = run("gallery", out, "--png", tmp_path / "w.png", "--image-dir", tmp_path)
+    assert res.returncode == 1 and "none of the 2 cutouts to draw could be read" in res.stderr
+    assert not (tmp_path / "w.png").exists()
+    # Some unreadable: drawn empty, with a warning naming the first.
+    (image_dir / "1.jpg").rename(image_dir / "1.moved")
+    res = run("gallery", out, "--png", png, *base)
+    assert res.returncode == 0 and "1 of 2 cutouts could not be read" in res.stderr
     res = run("gallery", cat, "--png", png, *base)
     assert res.returncode == 1 and "classify output" in res.stderr
 
