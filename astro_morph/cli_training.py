@@ -356,11 +356,13 @@ def kaggle_select(solutions: Path, output: Path, seed: int, overwrite: bool) -> 
     from .catalog_io import read_catalog, write_catalog
     from .training.kaggle import select_table1
 
-    out = select_table1(read_catalog(solutions, "csv"), seed=seed)
+    with row_warnings():
+        out = select_table1(read_catalog(solutions, "csv"), seed=seed)
     write_catalog(out, output, "csv", overwrite=overwrite)
     counts = ", ".join(f"{k} {v}" for k, v in out.meta["counts"].items())
+    invalid = f", {out.meta['invalid']} with unusable votes" if out.meta["invalid"] else ""
     click.echo(f"wrote {output}: {len(out)} galaxies ({counts}); "
-               f"{out.meta['ambiguous']} ambiguous left out", err=True)
+               f"{out.meta['ambiguous']} ambiguous{invalid} left out", err=True)
 
 
 @cli.command()

@@ -338,6 +338,18 @@ def _labels_missing_image(work: Path, images: Path) -> list[str]:
     return args
 
 
+def _kaggle_votes(work: Path, images: Path, repeat: bool = False) -> list[str]:
+    """Kaggle's training_solutions_rev1.csv, cut down: one vote 'n/a', one galaxy twice."""
+    cols = ["Class1.1", "Class1.2", "Class1.3", "Class2.1", "Class2.2", "Class4.1",
+            "Class4.2", "Class7.1", "Class7.2", "Class7.3"]
+    smooth = "0.9,0.1,0,0.05,0.05,0,0.05,0.81,0.09,0"
+    ids = ["100008", "100023" if not repeat else "100008", "100053"]
+    rows = [f"{ids[0]},{smooth}", f"{ids[1]},n/a,{smooth[4:]}", f"{ids[2]},{smooth}"]
+    path = work / "training_solutions_rev1.csv"
+    path.write_text("GalaxyID," + ",".join(cols) + "\n" + "\n".join(rows) + "\n")
+    return [str(path), "-o", str(work / "labels.csv")]
+
+
 def _labels_text(text: str):
     """A labels table with these rows (after the header), for the train cases."""
     def make(work: Path, images: Path) -> list[str]:
@@ -519,6 +531,12 @@ CASES: list[Case] = [
          "left out 1 of 3 rows whose image is missing", command="train", group="train"),
     Case("train --pseudo-labels on a folder of upper-case .JPG files", _pseudo_upper_case, 1,
          "no .jpg/.jpeg/.png images in", command="train", group="train"),
+    Case("kaggle-select on a solutions file with a vote 'n/a'", _kaggle_votes, 0,
+         "left out 1 galaxies whose votes are missing, not numbers or negative (first: row 1, "
+         "GalaxyID 100023, column Class1.1)", command="kaggle-select", group="train"),
+    Case("kaggle-select on a solutions file that lists a galaxy twice",
+         lambda w, i: _kaggle_votes(w, i, repeat=True), 1,
+         "GalaxyID 100008 appears 2 times (rows 0, 1)", command="kaggle-select", group="train"),
     # Evaluate and compare
     Case("evaluate where no image of the split can be read", lambda w, i: _evaluate(w, i, (
         "--image-dir", str(w))), 1, "none of the 1 'val' rows could be classified",

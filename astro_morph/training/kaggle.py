@@ -11,7 +11,9 @@ answers::
     f_edge_on_yes     = Class2.1 / (Class2.1 + Class2.2)                 (T02)
     f_spiral_yes      = Class4.1 / (Class4.1 + Class4.2)                 (T04)
 
-A task nobody reached (sum 0) gives f = 0. Table 1's rules are then applied as printed; a
+A task nobody reached (sum 0) gives f = 0. A galaxy with a vote that is missing, not a
+number or negative cannot be placed and is left out (counted, the first named). Table 1's
+rules are then applied as printed; a
 galaxy that passes more than one class's rule (possible: f_smooth and f_features can both
 exceed 0.469) is ambiguous and left out. The clean sample is split 9:1 per class with a fixed
 seed (the paper's stratified split); 10 % of the training part is held out as ``val`` for model
@@ -20,12 +22,15 @@ selection so that ``test`` is only used for the reported figures.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 from astropy.table import Table
 
 from ..errors import UserError
+from ..sources.base import format_id
 
-__all__ = ["TABLE1_RULES", "TASKS", "task_fractions", "select_table1"]
+__all__ = ["TABLE1_RULES", "TASKS", "task_fractions", "select_table1", "vote_column"]
 
 #: Kaggle answer columns of each decision-tree task used by Table 1.
 TASKS: dict[str, tuple[str, ...]] = {
@@ -45,6 +50,23 @@ TABLE1_RULES: dict[str, list[tuple[str, float]]] = {
 }
 
 
+def vote_column(solutions: Table, name: str) -> np.ndarray:
+    """Column ``name`` as floats; a missing, non-numeric or negative cell is NaN."""
+    col = solutions[name]
+    if col.dtype.kind in "iuf":
+        values = np.ma.filled(np.ma.asarray(col, dtype=float), np.nan)
+    else:  # text: one bad cell made the whole column strings
+        values = np.array([_number(v) for v in np.ma.filled(np.ma.asarray(col), "")])
+    return np.where(values >= 0, values, np.nan)  # NaN stays NaN
+
+
+def _number(text: object) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
 def task_fractions(solutions: Table) -> dict[str, np.ndarray]:
     """Per-task fraction f of every answer column used by Table 1 (see the module doc)."""
     missing = [c for cols in TASKS.values() for c in cols if c not in solutions.colnames]
@@ -52,7 +74,7 @@ def task_fractions(solutions: Table) -> dict[str, np.ndarray]:
         raise UserError(f"Kaggle solutions table lacks column(s) {', '.join(missing)}")
     f = {}
     for cols in TASKS.values():
-        votes = np.stack([np.asarray(solutions[c], dtype=float) for c in cols])
+        votes = np.stack([vote_column(solutions, c) for c in cols])
         total = votes.sum(0)
         with np.errstate(invalid="ignore", divide="ignore"):
             frac = np.where(total > 0, votes / total, 0.0)
@@ -82,9 +104,24 @@ def select_table1(solutions: Table, id_column: str = "GalaxyID", test_fraction: 
     """
     if id_column not in solutions.colnames:
         raise UserError(f"Kaggle solutions table has no {id_column!r} column")
+    ids = np.array([format_id(v) or "" for v in solutions[id_column]])
+    uniq, first, counts = np.unique(ids, return_index=True, return_counts=True)
+    if (counts > 1).any():  # one image in two splits would leak into test
+        twice = np.flatnonzero(ids == uniq[np.argmax(counts > 1)])
+        raise UserError(f"{id_column} {ids[twice[0]]} appears {len(twice)} times (rows "
+                        f"{', '.join(str(i) for i in twice[:5])}); each galaxy once, please")
     f = task_fractions(solutions)
+    used = [c for cols in TASKS.values() for c in cols]
+    invalid = ~np.all([np.isfinite(vote_column(solutions, c)) for c in used], axis=0)
+    if invalid.any():
+        row = int(np.argmax(invalid))
+        bad = [c for c in used if not np.isfinite(vote_column(solutions, c)[row])]
+        logging.getLogger("astro_morph").warning(
+            "left out %d galaxies whose votes are missing, not numbers or negative (first: row "
+            "%d, %s %s, column %s)", int(invalid.sum()), row, id_column, ids[row], bad[0])
     passes = np.stack([np.all([f[c] >= t for c, t in rules], axis=0)
                        for rules in TABLE1_RULES.values()])
+    passes &= ~invalid
     n_pass = passes.sum(0)
     chosen = n_pass == 1
     names = np.array(list(TABLE1_RULES))
@@ -103,5 +140,6 @@ def select_table1(solutions: Table, id_column: str = "GalaxyID", test_fraction: 
                  "split": split[chosen]})
     out.meta["counts"] = {str(n): int(((labels == n) & chosen).sum()) for n in names}
     out.meta["ambiguous"] = int((n_pass > 1).sum())
+    out.meta["invalid"] = int(invalid.sum())
     out.meta["selection"] = "Wu et al. 2022 Table 1 on per-task vote fractions"
     return out

@@ -89,3 +89,23 @@ def test_cli_writes_labels(tmp_path):
     labels = Table.read(tmp_path / "l.csv", format="ascii.csv")
     assert labels.colnames == ["GalaxyID", "label", "split"]
     assert (labels["split"] == "test").sum() == 2
+
+
+def test_unusable_votes_leave_their_galaxy_out_and_repeated_ids_are_refused(tmp_path, caplog):
+    rows = [galaxy(i, 0.9, 0.1, round_=0.9) for i in range(6)]
+    path = tmp_path / "s.csv"
+    table(rows).write(path, format="ascii.csv")
+    lines = path.read_text().splitlines()
+    lines[2] = lines[2].replace("0.9", "abc", 1)  # galaxy 1: a vote that is not a number
+    lines[3] = lines[3].replace("0.9", "", 1)  # galaxy 2: an empty cell
+    lines[4] = lines[4].replace("0.9", "-0.9", 1)  # galaxy 3: a negative fraction
+    path.write_text("\n".join(lines) + "\n")
+    sol = Table.read(path, format="ascii.csv")
+    assert sol["Class1.1"].dtype.kind == "U"  # one bad cell makes the column text
+    out = select_table1(sol, test_fraction=0, val_fraction=0)
+    assert list(out["GalaxyID"]) == [0, 4, 5] and out.meta["invalid"] == 3
+    assert "left out 3 galaxies" in caplog.text and "row 1, GalaxyID 1, column Class1.1" \
+        in caplog.text
+    twice = table([galaxy(7, 0.9, 0.1, round_=0.9), galaxy(7, 0.1, 0.9, edge_yes=0.9)])
+    with pytest.raises(UserError, match=r"GalaxyID 7 appears 2 times \(rows 0, 1\)"):
+        select_table1(twice)
