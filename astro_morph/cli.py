@@ -67,6 +67,18 @@ class _RowWarnings(logging.Handler):
             click.echo(f"warning: {record.getMessage()}", err=True)
 
 
+class _Warnings(logging.Handler):
+    """``warning: ...`` for the library's warnings outside :func:`row_warnings` (plugin
+    loading, say), where logging's last resort would print the bare message."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not any(isinstance(h, _RowWarnings) for h in logging.getLogger("astro_morph").handlers):
+            click.echo(f"warning: {record.getMessage()}", err=True)
+
+
 def check_output_dirs(*paths: Path | None) -> None:
     """Refuse, before any work, an output whose folder does not exist."""
     from .fileio import require_output_dir
@@ -437,6 +449,9 @@ from . import cli_training  # noqa: E402,F401
 def main() -> None:
     """Console entry point: user errors are one line on stderr and exit status 1."""
     debug = "--debug" in sys.argv[1:]
+    logger = logging.getLogger("astro_morph")
+    if not any(isinstance(h, _Warnings) for h in logger.handlers):  # main() may run again
+        logger.addHandler(_Warnings())
     try:
         cli.main(standalone_mode=False)
     except SystemExit as exc:

@@ -83,7 +83,16 @@ def _load() -> None:
             pm.register(importlib.import_module(module_name), name=module_name)
     allowed = os.environ.get("ASTROMORPH_LOAD_PLUGINS")
     names = None if allowed is None else {n.strip() for n in allowed.split(",") if n.strip()}
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+    installed = list(metadata.entry_points(group=ENTRY_POINT_GROUP))
+    if names:  # a misspelt name would otherwise load nothing, silently
+        known = {ep.name for ep in installed} | {ep.dist.name for ep in installed if ep.dist}
+        for name in sorted(names - known):
+            logging.getLogger("astro_morph").warning(
+                "ASTROMORPH_LOAD_PLUGINS names %r, which no installed plugin is called%s",
+                name, suggest_names(name, known) or (
+                    f" (installed: {', '.join(sorted(known))})" if known else
+                    " (none are installed)"))
+    for ep in installed:
         dist = ep.dist.name if ep.dist is not None else ""
         if names is not None and ep.name not in names and dist not in names:
             continue

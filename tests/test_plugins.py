@@ -1,6 +1,7 @@
 """A small third-party plugin (fake source + fake model) registered through the public hooks."""
 
 import json
+import logging
 import sys
 import types
 
@@ -130,7 +131,7 @@ def test_unknown_source_suggests(fake):
         astro_morph.classify(Table({"a": [1]}), source="fak", model="fake-model")
 
 
-def test_load_plugins_env_var_limits_entry_points(monkeypatch):
+def test_load_plugins_env_var_limits_entry_points(monkeypatch, caplog):
     """ASTROMORPH_LOAD_PLUGINS names the entry points to load; others are skipped."""
     from importlib import metadata
 
@@ -146,10 +147,14 @@ def test_load_plugins_env_var_limits_entry_points(monkeypatch):
 
     monkeypatch.setattr(metadata, "entry_points", lambda group: [EP("one"), EP("two")])
     monkeypatch.setattr(plugins, "_loaded", False)
-    monkeypatch.setenv("ASTROMORPH_LOAD_PLUGINS", "two")
+    monkeypatch.setenv("ASTROMORPH_LOAD_PLUGINS", "two,tow")
     try:
-        plugins.load_plugins()
+        with caplog.at_level(logging.WARNING, "astro_morph"):
+            plugins.load_plugins()
         assert loaded == ["two"] and plugins.pm.get_plugin("two") is not None
+        # A misspelt name loads nothing; it is said, with the closest installed name.
+        assert caplog.messages == ["ASTROMORPH_LOAD_PLUGINS names 'tow', which no installed "
+                                   "plugin is called (did you mean 'two'?)"]
     finally:
         if plugins.pm.get_plugin("two") is not None:
             plugins.pm.unregister(name="two")
@@ -199,3 +204,19 @@ def test_a_broken_installed_plugin_is_skipped_with_a_warning(monkeypatch, caplog
         for name in ("good", "wrong"):
             if plugins.pm.get_plugin(name) is not None:
                 plugins.pm.unregister(name=name)
+
+
+def test_cli_prints_loader_warnings_as_warning_lines():
+    """Warnings outside a command's row reporting (plugin loading) get the same
+    ``warning:`` prefix, once, instead of logging's bare last-resort line."""
+    import os
+    import subprocess
+
+    env = dict(os.environ, ASTROMORPH_LOAD_PLUGINS="astromorph-nothing")
+    res = subprocess.run([sys.executable, "-m", "astro_morph", "plugins"], env=env,
+                         capture_output=True, text=True)
+    assert res.returncode == 0
+    lines = res.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "warning: ASTROMORPH_LOAD_PLUGINS names 'astromorph-nothing', which no installed "
+        "plugin is called")
