@@ -28,6 +28,7 @@ from ..errors import UserError
 from ..fileio import atomic_write_text
 from ..models.arch import PAPER_SCALING, ArchConfig, compound_scale
 from ..models.flops import count
+from ..models.model_file import MAX_INPUT_SIZE, MIN_INPUT_SIZE
 
 __all__ = ["grid", "realised_ratios", "scale_search", "build_family", "family_ratios",
            "write_family"]
@@ -91,7 +92,11 @@ def build_family(base: ArchConfig, alpha: float, beta: float, gamma: float, phis
     """
     family, prev = [], base
     for phi in range(1, phis + 1):
-        arch = compound_scale(base, phi, alpha, beta, gamma, name=f"{prefix}{phi}")
+        try:
+            arch = compound_scale(base, phi, alpha, beta, gamma, name=f"{prefix}{phi}")
+        except ValueError as err:  # past the largest input size a model file may have
+            raise UserError(f"{prefix}{phi} cannot be built ({err}): with these coefficients "
+                            f"ask for at most {phi - 1} scaling steps (--phis)") from None
         meta = {"phi": phi, "alpha": alpha, "beta": beta, "gamma": gamma, "base": base.name}
         if hold_ratio is not None:
             arch, meta["nominal_resolution"] = _hold(arch, prev, hold_ratio, num_classes), \
@@ -105,7 +110,10 @@ def _hold(arch: ArchConfig, prev: ArchConfig, ratio: float, num_classes: int) ->
     """``arch`` at the whole-pixel input size whose cost over ``prev`` is nearest ``ratio``
     (never smaller than ``prev``'s size: a bigger family member does not see less)."""
     target = ratio * count(prev, num_classes).macs
-    sizes = range(max(8, prev.resolution), 2 * arch.resolution + 1)
+    sizes = range(max(MIN_INPUT_SIZE, prev.resolution),
+                  min(2 * arch.resolution, MAX_INPUT_SIZE) + 1)
+    if not sizes:
+        return arch
     best = min(sizes, key=lambda r: (abs(count(arch, num_classes, r).macs - target), r))
     return replace(arch, resolution=best)
 
@@ -207,6 +215,8 @@ def scale_search(base: ArchConfig, labels: str | os.PathLike, image_dir: str | o
             candidates.append(c)
     if max_candidates is not None:
         candidates = candidates[:max_candidates]
+    for c in candidates:  # a family too large to build fails now, not after the training
+        build_family(base, *c, phis, hold_ratio=hold_ratio, num_classes=k)
     started = time.perf_counter() - state["elapsed"]
     for a, b, g in candidates:
         key = f"{a:.2f},{b:.2f},{g:.2f}"

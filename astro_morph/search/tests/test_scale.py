@@ -107,6 +107,10 @@ def test_scale_with_a_given_triple_writes_the_family_without_training(tmp_path):
     still = CliRunner().invoke(cli, [*args, "--triple", "1,1,1"])
     assert still.exit_code == 2 and "scales nothing" in still.output
     assert CliRunner().invoke(cli, [*args, "--triple", "1,1,1.2"]).exit_code == 0
+    # More steps than the largest input size allows: one line naming the most there can be.
+    big = CliRunner().invoke(cli, [*args, "--triple", "1.15,1.1,1.2", "--phis", "50"])
+    assert isinstance(big.exception, UserError) and "at most 19 scaling steps" in str(big.exception)
+    assert not (tmp_path / "fam" / "mine-g20.json").exists()
 
 
 def test_scale_candidates_put_the_paper_first_and_train_each_network_once(tmp_path,
