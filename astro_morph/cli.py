@@ -53,6 +53,11 @@ class Finite(click.FloatRange):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
         return rv
 
+    def _describe_range(self) -> str:  # click's help would print "x<=None" with no bounds
+        if self.min is None and self.max is None:
+            return "finite"
+        return super()._describe_range()
+
 
 class _RowWarnings(logging.Handler):
     """Print the first few flagged rows, count the rest (a million-row run stays readable)."""

@@ -102,7 +102,8 @@ def test_centring_options_reach_a_third_party_step_end_to_end(fake, image_dir, t
 
 
 @pytest.mark.parametrize("args", [["--lr", "nan"], ["--lr", "0"], ["--lr", "inf"],
-                                  ["--label-smoothing", "nan"], ["--mixup", "inf"]])
+                                  ["--label-smoothing", "nan"], ["--mixup", "inf"],
+                                  ["--weight-decay", "nan"], ["--weight-decay", "-1"]])
 def test_training_numbers_must_be_finite(tmp_path, args):
     """nan passes click's range checks (comparisons with nan are false); torch's Adam
     raised a traceback for it."""
@@ -110,6 +111,11 @@ def test_training_numbers_must_be_finite(tmp_path, args):
     res = CliRunner().invoke(cli, ["train", str(tmp_path / "l.csv"), "--image-dir",
                                    str(tmp_path), "-o", str(tmp_path / "m.amz"), *args])
     assert res.exit_code == 2 and f"Invalid value for '{args[0]}'" in res.output
+
+
+def test_unbounded_number_options_say_finite_in_their_help():
+    res = CliRunner().invoke(cli, ["search", "--help"])
+    assert "x<=None" not in res.output and "-0.07; finite]" in res.output
 
 
 def test_only_options_the_user_set_reach_the_source(image_dir, tiny_model):
