@@ -3,7 +3,9 @@
 Used by ``astromorph evaluate --model A --model B ...`` to measure what averaging seeds buys
 (the teacher for ``astromorph train --teacher``), and by ``train --teacher`` itself to make
 the soft targets. Every member must have the same classes (in the same order) and input
-size, so the pipeline crops once for all of them.
+size, so the pipeline crops once for all of them; members that list the same classes in
+another order (a model trained with ``--classes``, say) have their columns put in the first
+member's order.
 """
 
 from __future__ import annotations
@@ -29,10 +31,14 @@ class EnsembleClassifier:
         if not members:
             raise UserError("an ensemble needs at least one model")
         first = members[0]
+        #: Each member's probability columns in the first member's class order.
+        self._columns: list[list[int] | None] = [None]
         for m in members[1:]:
-            if list(m.class_names) != list(first.class_names):
+            if sorted(m.class_names) != sorted(first.class_names):
                 raise UserError(f"ensemble: {m.name} has classes {list(m.class_names)}, "
                                 f"{first.name} has {list(first.class_names)}")
+            order = [list(m.class_names).index(c) for c in first.class_names]
+            self._columns.append(None if order == sorted(order) else order)
             if m.input_size != first.input_size:
                 raise UserError(f"ensemble: {m.name} takes {m.input_size} px, "
                                 f"{first.name} takes {first.input_size} px")
@@ -50,4 +56,5 @@ class EnsembleClassifier:
         """Mean probabilities ``(N, K)`` over the members."""
         from .tta import mean_probabilities
 
-        return mean_probabilities(m.predict(images) for m in self.members)
+        return mean_probabilities(m.predict(images) if cols is None else m.predict(images)[:, cols]
+                                  for m, cols in zip(self.members, self._columns, strict=True))

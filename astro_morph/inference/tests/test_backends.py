@@ -185,8 +185,12 @@ def test_ensemble_averages_its_members_and_refuses_mismatches():
     ens = EnsembleClassifier([Fixed("x", [1, 0]), Fixed("y", [0.5, 0.5]), Fixed("z", [0, 1])])
     np.testing.assert_allclose(ens.predict(np.zeros((2, 4, 4, 3))), [[0.5, 0.5]] * 2)
     assert ens.name == "x+y+z" and ens.sha256 != "x" * 8 and ens.class_names == ["a", "b"]
+    # The same classes in another order are averaged class by class, not column by column.
+    swapped = EnsembleClassifier([Fixed("x", [0.9, 0.1]), Fixed("y", [0.3, 0.7], ("b", "a"))])
+    np.testing.assert_allclose(swapped.predict(np.zeros((1, 4, 4, 3))), [[0.8, 0.2]])
+    assert swapped.class_names == ["a", "b"]
     with pytest.raises(UserError, match="has classes"):
-        EnsembleClassifier([Fixed("x", [1, 0]), Fixed("y", [1, 0], ("b", "a"))])
+        EnsembleClassifier([Fixed("x", [1, 0]), Fixed("y", [1, 0], ("a", "c"))])
 
 
 def test_evaluate_scores_an_ensemble_of_model_files(tiny_model, tmp_path):
