@@ -7,6 +7,7 @@ complete, so a crash or a full disk leaves any previous output intact.
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -58,10 +59,16 @@ def read_catalog(path: str | os.PathLike, fmt: str | None = None) -> Table:
         raise UserError(f"catalog {p} is empty (0 bytes)")
     astropy_fmt = guess_format(p, fmt)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(record=True) as caught:
             # Unknown units and VO warnings are the catalog's business, not a failure.
-            warnings.simplefilter("ignore")
+            warnings.simplefilter("always")
             table = Table.read(p, format=astropy_fmt)
+        for w in caught:  # except that only one of several FITS tables is read
+            if "multiple tables are present" in str(w.message):
+                hdu = str(w.message).rpartition("(")[2].rstrip(")")
+                logging.getLogger("astro_morph").warning(
+                    "%s holds several tables; reading the first (%s), the others are not "
+                    "classified or copied: write each to a file of its own", p, hdu)
     except Exception as exc:  # astropy raises many types for a bad file
         table = _parquet_with_nulls(p) if astropy_fmt == "parquet" else None
         if table is None:

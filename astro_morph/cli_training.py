@@ -464,8 +464,9 @@ def evaluate(labels: Path, image_dir: str, models: tuple[str, ...], id_column: s
     from .training.evaluate import evaluate as evaluate_api
 
     check_output_dirs(png, json_out)
-    r = evaluate_api(list(models) or None, labels, image_dir, id_column, split, backend, png=png,
-                     timing=not no_timing, fast_decode=fast_decode, tta=tta)
+    with row_warnings():  # a split with many missing images: the first few, then a count
+        r = evaluate_api(list(models) or None, labels, image_dir, id_column, split, backend,
+                         png=png, timing=not no_timing, fast_decode=fast_decode, tta=tta)
     if json_out:  # before printing: a closed pipe (`| head`) must not cost the file
         from .fileio import atomic_write_text
 
@@ -477,6 +478,11 @@ def evaluate(labels: Path, image_dir: str, models: tuple[str, ...], id_column: s
     for name, m in r["per_class"].items():
         click.echo(f"  {name:<12} P {m['precision']:.3f} R {m['recall']:.3f} F1 {m['f1']:.3f} "
                    f"n={m['support']}")
+    left = [f"{r[k]} {what}" for k, what in (
+        ("failed_rows", "with no usable image (flagged, warnings above)"),
+        ("skipped_unknown_label", "labelled with a class the model does not have")) if r[k]]
+    if left:  # the figures above are then over fewer rows than the split holds
+        click.echo(f"  left out of the scores: {'; '.join(left)}")
     if "params" in r:
         click.echo(f"  params {r['params']}, MACs {r['macs']}, input {r['input_size']} px")
     if "latency_ms" in r:

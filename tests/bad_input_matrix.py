@@ -56,6 +56,16 @@ def _cat(work: Path, table: Table, name: str = "cat.fits") -> Path:
     return path
 
 
+def _two_fits_tables(work: Path, images: Path) -> list[str]:
+    """A FITS file whose first table is not the galaxies (astropy reads the first)."""
+    from astropy.io import fits
+
+    path = work / "cat.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.table_to_hdu(Table({"x": [1.0]})),
+                  fits.table_to_hdu(Table({"GalaxyID": [1, 2]}))]).writeto(path)
+    return [str(path)]
+
+
 def _parquet_null_id(work: Path, images: Path) -> list[str]:
     """Parquet writers store a missing name as a null, which astropy's reader refuses."""
     import pandas as pd
@@ -413,6 +423,8 @@ CASES: list[Case] = [
          _paths(["1.jpg", "2\0.jpg", "x" * 5000 + ".jpg"]), 0, [0, 4, 4]),
     Case("id mode: symlinks to /etc/passwd and /dev/zero, a FIFO, a link inside the folder",
          _links, 0, [0, 8, 8, 8, 0]),
+    Case("FITS catalog with two tables, the galaxies in the second", _two_fits_tables, 1,
+         "catalog has no column 'GalaxyID'"),
     Case("Parquet catalog with a null id", _parquet_null_id, 0, [0, 4, 0]),
     Case("masked id", lambda w, i: [str(_cat(w, Table(
         {"GalaxyID": np.ma.array([1, 0], mask=[False, True])})))], 0, [0, 4]),

@@ -23,6 +23,8 @@ def test_evaluate_scores_through_classify(tiny_model, image_dir, tmp_path):
                                    "--json", str(tmp_path / "r.json")])
     assert res.exit_code == 0, res.output
     assert "CPU latency" in res.output
+    assert "left out of the scores: 1 labelled with a class the model does not have" \
+        in res.output
     assert json.loads((tmp_path / "r.json").read_text())["accuracy"] == r["accuracy"]
 
 
