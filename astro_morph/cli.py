@@ -376,18 +376,20 @@ def models(num_classes: int) -> None:
 
 
 @cli.command("export-onnx")
-@click.argument("model", type=click.Path(exists=True, path_type=Path))
+@click.argument("model")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
               help="A .amz model file (weights + ONNX) or a bare .onnx file.")
 @click.option("--overwrite", is_flag=True)
-def export_onnx_cmd(model: Path, output: Path, overwrite: bool) -> None:
-    """Add an ONNX graph to MODEL (written to OUTPUT), for the ONNX Runtime backend."""
+def export_onnx_cmd(model: str, output: Path, overwrite: bool) -> None:
+    """Add an ONNX graph to MODEL (a model file or registered name, e.g. default), written to
+    OUTPUT, for the ONNX Runtime backend or other ONNX tools."""
     from .fileio import atomic_write_bytes
     from .inference.deploy import export_onnx, onnx_with_metadata
+    from .inference.load import model_file
     from .models.model_file import read_bundle, write_bundle
 
     check_output_dirs(output)  # as every other command: a mistyped folder is not created
-    bundle = read_bundle(model)
+    bundle = read_bundle(model_file(model))
     bundle.onnx = export_onnx(bundle)
     if output.suffix.lower() == ".onnx":
         if output.exists() and not overwrite:

@@ -145,7 +145,8 @@ def _check_votable_provenance(out, model):
     ("unreadable", [], "cannot read catalog"),
     ("empty", [], "has no rows"),
     ("zero-bytes", [], "is empty (0 bytes)"),
-    ("ok", ["--model", "nope.amz"], "unknown model 'nope.amz'"),
+    ("ok", ["--model", "nope.amz"], "model file not found: nope.amz"),
+    ("ok", ["--model", "nope"], "unknown model 'nope'"),
     ("ok", ["-o", "{cat}"], "is the input catalog"),
     ("ok", ["--source", "sdsss"], "unknown source 'sdsss'"),
 ])
@@ -216,6 +217,11 @@ def test_export_onnx(tiny_model, tmp_path):
     res = CliRunner().invoke(cli, ["export-onnx", str(tiny_model), "-o",
                                    str(tmp_path / "no" / "m.amz")])
     assert res.exit_code == 1 and not (tmp_path / "no").exists()
+    # A registered name, as --model takes: the shipped default as a bare ONNX file.
+    res = CliRunner().invoke(cli, ["export-onnx", "default", "-o", str(tmp_path / "d.onnx")])
+    assert res.exit_code == 0, res.output
+    meta = {p.key: p.value for p in onnx.load(tmp_path / "d.onnx").metadata_props}
+    assert meta["name"] == '"gz1-efficientnet-g3"'
 
 
 def test_gallery_draws_classified_rows(tiny_model, image_dir, tmp_path):

@@ -42,7 +42,14 @@ def resolve_model(model: str | os.PathLike | None = None) -> ModelRef:
         model = "default"
     if Path(model).exists():
         return ModelRef(Path(model).name, Path(model))
-    entry = lookup("model", str(model))
+    text = str(model)
+    try:
+        entry = lookup("model", text)
+    except UserError:
+        if os.sep in text or "/" in text or Path(text).suffix.lower() in (".amz", ".onnx"):
+            # Written as a path, not a name: the file is missing, not an "unknown model".
+            raise UserError(f"model file not found: {text}") from None
+        raise
     if isinstance(entry.factory, (str, os.PathLike)):
         return ModelRef(entry.name, Path(entry.factory), plugin=entry.plugin)
     return ModelRef(entry.name, loader=entry.factory, plugin=entry.plugin)
