@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from .cli import Finite, _int_list, check_output_dirs, class_list, cli, figure_path, row_warnings
+from .errors import UserError
 
 #: The id column of labelled sets: their documented layout (``labels.csv``: OBJID, label,
 #: split, as ../shared/data/gz1 ships) names images by SDSS OBJID. classify and gallery
@@ -107,6 +108,11 @@ def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
     from .training.train import train as train_api
 
     if init_model is not None:
+        ctx = click.get_current_context()
+        if ctx.get_parameter_source("arch") != click.core.ParameterSource.DEFAULT:
+            raise UserError(f"--arch {arch} with --init: a fine-tuned model keeps the "
+                            f"network of {init_model} (change the input size with "
+                            f"--resolution)")
         init_model = str(model_file(init_model))
     cfg = TrainConfig(
         labels=str(labels), image_dir=str(image_dir), output=str(output), id_column=id_column,

@@ -534,6 +534,13 @@ CASES: list[Case] = [
     Case("train on labels with one galaxy in both train and val", _labels_text(
         "1,spiral,train\n2,elliptical,train\n1,spiral,val\n3,spiral,val\n"), 0,
         "1 ids are in both 'train' and 'val' (first: 1)", command="train", group="train"),
+    Case("train --freeze-backbone without --init (a random backbone kept random)",
+         lambda w, i: _labels(w, i) + ["--freeze-backbone"], 1,
+         "--freeze-backbone needs --init", command="train", group="train"),
+    Case("train --init default --arch efficientnet-g0 (--arch was ignored, and recorded)",
+         lambda w, i: _labels(w, i) + ["--init", "default", "--arch", "efficientnet-g0"], 1,
+         "--arch efficientnet-g0 with --init: a fine-tuned model keeps the network of",
+         command="train", group="train"),
     Case("train on labels whose 18-digit ids were saved as floats",
          _labels_text("587722981742084144.0,spiral,train\n587722981742084145.0,elliptical,"
                       "train\n3,spiral,val\n"), 1,

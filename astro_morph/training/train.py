@@ -148,7 +148,7 @@ def teacher_targets(teacher: list[str], ids: list[str], image_dir: str, id_colum
     from ..inference.tta import TTAClassifier
 
     clf = TTAClassifier(EnsembleClassifier([load_model(m, threads=threads) for m in teacher]))
-    if list(clf.class_names) != list(class_names):
+    if sorted(clf.class_names) != sorted(class_names):  # the order may differ: read by name
         raise UserError(f"teacher classes {list(clf.class_names)} differ from the training "
                         f"classes {list(class_names)}")
     out = classify(Table({id_column: ids}), source="galaxyzoo", model=clf,
@@ -265,6 +265,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
 
     if Path(cfg.output).exists() and not (overwrite or resume):
         raise UserError(f"{cfg.output} exists; pass --overwrite to replace it")
+    if cfg.freeze_backbone and not cfg.init:  # a random backbone would stay random
+        raise UserError("--freeze-backbone needs --init: the model whose backbone is kept")
     if cfg.precision not in ("fp32", "bf16"):
         raise UserError(f"precision must be fp32 or bf16, not {cfg.precision!r}")
     if not 0 <= cfg.weight_decay < math.inf:
@@ -286,8 +288,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
     torch.manual_seed(cfg.seed)
     table = load_labels(cfg.labels, cfg.id_column)
     init_bundle = read_bundle(cfg.init) if cfg.init else None
-    if init_bundle is not None:
+    if init_bundle is not None:  # fine-tuning keeps the network; provenance says which
         arch = network_from_bundle(init_bundle).arch
+        cfg = replace(cfg, arch=arch.name)
     else:
         arch = get_arch(cfg.arch)
     if cfg.resolution:

@@ -266,13 +266,25 @@ def test_distillation_targets_are_the_teachers_tta_probabilities(tmp_path, tiny_
                    image_dir=data / "images", id_column="OBJID")
     np.testing.assert_allclose(soft, np.stack([ref[f"morph_prob_{c}"] for c in GZ1_CLASSES], 1),
                                atol=1e-6)
+    # Training classes in another order: the teacher's columns are read by class name.
+    flipped = train_mod.teacher_targets([str(tiny_model)], ids, str(data / "images"), "OBJID",
+                                        GZ1_CLASSES[::-1], threads=1)
+    np.testing.assert_allclose(flipped, soft[:, ::-1], atol=1e-6)
     with pytest.raises(UserError, match="teacher classes"):
         train_mod.teacher_targets([str(tiny_model)], ids, str(data / "images"), "OBJID",
-                                  GZ1_CLASSES[::-1])
+                                  [*GZ1_CLASSES[:4], "lenticular"])
     cfg = _cfg(tmp_path, limit=32, teacher=[str(tiny_model)], distill_weight=0.7)
     train(cfg, progress=False)
     prov = read_bundle(cfg.output).config["provenance"]["config"]
     assert prov["teacher"] == [str(tiny_model)] and prov["distill_weight"] == 0.7
+    # Fine-tuning records the network it kept, not --arch's default.
+    tuned = _cfg(tmp_path, limit=32, init=str(tiny_model), output=str(tmp_path / "ft.amz"))
+    train(tuned, progress=False)
+    assert read_bundle(tuned.output).config["provenance"]["config"]["arch"] == \
+        read_bundle(tiny_model).config["arch"]["name"]
+    with pytest.raises(UserError, match="--freeze-backbone needs --init"):
+        train(_cfg(tmp_path, freeze_backbone=True, output=str(tmp_path / "fb.amz")),
+              progress=False)
 
 
 def test_pseudo_labels_add_the_teachers_confident_images(tmp_path, tiny_model):
