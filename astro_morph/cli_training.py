@@ -37,6 +37,17 @@ mixup_option = click.option(
     "(0: off).")
 
 
+def _refuse_idle(**pairs: tuple[bool, str]) -> None:
+    """Refuse an option the user set whose partner option is missing, e.g. --distill-weight
+    without --teacher: it would do nothing, silently. ``pairs``: parameter name ->
+    (partner given, partner's flag)."""
+    ctx = click.get_current_context()
+    for name, (given, partner) in pairs.items():
+        if not given and ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT:
+            flag = "--" + name.replace("_", "-")
+            raise UserError(f"{flag} does nothing without {partner}")
+
+
 @cli.command()
 @click.argument("labels", type=click.Path(exists=True, path_type=Path))
 @click.option("--image-dir", type=click.Path(exists=True, file_okay=False), required=True,
@@ -107,6 +118,8 @@ def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
     from .training.train import TrainConfig
     from .training.train import train as train_api
 
+    _refuse_idle(distill_weight=(bool(teachers), "--teacher"),
+                 pseudo_threshold=(bool(pseudo_dir), "--pseudo-labels"))
     if init_model is not None:
         ctx = click.get_current_context()
         if ctx.get_parameter_source("arch") != click.core.ParameterSource.DEFAULT:
@@ -422,6 +435,8 @@ def compare(labels: Path, image_dir: str, archs: str, out_dir: Path, md: Path | 
     from .training.compare import markdown_table, per_class_table
 
     check_output_dirs(md)
+    _refuse_idle(distill_weight=(bool(teachers), "--teacher"),
+                 pseudo_threshold=(bool(pseudo_dir), "--pseudo-labels"))
     with row_warnings("warnings"):
         reports = compare_api(
             labels, image_dir, [a.strip() for a in archs.split(",") if a.strip()], out_dir,

@@ -113,6 +113,20 @@ def test_training_numbers_must_be_finite(tmp_path, args):
     assert res.exit_code == 2 and f"Invalid value for '{args[0]}'" in res.output
 
 
+@pytest.mark.parametrize(("command", "args", "message"), [
+    ("train", ["--distill-weight", "0.3"], "--distill-weight does nothing without --teacher"),
+    ("compare", ["--pseudo-threshold", "0.8"],
+     "--pseudo-threshold does nothing without --pseudo-labels")])
+def test_an_option_without_its_partner_is_refused(tmp_path, command, args, message):
+    """Set but idle (no teacher, no folder): the run would silently ignore it."""
+    (tmp_path / "l.csv").write_text("OBJID,label,split\n1,a,train\n")
+    out = ["-o", str(tmp_path / ("m.amz" if command == "train" else "runs"))]
+    res = CliRunner().invoke(cli, [command, str(tmp_path / "l.csv"), "--image-dir",
+                                   str(tmp_path), *out, *args])
+    assert res.exit_code == 1 and message in str(res.exception)
+    assert not (tmp_path / "runs").exists()
+
+
 def test_unbounded_number_options_say_finite_in_their_help():
     res = CliRunner().invoke(cli, ["search", "--help"])
     assert "x<=None" not in res.output and "-0.07; finite]" in res.output
