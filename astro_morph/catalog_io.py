@@ -100,10 +100,19 @@ def _parquet_with_nulls(path: Path) -> Table | None:
 def check_writable(table: Table, path: str | os.PathLike, fmt: str | None = None) -> None:
     """Refuse, before a run, a table the output format cannot store.
 
-    FITS holds ASCII text only: a non-ASCII id or name would otherwise fail the final write
-    after the whole catalog was classified. The error names the column and row.
+    FITS holds ASCII text only, and plain CSV one value per cell: a non-ASCII id or name, or
+    a column of arrays, would otherwise fail the final write after the whole catalog was
+    classified. The error names the column (and row).
     """
-    if guess_format(path, fmt, "--output-format") != "fits":
+    out_fmt = guess_format(path, fmt, "--output-format")
+    if out_fmt == "ascii.csv":  # plain CSV has one value per cell
+        for name in table.colnames:
+            if table[name].ndim > 1:
+                raise UserError(
+                    f"column {name!r} holds arrays (shape {table[name].shape[1:]} per row), "
+                    f"which CSV cannot store; write ECSV, FITS, VOTable or Parquet instead "
+                    f"(-o {Path(path).with_suffix('.ecsv').name})")
+    if out_fmt != "fits":
         return
     for name in table.colnames:
         col = table[name]
