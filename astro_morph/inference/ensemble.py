@@ -2,10 +2,9 @@
 
 Used by ``astromorph evaluate --model A --model B ...`` to measure what averaging seeds buys
 (the teacher for ``astromorph train --teacher``), and by ``train --teacher`` itself to make
-the soft targets. Every member must have the same classes (in the same order) and input
-size, so the pipeline crops once for all of them; members that list the same classes in
-another order (a model trained with ``--classes``, say) have their columns put in the first
-member's order.
+the soft targets. Every member must have the same classes and input size, so the pipeline
+crops once for all of them; a member that lists the classes in another order (a model trained
+with ``--classes``, say) has its columns put in the first member's order.
 """
 
 from __future__ import annotations
