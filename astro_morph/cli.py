@@ -414,9 +414,16 @@ def export_onnx_cmd(model: str, output: Path, overwrite: bool) -> None:
               default="confidence", show_default=True,
               help="-confidence shows the least confident first (where mistakes hide).")
 @click.option("--label", help="Only rows with this predicted class.")
+@click.option("--truth-column", help="Column of known classes (e.g. volunteers' labels), "
+              "shown under each prediction.")
+@click.option("--only-wrong", is_flag=True,
+              help="With --truth-column: only rows where the prediction differs from it.")
+@click.option("--where", "where", multiple=True, metavar="COLUMN=VALUE",
+              help="Only rows whose COLUMN holds VALUE, e.g. split=val (repeatable).")
 @click.option("--prefix", default="morph_", show_default=True)
 def gallery(catalog: Path, png: Path, image_dir: Path | None, id_column: str,
             path_column: str | None, source: str, number: int, sort: str, label: str | None,
+            truth_column: str | None, only_wrong: bool, where: tuple[str, ...],
             prefix: str) -> None:
     """Draw classified cutouts of CATALOG (a classify output) with label and probability."""
     from .catalog_io import read_catalog
@@ -424,10 +431,25 @@ def gallery(catalog: Path, png: Path, image_dir: Path | None, id_column: str,
 
     check_output_dirs(png)
     with row_warnings():
-        draw_gallery(read_catalog(catalog), png, source=source, n=number, sort=sort, label=label,
-                     prefix=prefix, image_dir=image_dir, id_column=id_column,
-                     path_column=path_column)
-    click.echo(f"wrote {png}", err=True)
+        _, matching = draw_gallery(
+            read_catalog(catalog), png, source=source, n=number, sort=sort, label=label,
+            prefix=prefix, truth_column=truth_column, only_wrong=only_wrong,
+            where=_key_values(where, "--where"), image_dir=image_dir, id_column=id_column,
+            path_column=path_column)
+    which = (f"that disagree with {truth_column!r}" if only_wrong else "classified"
+             + (f" as {label!r}" if label else ""))
+    click.echo(f"wrote {png}: {min(number, matching)} of the {matching} rows {which}", err=True)
+
+
+def _key_values(items: tuple[str, ...], option: str) -> dict[str, str]:
+    """``("split=val",)`` -> ``{"split": "val"}``; a one-line error for an item without ``=``."""
+    out = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise UserError(f"{option} takes COLUMN=VALUE, not {item!r}")
+        out[key.strip()] = value.strip()
+    return out
 
 
 def class_list(text: str | None) -> list[str] | None:

@@ -16,11 +16,18 @@ __all__ = ["draw_gallery"]
 
 def draw_gallery(table: Table, png: str | os.PathLike, source: str = "galaxyzoo",
                  n: int = 36, sort: str = "confidence", label: str | None = None,
-                 prefix: str = "morph_", **source_options) -> Path:
+                 prefix: str = "morph_", truth_column: str | None = None,
+                 only_wrong: bool = False, where: dict[str, str] | None = None,
+                 **source_options) -> tuple[Path, int]:
     """Draw up to ``n`` classified rows of ``table`` with label and probability.
 
     ``sort`` is ``confidence`` (most confident first), ``-confidence`` (least confident
     first, to find mistakes) or ``row`` (catalog order); ``label`` keeps one class.
+    ``truth_column`` names a column of known classes (e.g. volunteers' labels), shown under
+    each prediction; ``only_wrong`` then keeps the rows where the two differ, so the most
+    confident disagreements (mislabelled galaxies, or the network's blind spots) come first.
+    ``where`` keeps rows whose columns hold these values (e.g. ``{"split": "val"}``).
+    Returns the image's path and how many rows passed the filters (of which ``n`` are drawn).
     """
     import matplotlib
 
@@ -38,6 +45,25 @@ def draw_gallery(table: Table, png: str | os.PathLike, source: str = "galaxyzoo"
     keep = np.isfinite(probs).all(1)
     if label is not None:
         keep &= labels == label
+    for column, value in (where or {}).items():
+        if column not in table.colnames:
+            raise UserError(f"no column {column!r} for --where"
+                            f"{suggest_names(column, table.colnames)}")
+        held = np.ma.filled(np.ma.asarray(table[column]).astype(str), "")
+        if not (held == value).any():
+            raise UserError(f"--where {column}={value}: no row holds it; the column holds "
+                            f"{some_values(held.tolist(), quote=True) or 'nothing'}")
+        keep &= held == value
+    truth = None
+    if truth_column is not None:
+        if truth_column not in table.colnames:
+            raise UserError(f"no column {truth_column!r} for --truth-column"
+                            f"{suggest_names(truth_column, table.colnames)}")
+        truth = np.ma.filled(np.ma.asarray(table[truth_column]).astype(str), "")
+        if only_wrong:
+            keep &= (truth != labels) & (truth != "")
+    elif only_wrong:
+        raise UserError("--only-wrong needs --truth-column: the column of known classes")
     rows = np.flatnonzero(keep)
     if sort == "confidence":
         rows = rows[np.argsort(-conf[rows], kind="stable")]
@@ -45,6 +71,7 @@ def draw_gallery(table: Table, png: str | os.PathLike, source: str = "galaxyzoo"
         rows = rows[np.argsort(conf[rows], kind="stable")]
     elif sort != "row":
         raise UserError(f"--sort must be confidence, -confidence or row, not {sort!r}")
+    matching = len(rows)
     rows = rows[:n]
     if len(rows) == 0 and label is not None:
         held = labels[np.isfinite(probs).all(1)].tolist()
@@ -52,7 +79,8 @@ def draw_gallery(table: Table, png: str | os.PathLike, source: str = "galaxyzoo"
                         f"{suggest_names(label, set(held))}; the catalog's labels: "
                         f"{some_values(held) or 'none'}")
     if len(rows) == 0:
-        raise UserError("no classified rows to draw")
+        raise UserError("no classified rows to draw"
+                        + (f" that disagree with {truth_column!r}" if only_wrong else ""))
     from .options import build_source
 
     src = build_source(source, source_options)
@@ -68,7 +96,8 @@ def draw_gallery(table: Table, png: str | os.PathLike, source: str = "galaxyzoo"
             len(missing), len(rows), missing[0][0], missing[0][1])
     cols = int(np.ceil(np.sqrt(len(rows))))
     nrows = int(np.ceil(len(rows) / cols))
-    fig, axes = plt.subplots(nrows, cols, figsize=(1.9 * cols, 2.1 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, cols, figsize=(1.9 * cols, (2.1 if truth is None else 2.3)
+                                                   * nrows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, row, cut in zip(axes.flat, rows, cutouts, strict=False):
@@ -78,8 +107,10 @@ def draw_gallery(table: Table, png: str | os.PathLike, source: str = "galaxyzoo"
         else:
             ax.text(0.5, 0.5, "no cutout", ha="center", va="center", fontsize=7,
                     transform=ax.transAxes)
-        ax.set_title(f"#{row} {labels[row]} {conf[row]:.2f}", fontsize=7)
+        title = f"#{row} {labels[row]} {conf[row]:.2f}"
+        ax.set_title(title if truth is None else f"{title}\n{truth_column}: {truth[row]}",
+                     fontsize=7)
     fig.tight_layout()
     fig.savefig(png, dpi=110)
     plt.close(fig)
-    return Path(png)
+    return Path(png), matching

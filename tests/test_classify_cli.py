@@ -243,6 +243,15 @@ def test_gallery_draws_classified_rows(tiny_model, image_dir, tmp_path):
     res = run("gallery", out, "--png", tmp_path / "w.png", "--image-dir", tmp_path)
     assert res.returncode == 1 and "none of the 2 cutouts to draw could be read" in res.stderr
     assert not (tmp_path / "w.png").exists()
+    # Against known classes: only the disagreements, counted.
+    t = Table.read(out)
+    t["truth"] = [t["morph_label"][0], "not-a-class", "x"]  # row 2 (404) is unclassified
+    t.write(tmp_path / "t.fits")
+    res = run("gallery", tmp_path / "t.fits", "--png", png, "--truth-column", "truth",
+              "--only-wrong", *base)
+    assert res.returncode == 0 and "1 of the 1 rows that disagree with 'truth'" in res.stderr
+    res = run("gallery", tmp_path / "t.fits", "--png", png, "--only-wrong", *base)
+    assert res.returncode == 1 and "--only-wrong needs --truth-column" in res.stderr
     # Some unreadable: drawn empty, with a warning naming the first.
     (image_dir / "1.jpg").rename(image_dir / "1.moved")
     res = run("gallery", out, "--png", png, *base)
