@@ -201,6 +201,21 @@ def test_weight_decay_shrinks_weights_but_not_norms_or_biases(tmp_path):
     for p, b in zip((conv_b, bn_w, bn_b), before[1:], strict=True):
         assert torch.equal(p, b)
     assert train_mod._decay_groups(params, 0.0) is params  # off: plain Adam's single group
+    # Off, the trainer's optimizer is plain Adam to the bit (earlier model files reproduce).
+    nets = [torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+            for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    opts = [torch.optim.Adam(nets[0].parameters(), lr=1e-3),
+            torch.optim.Adam(train_mod._decay_groups(list(nets[1].parameters()), 0.0), lr=1e-3,
+                             weight_decay=0.0, decoupled_weight_decay=True)]
+    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    for _ in range(3):
+        for net, opt in zip(nets, opts, strict=True):
+            opt.zero_grad()
+            net(x).square().mean().backward()
+            opt.step()
+    for a, b in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
+        assert torch.equal(a, b)
     with pytest.raises(UserError, match="weight decay must be a finite number >= 0"):
         train(_cfg(tmp_path, weight_decay=float("nan")), progress=False)
 
