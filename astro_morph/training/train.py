@@ -473,7 +473,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
     probs = torch.softmax(val_logits / temperature, 1).numpy()
     report = classification_report(val_set.labels, probs, class_names)
     # No timings in the file: the same data, seed and threads must give the same bytes.
+    counts = np.bincount(train_set.labels, minlength=len(class_names))
     provenance = {"config": asdict(cfg), "train_images": len(train_set.labels),
+                  # what the class weights were computed from (a --limit or a skipped image
+                  # changes it), per class in the file's class order
+                  "train_class_counts": dict(zip(class_names, map(int, counts), strict=True)),
                   "best_epoch": best["epoch"], "history": history,
                   "val_report": {k: v for k, v in report.items() if k != "per_class"},
                   "environment": environment(),

@@ -410,6 +410,8 @@ def test_missing_or_broken_images_cost_their_rows_not_the_run(tmp_path, caplog):
     prov = config["provenance"]
     assert [s.split(":")[0] for s in prov["skipped_images"]["train"]] == ["g1", "g2"]
     assert prov["train_images"] == 3 and prov["skipped_images"]["val"] == []
+    # The counts the class weights came from: the images actually used, not the table's rows.
+    assert prov["train_class_counts"] == {"elliptical": 2, "spiral": 1}
     assert config["class_names"] == ["elliptical", "spiral"]
 
     for key in ("g0", "g3", "g4", "g5"):
