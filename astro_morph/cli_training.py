@@ -37,13 +37,18 @@ mixup_option = click.option(
     "(0: off).")
 
 
+def _user_set(name: str) -> bool:
+    """Whether the running command's parameter ``name`` was given, not left at its default."""
+    source = click.get_current_context().get_parameter_source(name)
+    return source != click.core.ParameterSource.DEFAULT
+
+
 def _refuse_idle(**pairs: tuple[bool, str]) -> None:
     """Refuse an option the user set whose partner option is missing, e.g. --distill-weight
     without --teacher: it would do nothing, silently. ``pairs``: parameter name ->
     (partner given, partner's flag)."""
-    ctx = click.get_current_context()
     for name, (given, partner) in pairs.items():
-        if not given and ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT:
+        if not given and _user_set(name):
             flag = "--" + name.replace("_", "-")
             raise UserError(f"{flag} does nothing without {partner}")
 
@@ -121,8 +126,7 @@ def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
     _refuse_idle(distill_weight=(bool(teachers), "--teacher"),
                  pseudo_threshold=(bool(pseudo_dir), "--pseudo-labels"))
     if init_model is not None:
-        ctx = click.get_current_context()
-        if ctx.get_parameter_source("arch") != click.core.ParameterSource.DEFAULT:
+        if _user_set("arch"):
             raise UserError(f"--arch {arch} with --init: a fine-tuned model keeps the "
                             f"network of {init_model} (change the input size with "
                             f"--resolution)")

@@ -46,20 +46,14 @@ def draw_gallery(table: Table, png: str | os.PathLike, source: str = "galaxyzoo"
     if label is not None:
         keep &= labels == label
     for column, value in (where or {}).items():
-        if column not in table.colnames:
-            raise UserError(f"no column {column!r} for --where"
-                            f"{suggest_names(column, table.colnames)}")
-        held = np.ma.filled(np.ma.asarray(table[column]).astype(str), "")
+        held = _text_column(table, column, "--where")
         if not (held == value).any():
             raise UserError(f"--where {column}={value}: no row holds it; the column holds "
                             f"{some_values(held.tolist(), quote=True) or 'nothing'}")
         keep &= held == value
     truth = None
     if truth_column is not None:
-        if truth_column not in table.colnames:
-            raise UserError(f"no column {truth_column!r} for --truth-column"
-                            f"{suggest_names(truth_column, table.colnames)}")
-        truth = np.ma.filled(np.ma.asarray(table[truth_column]).astype(str), "")
+        truth = _text_column(table, truth_column, "--truth-column")
         if only_wrong:
             keep &= (truth != labels) & (truth != "")
     elif only_wrong:
@@ -114,3 +108,11 @@ def draw_gallery(table: Table, png: str | os.PathLike, source: str = "galaxyzoo"
     fig.savefig(png, dpi=110)
     plt.close(fig)
     return Path(png), matching
+
+
+def _text_column(table: Table, name: str, option: str) -> np.ndarray:
+    """Column ``name`` as strings, masked cells ``""``; a one-line error naming ``option``
+    when there is no such column."""
+    if name not in table.colnames:
+        raise UserError(f"no column {name!r} for {option}{suggest_names(name, table.colnames)}")
+    return np.ma.filled(np.ma.asarray(table[name]).astype(str), "")

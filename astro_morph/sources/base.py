@@ -139,4 +139,3 @@ def bad_id_reason(value: object) -> str:
     if isinstance(value, (float, np.floating)):
         return f"id is {value}"
     return "empty id/path"
-

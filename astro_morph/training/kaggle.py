@@ -13,11 +13,11 @@ answers::
 
 A task nobody reached (sum 0) gives f = 0. A galaxy with a vote that is missing, not a
 number or negative cannot be placed and is left out (counted, the first named). Table 1's
-rules are then applied as printed; a
-galaxy that passes more than one class's rule (possible: f_smooth and f_features can both
-exceed 0.469) is ambiguous and left out. The clean sample is split 9:1 per class with a fixed
-seed (the paper's stratified split); 10 % of the training part is held out as ``val`` for model
-selection so that ``test`` is only used for the reported figures.
+rules are then applied as printed; a galaxy that passes more than one class's rule
+(possible: f_smooth and f_features can both exceed 0.469) is ambiguous and left out. The
+clean sample is split 9:1 per class with a fixed seed (the paper's stratified split); 10 % of
+the training part is held out as ``val`` for model selection so that ``test`` is only used
+for the reported figures.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from astropy.table import Table
 from ..errors import UserError
 from ..sources.base import format_id
 
-__all__ = ["TABLE1_RULES", "TASKS", "task_fractions", "select_table1", "vote_column"]
+__all__ = ["TABLE1_RULES", "TASKS", "VOTE_COLUMNS", "task_fractions", "select_table1",
+           "vote_column"]
 
 #: Kaggle answer columns of each decision-tree task used by Table 1.
 TASKS: dict[str, tuple[str, ...]] = {
@@ -39,6 +40,8 @@ TASKS: dict[str, tuple[str, ...]] = {
     "T04": ("Class4.1", "Class4.2"),
     "T07": ("Class7.1", "Class7.2", "Class7.3"),
 }
+#: Every answer column Table 1 reads.
+VOTE_COLUMNS = tuple(c for cols in TASKS.values() for c in cols)
 
 #: The paper's Table 1: class -> [(answer column, minimum per-task fraction), ...].
 TABLE1_RULES: dict[str, list[tuple[str, float]]] = {
@@ -67,14 +70,23 @@ def _number(text: object) -> float:
         return float("nan")
 
 
-def task_fractions(solutions: Table) -> dict[str, np.ndarray]:
-    """Per-task fraction f of every answer column used by Table 1 (see the module doc)."""
-    missing = [c for cols in TASKS.values() for c in cols if c not in solutions.colnames]
+def _votes(solutions: Table) -> dict[str, np.ndarray]:
+    """Every column of :data:`VOTE_COLUMNS` as floats (:func:`vote_column`)."""
+    missing = [c for c in VOTE_COLUMNS if c not in solutions.colnames]
     if missing:
         raise UserError(f"Kaggle solutions table lacks column(s) {', '.join(missing)}")
+    return {c: vote_column(solutions, c) for c in VOTE_COLUMNS}
+
+
+def task_fractions(solutions: Table) -> dict[str, np.ndarray]:
+    """Per-task fraction f of every answer column used by Table 1 (see the module doc)."""
+    return _fractions(_votes(solutions))
+
+
+def _fractions(votes_by_column: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     f = {}
     for cols in TASKS.values():
-        votes = np.stack([vote_column(solutions, c) for c in cols])
+        votes = np.stack([votes_by_column[c] for c in cols])
         total = votes.sum(0)
         with np.errstate(invalid="ignore", divide="ignore"):
             frac = np.where(total > 0, votes / total, 0.0)
@@ -105,17 +117,17 @@ def select_table1(solutions: Table, id_column: str = "GalaxyID", test_fraction: 
     if id_column not in solutions.colnames:
         raise UserError(f"Kaggle solutions table has no {id_column!r} column")
     ids = np.array([format_id(v) or "" for v in solutions[id_column]])
-    uniq, first, counts = np.unique(ids, return_index=True, return_counts=True)
+    uniq, counts = np.unique(ids, return_counts=True)
     if (counts > 1).any():  # one image in two splits would leak into test
         twice = np.flatnonzero(ids == uniq[np.argmax(counts > 1)])
         raise UserError(f"{id_column} {ids[twice[0]]} appears {len(twice)} times (rows "
                         f"{', '.join(str(i) for i in twice[:5])}); each galaxy once, please")
-    f = task_fractions(solutions)
-    used = [c for cols in TASKS.values() for c in cols]
-    invalid = ~np.all([np.isfinite(vote_column(solutions, c)) for c in used], axis=0)
+    votes = _votes(solutions)
+    f = _fractions(votes)
+    invalid = ~np.all([np.isfinite(v) for v in votes.values()], axis=0)
     if invalid.any():
         row = int(np.argmax(invalid))
-        bad = [c for c in used if not np.isfinite(vote_column(solutions, c)[row])]
+        bad = [c for c, v in votes.items() if not np.isfinite(v[row])]
         logging.getLogger("astro_morph").warning(
             "left out %d galaxies whose votes are missing, not numbers or negative (first: row "
             "%d, %s %s, column %s)", int(invalid.sum()), row, id_column, ids[row], bad[0])

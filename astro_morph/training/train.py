@@ -106,7 +106,6 @@ def environment() -> dict[str, Any]:
             "threads": torch.get_num_threads()}
 
 
-
 def _decay_groups(params: list, weight_decay: float) -> list:
     """Parameter groups for AdamW: norm scales and biases (1-D) are not decayed, the usual
     practice, since decaying them only moves the activations' scale. One group when off."""
