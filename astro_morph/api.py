@@ -12,8 +12,8 @@ from .catalog_io import read_catalog
 from .columns import DEFAULT_PREFIX, add_columns, check_no_clash, provenance_meta
 from .errors import UserError
 from .inference.tta import TTAClassifier
-from .models.base import Classifier
-from .options import build_centring, build_source, check_options
+from .models.base import Classifier, training_crop
+from .options import accepted_options, build_centring, build_source, check_options
 from .pipeline import run_chunks
 from .plugins import lookup, pm
 
@@ -69,6 +69,8 @@ def classify(table: Table | str | os.PathLike, source: str = "galaxyzoo",
         (:class:`astro_morph.inference.tta.TTAClassifier`; 8x the model time).
     centring_options : dict, optional
         Options of the centring step's factory (e.g. ``{"nsigma": 3}`` for ``recentre``).
+        Without ``crop_fraction``, a model trained on another crop than the paper's
+        (``train --crop-fraction``) has its own passed to the step.
     **source_options
         Options of the source's factory (``image_dir``, ``id_column``, ``path_column``, ...);
         ``None`` values are left out, so the source's own defaults apply. Unknown keys are a
@@ -95,9 +97,12 @@ def classify(table: Table | str | os.PathLike, source: str = "galaxyzoo",
     # apply; unknown keys fail before anything is built or loaded.
     src_options = {k: v for k, v in source_options.items() if v is not None}
     check_options(lookup("source", source).factory, src_options, f"source {source!r}")
-    step = build_centring(centring, centring_options)
+    factory = lookup("centring", centring).factory
+    check_options(factory, centring_options or {}, f"centring {centring!r}")  # before loading
     clf = model if isinstance(model, Classifier) else load_model(model, backend, device,
                                                                  batch_size)
+    centring_options = _with_model_crop(centring, factory, centring_options or {}, clf)
+    step = build_centring(centring, centring_options)
     if tta and not isinstance(clf, TTAClassifier):
         clf = TTAClassifier(clf)
     tta_name = clf.tta if isinstance(clf, TTAClassifier) else None
@@ -133,3 +138,19 @@ def classify(table: Table | str | os.PathLike, source: str = "galaxyzoo",
     pm.hook.astromorph_output_columns(table=out, classifier=clf)
     return out
 
+
+def _with_model_crop(centring: str, factory: Any, options: dict[str, Any],
+                     clf: Classifier) -> dict[str, Any]:
+    """``options`` plus the model's training crop as ``crop_fraction``, unless the caller set
+    one: a network sees the framing it was trained on. Models without one (the paper's crop)
+    and steps without the option are left as they are; the latter with a warning."""
+    crop = training_crop(clf)
+    if crop is None or "crop_fraction" in options:
+        return options
+    valid = accepted_options(factory)
+    if valid is not None and "crop_fraction" not in valid:
+        log.warning("centring %r has no crop_fraction option: model %s was trained on centre "
+                    "crops of %.4g of the image side, which it will not get", centring,
+                    clf.name, crop)
+        return options
+    return {**options, "crop_fraction": crop}

@@ -174,7 +174,8 @@ def default_output(path: Path) -> Path:
 @click.option("--centring-option", "centring_option", multiple=True, metavar="KEY=VALUE",
               help="An option of the centring step's factory (repeatable), e.g. nsigma=3.")
 @click.option("--crop-fraction", type=Finite(0, 1, min_open=True),
-              help="Crop side as a fraction of the image (default: the paper's 200/424).")
+              help="Crop side as a fraction of the image (default: the one the model was "
+              "trained on, the paper's 200/424 unless train --crop-fraction set another).")
 @click.option("--prefix", default="morph_", show_default=True, help="Added columns' prefix.")
 @click.option("--format", "in_format", help="Input format when the suffix does not tell.")
 @click.option("--output-format", help="Output format when the suffix does not tell.")

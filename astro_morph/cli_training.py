@@ -31,6 +31,11 @@ weight_decay_option = click.option(
     "--weight-decay", type=Finite(0), default=0.0, show_default=True,
     help="Decoupled (AdamW) weight decay on convolution and linear weights, e.g. 0.05 "
     "(0: plain Adam).")
+crop_fraction_option = click.option(
+    "--crop-fraction", type=Finite(0, 1, min_open=True),
+    help="Centre crop side as a fraction of the image side (default: the paper's 200/424, "
+    "or --init's); recorded in the model file, which classify then applies. The random "
+    "training crops scale with it.")
 mixup_option = click.option(
     "--mixup", type=Finite(0), default=0.0, show_default=True,
     help="Blend each batch with a shuffled copy, weight ~ Beta(MIXUP, MIXUP), e.g. 0.2 "
@@ -109,6 +114,7 @@ def _refuse_idle(**pairs: tuple[bool, str]) -> None:
 @colour_jitter_option
 @mixup_option
 @weight_decay_option
+@crop_fraction_option
 @click.option("--overwrite", is_flag=True, help="Replace an existing model file.")
 def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
           resolution: int | None, classes: str | None, epochs: int, batch_size: int,
@@ -117,7 +123,7 @@ def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
           name: str | None, label_smoothing: float, threads: int | None, precision: str,
           teachers: tuple[str, ...], distill_weight: float, pseudo_dir: str | None,
           pseudo_threshold: float, ema: float, colour_jitter: bool, mixup: float,
-          weight_decay: float, overwrite: bool) -> None:
+          weight_decay: float, crop_fraction: float | None, overwrite: bool) -> None:
     """Train a classifier on LABELS (a table with id, label and split columns)."""
     from .inference.load import model_file
     from .training.train import TrainConfig
@@ -142,6 +148,7 @@ def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
         teacher=[str(model_file(t)) for t in teachers] or None, distill_weight=distill_weight,
         pseudo_labels=pseudo_dir, pseudo_threshold=pseudo_threshold, ema=ema,
         colour_jitter=colour_jitter, mixup=mixup, weight_decay=weight_decay,
+        crop_fraction=crop_fraction,
     )
     with row_warnings("warnings"):
         result = train_api(cfg, resume=resume, overwrite=overwrite)
@@ -423,13 +430,15 @@ def kaggle_select(solutions: Path, output: Path, seed: int, overwrite: bool) -> 
 @colour_jitter_option
 @mixup_option
 @weight_decay_option
+@crop_fraction_option
 @click.option("--device", default="cpu", show_default=True)
 def compare(labels: Path, image_dir: str, archs: str, out_dir: Path, md: Path | None,
             id_column: str, classes: str | None, epochs: int, batch_size: int, lr: float,
             schedule: str, class_weighting: str, seeds: str, threads: int | None,
             label_smoothing: float, teachers: tuple[str, ...], distill_weight: float,
             pseudo_dir: str | None, pseudo_threshold: float, ema: float, colour_jitter: bool,
-            mixup: float, weight_decay: float, device: str) -> None:
+            mixup: float, weight_decay: float, crop_fraction: float | None,
+            device: str) -> None:
     """Train ARCHS with one recipe and several seeds on LABELS; tabulate val and test.
 
     Every model file is kept in OUT_DIR (paths printed), so any row can be re-evaluated."""
@@ -450,6 +459,7 @@ def compare(labels: Path, image_dir: str, archs: str, out_dir: Path, md: Path | 
             class_weighting=class_weighting, seeds=_int_list(seeds, "--seeds"), threads=threads,
             label_smoothing=label_smoothing, device=device, distill_weight=distill_weight,
             ema=ema, colour_jitter=colour_jitter, mixup=mixup, weight_decay=weight_decay,
+            crop_fraction=crop_fraction,
             teacher=[str(model_file(t)) for t in teachers] or None,
             **({"pseudo_labels": pseudo_dir, "pseudo_threshold": pseudo_threshold}
                if pseudo_dir else {}))

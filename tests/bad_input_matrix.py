@@ -486,6 +486,8 @@ CASES: list[Case] = [
          "gives 5 probabilities but config.json names 3 classes", group="model files"),
     Case("duplicate class names", _model(class_names=["a", "b", "a", "c", "d"]), 1,
          "repeats class names a", group="model files"),
+    Case("crop_fraction 2 (over the whole image)", _model(crop_fraction=2), 1,
+         "crop_fraction must be a number in (0, 1], not 2", group="model files"),
     Case("zip member that inflates to 1 GiB", _zip_bomb, 1, "over the 512 MiB limit",
          group="model files"),
     # Storage faults

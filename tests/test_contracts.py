@@ -271,3 +271,20 @@ def test_classify_takes_a_dataframe_and_names_what_it_cannot_take(image_dir, tin
     assert list(out["morph_label"]) == list(expected["morph_label"])
     with pytest.raises(UserError, match="not list"):
         astro_morph.classify([1, 2], image_dir=image_dir, model=tiny_model)
+
+
+def test_a_step_without_crop_fraction_warns_when_the_model_wants_another_crop(
+        fake, image_dir, tiny_model, tmp_path, caplog):
+    """A model trained on another crop, run through a third-party step that takes no
+    crop_fraction: classified as asked, with a warning naming the crop it will not get."""
+    import astro_morph
+    from astro_morph.models.model_file import read_bundle, write_bundle
+
+    bundle = read_bundle(tiny_model)
+    bundle.config["crop_fraction"] = 0.3
+    write_bundle(bundle, tmp_path / "cropped.amz")
+    out = astro_morph.classify(Table({"GalaxyID": [1]}), image_dir=image_dir,
+                               model=tmp_path / "cropped.amz", centring="shift")
+    assert out["morph_flags"][0] == 0
+    assert "centring 'shift' has no crop_fraction option: model tiny-g0 was trained on " \
+           "centre crops of 0.3 of the image side, which it will not get" in caplog.text

@@ -2,9 +2,9 @@
 
 Used by ``astromorph evaluate --model A --model B ...`` to measure what averaging seeds buys
 (the teacher for ``astromorph train --teacher``), and by ``train --teacher`` itself to make
-the soft targets. Every member must have the same classes and input size, so the pipeline
-crops once for all of them; a member that lists the classes in another order (a model trained
-with ``--classes``, say) has its columns put in the first member's order.
+the soft targets. Every member must have the same classes, input size and training crop, so
+the pipeline crops once for all of them; a member that lists the classes in another order (a
+model trained with ``--classes``, say) has its columns put in the first member's order.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ import hashlib
 
 import numpy as np
 
+from ..centring.crop import PAPER_CROP_FRACTION
 from ..errors import UserError
-from ..models.base import Classifier
+from ..models.base import Classifier, training_crop
 
 __all__ = ["EnsembleClassifier"]
 
@@ -41,10 +42,15 @@ class EnsembleClassifier:
             if m.input_size != first.input_size:
                 raise UserError(f"ensemble: {m.name} takes {m.input_size} px, "
                                 f"{first.name} takes {first.input_size} px")
+            if _crop(m) != _crop(first):
+                raise UserError(f"ensemble: {m.name} was trained on centre crops of "
+                                f"{_crop(m):.4g} of the image side, {first.name} on "
+                                f"{_crop(first):.4g}")
         self.members = list(members)
         self.name = "+".join(m.name for m in members) if len(members) > 1 else first.name
         self.class_names = list(first.class_names)
         self.input_size = first.input_size
+        self.crop_fraction = training_crop(first)
         self.sha256 = (first.sha256 if len(members) == 1 else hashlib.sha256(
             "".join(m.sha256 for m in members).encode()).hexdigest())
         self.backend = first.backend
@@ -57,3 +63,9 @@ class EnsembleClassifier:
 
         return mean_probabilities(m.predict(images) if cols is None else m.predict(images)[:, cols]
                                   for m, cols in zip(self.members, self._columns, strict=True))
+
+
+def _crop(model: Classifier) -> float:
+    """A member's training crop; models that record none were trained on the paper's."""
+    crop = training_crop(model)
+    return PAPER_CROP_FRACTION if crop is None else float(crop)

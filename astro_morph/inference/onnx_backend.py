@@ -99,6 +99,7 @@ class OnnxClassifier:
         self.name = bundle.name
         self.class_names = bundle.class_names
         self.input_size = bundle.input_size
+        self.crop_fraction = bundle.crop_fraction  # the training crop; None: the paper's
         self.sha256 = bundle.sha256
         self.config = bundle.config
         self.batch_size = batch_size or (512 if cuda else 32)

@@ -46,6 +46,7 @@ class TorchClassifier:
         self.name = bundle.name
         self.class_names = bundle.class_names
         self.input_size = bundle.input_size
+        self.crop_fraction = bundle.crop_fraction  # the training crop; None: the paper's
         self.sha256 = bundle.sha256
         self.config = bundle.config
         # Small batches stay in cache on a CPU; a GPU needs large ones to be kept busy.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..models.base import Classifier
+from ..models.base import Classifier, training_crop
 
 __all__ = ["TTAClassifier", "dihedral_views", "mean_probabilities"]
 
@@ -40,7 +40,7 @@ def mean_probabilities(parts) -> np.ndarray:
 
 class TTAClassifier:
     """Wrap a :class:`~astro_morph.models.base.Classifier`: probabilities are the mean over
-    the 8 views. Name, classes, input size and identity are the wrapped model's; ``tta`` says
+    the 8 views. Name, classes, input size, crop and identity are the wrapped model's; ``tta`` says
     what was averaged (recorded in the output's provenance)."""
 
     tta = TTA_NAME
@@ -50,6 +50,7 @@ class TTAClassifier:
         self.name = inner.name
         self.class_names = inner.class_names
         self.input_size = inner.input_size
+        self.crop_fraction = training_crop(inner)
         self.sha256 = inner.sha256
         self.backend = getattr(inner, "backend", "?")
         self.config = getattr(inner, "config", None)

@@ -67,6 +67,13 @@ class ModelBundle:
     def temperature(self) -> float:
         return float(self.config.get("temperature", 1.0))
 
+    @property
+    def crop_fraction(self) -> float | None:
+        """Centre-crop side (fraction of the image side) the network was trained on; ``None``
+        in files from before it was recorded: the paper's 200/424."""
+        value = self.config.get("crop_fraction")
+        return None if value is None else float(value)
+
 
 def _check_config(config: dict[str, Any], where: str) -> None:
     """Validate a model file's config before anything is built from it (one-line errors)."""
@@ -105,6 +112,11 @@ def _check_config(config: dict[str, Any], where: str) -> None:
     t = config.get("temperature", 1.0)
     if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
         raise UserError(f"{where}: config.json temperature must be a positive number, not {t!r}")
+    crop = config.get("crop_fraction")
+    if crop is not None and (isinstance(crop, bool) or not isinstance(crop, (int, float))
+                             or not 0 < crop <= 1):
+        raise UserError(f"{where}: config.json crop_fraction must be a number in (0, 1], "
+                        f"not {crop!r}")
     _check_arch(config["arch"], len(names), size, where)
 
 

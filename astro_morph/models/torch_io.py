@@ -42,8 +42,10 @@ def network_from_bundle(bundle: ModelBundle) -> EfficientNetG:
 def bundle_from_network(net: EfficientNetG, name: str, class_names: list[str],
                         input_size: int | None = None, mean: list[float] | None = None,
                         std: list[float] | None = None, temperature: float = 1.0,
-                        provenance: dict[str, Any] | None = None) -> ModelBundle:
-    """Package a network and its metadata as a :class:`ModelBundle` (not yet written)."""
+                        provenance: dict[str, Any] | None = None,
+                        crop_fraction: float | None = None) -> ModelBundle:
+    """Package a network and its metadata as a :class:`ModelBundle` (not yet written).
+    ``crop_fraction``: the centre crop it was trained on, when not the paper's."""
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     config = {
         "format_version": FORMAT_VERSION,
@@ -56,6 +58,7 @@ def bundle_from_network(net: EfficientNetG, name: str, class_names: list[str],
         "temperature": float(temperature),
         "provenance": provenance or {},
         "torch_version": torch.__version__,
+        **({"crop_fraction": float(crop_fraction)} if crop_fraction is not None else {}),
     }
     return ModelBundle(config, save_safetensors(state))
 

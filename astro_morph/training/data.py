@@ -26,15 +26,25 @@ from ..sources.galaxyzoo import EXTENSIONS
 from ..sources.images import read_rgb
 
 __all__ = ["LabelledSet", "load_labels", "split_rows", "training_classes", "shared_ids",
-           "TRAIN_REGION", "cache_size_for"]
+           "TRAIN_REGION", "cache_size_for", "zoom"]
 
 #: Fraction of the image kept for training: covers a 240/424 crop rotated by any angle.
 TRAIN_REGION = 240 / 424 * math.sqrt(2)
 
 
 def cache_size_for(input_size: int) -> int:
-    """Cache side so that the paper's 200/424 crop spans ``input_size`` cache pixels."""
+    """Cache side so that the paper's 200/424 crop spans ``input_size`` cache pixels (and
+    any other crop: the cached region scales with it, see :func:`zoom`)."""
     return int(math.ceil(input_size * TRAIN_REGION / PAPER_CROP_FRACTION))
+
+
+def zoom(crop_fraction: float) -> float:
+    """How much smaller than the paper's 200/424 the crop is: the training region and the
+    random crop sizes scale by it (exactly 1.0 for the paper's, so its runs keep their
+    bits)."""
+    if not 0 < crop_fraction <= 1:
+        raise UserError(f"crop fraction must be in (0, 1], not {crop_fraction}")
+    return crop_fraction / PAPER_CROP_FRACTION
 
 
 @dataclass
@@ -128,9 +138,11 @@ def _find_image(image_dir: Path, key: str) -> Path | None:
 def load_split(table: Table, image_dir: str | os.PathLike, split: str, class_names: list[str],
                id_column: str, size: int, train: bool, label_column: str = "label",
                split_column: str = "split", limit: int | None = None,
-               workers: int | None = None) -> LabelledSet:
+               workers: int | None = None,
+               crop_fraction: float = PAPER_CROP_FRACTION) -> LabelledSet:
     """Decode one split. ``train=True`` caches the wide rotation region at ``size`` pixels;
-    ``train=False`` applies the inference transform at ``size`` pixels."""
+    ``train=False`` applies the inference transform (a centre crop of ``crop_fraction`` of
+    the image side) at ``size`` pixels."""
     image_dir = Path(image_dir)
     rows = split_rows(table, split, "the labels table", split_column)
     labels_text = np.asarray(rows[label_column]).astype(str)
@@ -148,7 +160,7 @@ def load_split(table: Table, image_dir: str | os.PathLike, split: str, class_nam
         raise UserError(f"split {split!r} has no labelled rows with classes {class_names}")
     raw_ids = list(rows[id_column])
     ids = [format_id(v) or "" for v in raw_ids]
-    region = TRAIN_REGION if train else PAPER_CROP_FRACTION
+    region = TRAIN_REGION * zoom(crop_fraction) if train else crop_fraction
 
     def decode(i: int) -> np.ndarray | str:
         """The cached pixels, or why this row's image cannot be used."""

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..centring.crop import PAPER_CROP_FRACTION
 from ..errors import UserError
 from ..sources.galaxyzoo import EXTENSIONS
 from .data import LabelledSet, _find_image, load_split
@@ -64,16 +65,18 @@ def evaluation_images(table: Any, image_dir: str | os.PathLike, id_column: str,
 def pseudo_labelled(teacher: list[str], image_dir: str | os.PathLike, class_names: list[str],
                     threshold: float, size: int, threads: int | None = None,
                     limit: int | None = None,
-                    exclude: Sequence[str | os.PathLike] = ()
+                    exclude: Sequence[str | os.PathLike] = (),
+                    crop_fraction: float = PAPER_CROP_FRACTION
                     ) -> tuple[LabelledSet, np.ndarray, dict[str, Any]]:
     """The images of ``image_dir`` the teacher calls with probability >= ``threshold``.
 
     Images of the same sky as any of ``exclude`` (the labelled set's val and test images:
     releases share galaxies) are dropped first (:func:`~.duplicates.near_duplicates`), so
     the evaluation splits never enter training. Returns the decoded training set (cached at
-    ``size`` as the trainer's own split), the teacher's probabilities for those images
-    ``(N, K)`` (soft targets, for distillation), and counts for the model's provenance:
-    images seen, duplicates dropped, unreadable (skipped, not fatal), kept, kept per class.
+    ``size`` with ``crop_fraction``, as the trainer's own split), the teacher's probabilities
+    for those images ``(N, K)`` (soft targets, for distillation), and counts for the model's
+    provenance: images seen, duplicates dropped, unreadable (skipped, not fatal), kept, kept
+    per class.
     """
     from astropy.table import Table
 
@@ -99,7 +102,8 @@ def pseudo_labelled(teacher: list[str], image_dir: str | os.PathLike, class_name
     kept_ids = [i for i, k in zip(ids, keep, strict=True) if k]
     labels = [class_names[j] for j in probs[keep].argmax(1)]
     table = Table({"id": kept_ids, "label": labels, "split": ["train"] * len(kept_ids)})
-    data = load_split(table, image_dir, "train", class_names, "id", size, train=True)
+    data = load_split(table, image_dir, "train", class_names, "id", size, train=True,
+                      crop_fraction=crop_fraction)
     stats = {"image_dir": str(image_dir), "threshold": threshold, "images": len(all_ids),
              "duplicates_of_eval_images": len(dup), "unreadable": int((~readable).sum()),
              "kept": int(keep.sum()),

@@ -22,13 +22,22 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..centring.crop import PAPER_CROP_FRACTION
 from ..errors import UserError
 from ..models.arch import get_arch
 from ..models.efficientnet_g import build_model
 from ..models.model_file import read_bundle, train_log_path, write_bundle
 from ..models.torch_io import bundle_from_network, checkpoint_errors, network_from_bundle
-from .augment import augment_batch
-from .data import cache_size_for, load_labels, load_split, shared_ids, split_rows, training_classes
+from .augment import CROP_RANGE, augment_batch
+from .data import (
+    cache_size_for,
+    load_labels,
+    load_split,
+    shared_ids,
+    split_rows,
+    training_classes,
+    zoom,
+)
 from .metrics import classification_report
 
 __all__ = ["TrainConfig", "train", "fit_temperature", "environment"]
@@ -91,6 +100,10 @@ class TrainConfig:
     #: a weight drawn from Beta(mixup, mixup), and so are its targets (0: off). Known to
     #: soften what a network memorises of wrong labels.
     mixup: float = 0.0
+    #: Centre-crop side as a fraction of the image side, at validation and in the shipped
+    #: model (recorded in the model file, which classify then applies); the random training
+    #: crops scale with it. None: the paper's 200/424.
+    crop_fraction: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -290,11 +303,15 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
     if init_bundle is not None:  # fine-tuning keeps the network; provenance says which
         arch = network_from_bundle(init_bundle).arch
         cfg = replace(cfg, arch=arch.name)
+        if cfg.crop_fraction is None:  # and its framing, unless told otherwise
+            cfg = replace(cfg, crop_fraction=init_bundle.crop_fraction)
     else:
         arch = get_arch(cfg.arch)
     if cfg.resolution:
         arch = replace(arch, resolution=int(cfg.resolution))
     size = arch.resolution
+    crop = PAPER_CROP_FRACTION if cfg.crop_fraction is None else float(cfg.crop_fraction)
+    crop_range = tuple(c * zoom(crop) for c in CROP_RANGE)  # checks the fraction first
     class_names = training_classes(table, cfg.class_names, cfg.labels, cfg.train_split)
     split_rows(table, cfg.val_split, cfg.labels)  # named before the training images decode
     for other in (cfg.val_split, "test"):
@@ -307,9 +324,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
 
     t0 = time.perf_counter()
     train_set = load_split(table, cfg.image_dir, cfg.train_split, class_names, cfg.id_column,
-                           cache_size_for(size), train=True, limit=cfg.limit)
+                           cache_size_for(size), train=True, limit=cfg.limit,
+                           crop_fraction=crop)
     val_set = load_split(table, cfg.image_dir, cfg.val_split, class_names, cfg.id_column,
-                         size, train=False, limit=cfg.limit)
+                         size, train=False, limit=cfg.limit, crop_fraction=crop)
     soft, pseudo = None, None
     if cfg.teacher and cfg.distill_weight > 0:  # weight 0: teacher only for pseudo-labels
         soft = torch.from_numpy(teacher_targets(cfg.teacher, train_set.ids, cfg.image_dir,
@@ -320,7 +338,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
         extra, extra_soft, pseudo = pseudo_labelled(
             cfg.teacher, cfg.pseudo_labels, list(class_names), cfg.pseudo_threshold,
             cache_size_for(size), threads, limit=cfg.limit,
-            exclude=evaluation_images(table, cfg.image_dir, cfg.id_column, cfg.train_split))
+            exclude=evaluation_images(table, cfg.image_dir, cfg.id_column, cfg.train_split),
+            crop_fraction=crop)
         train_set = replace(train_set,
                             images=np.concatenate([train_set.images, extra.images]),
                             labels=np.concatenate([train_set.labels, extra.labels]),
@@ -404,7 +423,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
         for i in bar:
             idx = order[i:i + cfg.batch_size]
             x = train_images[idx].to(device).permute(0, 3, 1, 2).float() / 255
-            x = augment_batch(x, size, train_set.region, generator=gen, **colour)
+            x = augment_batch(x, size, train_set.region, crop_range, generator=gen, **colour)
             y = train_labels_t[idx].to(device)
             lam, partner = 1.0, None
             if cfg.mixup:
@@ -485,7 +504,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
                      if train_set.skipped or val_set.skipped else {}),
                   **({"pseudo_labels": pseudo} if pseudo is not None else {})}
     bundle = bundle_from_network(net.cpu(), cfg.name or Path(cfg.output).stem, class_names,
-                                 size, mean_l, std_l, temperature, provenance)
+                                 size, mean_l, std_l, temperature, provenance,
+                                 crop_fraction=cfg.crop_fraction)
     bundle.onnx = export_onnx(bundle)
     sha = write_bundle(bundle, cfg.output, overwrite=True)
     # Timings vary run to run, so they go beside the model file, not into it.

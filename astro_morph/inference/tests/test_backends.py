@@ -210,3 +210,61 @@ def test_evaluate_scores_an_ensemble_of_model_files(tiny_model, tmp_path):
     two = evaluate([tiny_model, copy], labels, data / "images", timing=False, progress=False)
     assert two["members"] == 2 and one["members"] == 1
     assert two["confusion"] == one["confusion"] and two["ece"] == pytest.approx(one["ece"])
+
+
+
+class _Recorder:
+    """A classifier that keeps the images the pipeline hands it."""
+
+    name, class_names, input_size, sha256, backend = "rec", ["a", "b"], 32, "0" * 64, "fake"
+
+    def __init__(self, crop_fraction):
+        self.crop_fraction = crop_fraction
+        self.seen = []
+
+    def predict(self, images):
+        self.seen.append(np.array(images))
+        return np.full((len(images), 2), 0.5, dtype=np.float32)
+
+
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_classify_gives_a_model_the_crop_it_was_trained_on(tiny_model, tmp_path, image_dir,
+                                                           backend):
+    """A model file that records crop_fraction is classified on that crop unless the caller
+    sets one; the TTA wrapper keeps it; an ensemble refuses members of two framings."""
+    from astropy.table import Table
+    from PIL import Image
+
+    from astro_morph.api import classify
+    from astro_morph.centring.crop import PAPER_CROP_FRACTION, crop_resize
+    from astro_morph.inference.ensemble import EnsembleClassifier
+    from astro_morph.inference.tta import TTAClassifier
+    from astro_morph.models.model_file import read_bundle, write_bundle
+
+    bundle = read_bundle(tiny_model)
+    bundle.config.update(crop_fraction=0.3, name="cropped")
+    path = tmp_path / "cropped.amz"
+    write_bundle(bundle, path)
+    clf = load_model(path, backend)
+    assert clf.crop_fraction == 0.3 and TTAClassifier(clf).crop_fraction == 0.3
+    assert load_model(tiny_model, backend).crop_fraction is None  # the paper's
+    with pytest.raises(UserError, match="cropped was trained on centre crops of 0.3 of the "
+                                        "image side, tiny-g0 on 0.4717"):
+        EnsembleClassifier([load_model(tiny_model, backend), clf])
+
+    ids = [1, 2, 3, 4]
+    images = [np.asarray(Image.open(image_dir / f"{i}.jpg").convert("RGB")) for i in ids]
+
+    def handed(model_crop, **centring):
+        rec = _Recorder(model_crop)
+        classify(Table({"GalaxyID": ids}), model=rec, image_dir=image_dir,
+                 centring_options=centring or None)
+        return np.concatenate(rec.seen)
+
+    def cropped(crop):
+        return np.stack([crop_resize(im, 32, crop) for im in images])
+
+    np.testing.assert_array_equal(handed(0.3), cropped(0.3))
+    np.testing.assert_array_equal(handed(0.3, crop_fraction=0.5), cropped(0.5))  # caller's
+    np.testing.assert_array_equal(handed(None), cropped(PAPER_CROP_FRACTION))
+    assert np.abs(cropped(0.3) - cropped(PAPER_CROP_FRACTION)).max() > 0.1

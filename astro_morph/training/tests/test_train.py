@@ -464,3 +464,44 @@ def test_ema_step_count_matches_n_averaged(use_buffers):
         ours.update_parameters(net)
     for a, b in zip(ref.state_dict().values(), ours.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+
+
+
+def test_training_on_another_crop_scales_the_crops_and_records_it(tmp_path, tiny_model,
+                                                                  monkeypatch):
+    """--crop-fraction: the random training crops and the cached region scale with it,
+    validation uses it, the model file records it (classify then applies it: inference
+    tests), and fine-tuning keeps it."""
+    from astro_morph.models.model_file import read_bundle
+    from astro_morph.training.augment import CROP_RANGE
+    from astro_morph.training.data import TRAIN_REGION
+
+    seen = {"augment_batch": [], "load_split": []}
+
+    def spy(name, real):
+        def wrapper(*args, **kwargs):
+            seen[name].append((args, kwargs))
+            return real(*args, **kwargs)
+        monkeypatch.setattr(train_mod, name, wrapper)
+
+    spy("augment_batch", train_mod.augment_batch)
+    spy("load_split", train_mod.load_split)
+    cfg = _cfg(tmp_path, limit=32, crop_fraction=0.3)
+    train(cfg, progress=False)
+    assert read_bundle(cfg.output).crop_fraction == 0.3
+    assert [kw["crop_fraction"] for _, kw in seen["load_split"]] == [0.3, 0.3]  # train, val
+    args, _ = seen["augment_batch"][0]
+    zoom = 0.3 / (200 / 424)
+    assert args[2] == pytest.approx(TRAIN_REGION * zoom)  # the cached region
+    assert args[3] == pytest.approx((CROP_RANGE[0] * zoom, CROP_RANGE[1] * zoom))
+    # Fine-tuning keeps the framing unless told otherwise; the paper's crop is not recorded.
+    tuned = _cfg(tmp_path, limit=32, init=cfg.output, output=str(tmp_path / "ft.amz"))
+    train(tuned, progress=False)
+    assert read_bundle(tuned.output).crop_fraction == 0.3
+    paper = _cfg(tmp_path, limit=32, output=str(tmp_path / "paper.amz"))
+    train(paper, progress=False)
+    assert "crop_fraction" not in read_bundle(paper.output).config
+    assert seen["augment_batch"][-1][0][3] == CROP_RANGE  # exactly: the paper's runs' bits
+    with pytest.raises(UserError, match=r"crop fraction must be in \(0, 1\], not 1.5"):
+        train(_cfg(tmp_path, crop_fraction=1.5, output=str(tmp_path / "x.amz")),
+              progress=False)
