@@ -528,6 +528,8 @@ CASES: list[Case] = [
          _labels_text("1,spiral,TRAIN\n2,elliptical,TRAIN\n3,spiral,validation\n"), 1,
          "no rows in split 'train' (did you mean 'TRAIN'?); its 'split' column holds 'TRAIN', "
          "'validation'", command="train", group="train"),
+    Case("train on a labels file with a header and no rows", _labels_text(""), 1,
+         "labels.csv: the table has no rows (a header only?)", command="train", group="train"),
     Case("train on blank images", _blank_images, 1,
          "split 'train': its 2 images are blank (one pixel value throughout)", command="train",
          group="train"),
