@@ -465,7 +465,8 @@ def compare(labels: Path, image_dir: str, archs: str, out_dir: Path, md: Path | 
                if pseudo_dir else {}))
     table = markdown_table(reports)
     for r in reports:  # per-class test metrics of each architecture, mean ± std over seeds
-        table += f"\nTest per class, {r['arch']} ({len(r['runs'])} seeds):\n\n"
+        n = len(r["runs"])
+        table += f"\nTest per class, {r['arch']} ({n} seed{'s' if n > 1 else ''}):\n\n"
         table += per_class_table(r)
     if md:  # before printing, as evaluate's --json
         atomic_write_text(md, table)
