@@ -211,6 +211,7 @@ def test_export_onnx(tiny_model, tmp_path):
     proto = onnx.load(out)
     meta = {p.key: p.value for p in proto.metadata_props}
     assert meta["name"] == '"tiny-g0"' and "elliptical" in meta["class_names"]
+    assert float(meta["crop_fraction"]) == 200 / 424  # how to crop, for tools without us
     res = CliRunner().invoke(cli, ["export-onnx", str(tiny_model), "-o", str(tmp_path / "m.amz")])
     assert res.exit_code == 0
     # A mistyped folder is refused, as by every other command, not created.

@@ -58,15 +58,22 @@ def export_onnx(bundle: ModelBundle, opset: int = 17) -> bytes:
 
 
 def onnx_with_metadata(bundle: ModelBundle) -> bytes:
-    """The bundle's ONNX graph with its name, classes, input size and temperature as model
-    metadata (a bare ``.onnx`` file, for tools that read no model file)."""
+    """The bundle's ONNX graph with its name, classes, input size, temperature and centre
+    crop (fraction of the image side the input covers) as model metadata (a bare ``.onnx``
+    file, for tools that read no model file and must crop as it was trained)."""
     import json
 
     import onnx
 
+    from ..centring.crop import PAPER_CROP_FRACTION
+
     proto = onnx.load_from_string(bundle.onnx if bundle.onnx is not None
                                   else export_onnx(bundle))
-    for key in ("name", "class_names", "input_size", "temperature"):
+    crop = bundle.crop_fraction
+    values = {key: bundle.config.get(key)
+              for key in ("name", "class_names", "input_size", "temperature")}
+    values["crop_fraction"] = PAPER_CROP_FRACTION if crop is None else crop
+    for key, value in values.items():
         entry = proto.metadata_props.add()
-        entry.key, entry.value = key, json.dumps(bundle.config.get(key))
+        entry.key, entry.value = key, json.dumps(value)
     return proto.SerializeToString()
