@@ -15,10 +15,17 @@ from ..hookspecs import hookimpl
 from ..sources.base import Cutout
 from .base import CentringStep, Prepared
 
-__all__ = ["PAPER_CROP_FRACTION", "Prepared", "CentreCrop", "crop_resize", "to_unit_float"]
+__all__ = ["PAPER_CROP_FRACTION", "Prepared", "CentreCrop", "crop_or_paper", "crop_resize",
+           "to_unit_float"]
 
 #: Paper Sec. 3.2: validation images are centre-cropped to 200x200 of the 424x424 originals.
 PAPER_CROP_FRACTION = 200 / 424
+
+
+def crop_or_paper(crop_fraction: float | None) -> float:
+    """A recorded training crop, or the paper's 200/424 where none is recorded (``None``:
+    model files and configs that predate the option, and runs on the paper's crop)."""
+    return PAPER_CROP_FRACTION if crop_fraction is None else float(crop_fraction)
 
 
 def to_unit_float(image: np.ndarray) -> np.ndarray:

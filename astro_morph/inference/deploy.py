@@ -65,14 +65,13 @@ def onnx_with_metadata(bundle: ModelBundle) -> bytes:
 
     import onnx
 
-    from ..centring.crop import PAPER_CROP_FRACTION
+    from ..centring.crop import crop_or_paper
 
     proto = onnx.load_from_string(bundle.onnx if bundle.onnx is not None
                                   else export_onnx(bundle))
-    crop = bundle.crop_fraction
     values = {key: bundle.config.get(key)
               for key in ("name", "class_names", "input_size", "temperature")}
-    values["crop_fraction"] = PAPER_CROP_FRACTION if crop is None else crop
+    values["crop_fraction"] = crop_or_paper(bundle.crop_fraction)
     for key, value in values.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, json.dumps(value)

@@ -13,7 +13,7 @@ import hashlib
 
 import numpy as np
 
-from ..centring.crop import PAPER_CROP_FRACTION
+from ..centring.crop import crop_or_paper
 from ..errors import UserError
 from ..models.base import Classifier, training_crop
 
@@ -42,10 +42,11 @@ class EnsembleClassifier:
             if m.input_size != first.input_size:
                 raise UserError(f"ensemble: {m.name} takes {m.input_size} px, "
                                 f"{first.name} takes {first.input_size} px")
-            if _crop(m) != _crop(first):
+            crop, first_crop = (crop_or_paper(training_crop(c)) for c in (m, first))
+            if crop != first_crop:
                 raise UserError(f"ensemble: {m.name} was trained on centre crops of "
-                                f"{_crop(m):.4g} of the image side, {first.name} on "
-                                f"{_crop(first):.4g}")
+                                f"{crop:.4g} of the image side, {first.name} on "
+                                f"{first_crop:.4g}")
         self.members = list(members)
         self.name = "+".join(m.name for m in members) if len(members) > 1 else first.name
         self.class_names = list(first.class_names)
@@ -63,9 +64,3 @@ class EnsembleClassifier:
 
         return mean_probabilities(m.predict(images) if cols is None else m.predict(images)[:, cols]
                                   for m, cols in zip(self.members, self._columns, strict=True))
-
-
-def _crop(model: Classifier) -> float:
-    """A member's training crop; models that record none were trained on the paper's."""
-    crop = training_crop(model)
-    return PAPER_CROP_FRACTION if crop is None else float(crop)

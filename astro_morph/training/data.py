@@ -83,10 +83,10 @@ def split_rows(table: Table, split: str, source: str | os.PathLike,
                split_column: str = "split") -> Table:
     """The rows of ``split``; when there are none, a one-line error naming the values the
     split column does hold (``TRAIN`` or ``validation`` are not ``train`` or ``val``)."""
-    values = np.asarray(table[split_column]).astype(str)
-    rows = table[values == split]
     if len(table) == 0:
         raise UserError(f"{source}: the table has no rows (a header only?)")
+    values = np.asarray(table[split_column]).astype(str)
+    rows = table[values == split]
     if len(rows) == 0:
         held = sorted(set(values.tolist()) - {""})  # sorted: the suggestion is stable
         raise UserError(f"{source}: no rows in split {split!r}"

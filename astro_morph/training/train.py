@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..centring.crop import PAPER_CROP_FRACTION
+from ..centring.crop import crop_or_paper
 from ..errors import UserError
 from ..models.arch import get_arch
 from ..models.efficientnet_g import build_model
@@ -310,7 +310,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
     if cfg.resolution:
         arch = replace(arch, resolution=int(cfg.resolution))
     size = arch.resolution
-    crop = PAPER_CROP_FRACTION if cfg.crop_fraction is None else float(cfg.crop_fraction)
+    crop = crop_or_paper(cfg.crop_fraction)
     crop_range = tuple(c * zoom(crop) for c in CROP_RANGE)  # checks the fraction first
     class_names = training_classes(table, cfg.class_names, cfg.labels, cfg.train_split)
     split_rows(table, cfg.val_split, cfg.labels)  # named before the training images decode
