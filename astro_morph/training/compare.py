@@ -184,13 +184,15 @@ def markdown_table(summaries: list[dict[str, Any]]) -> str:
     rows = [head]
     for r in summaries:
         lo, hi = r["test_accuracy_ci95"]
+        # Reports written with --no-timing carry no speed.
+        speed = f"{r['images_per_s']:.0f}" if "images_per_s" in r else "-"
         rows.append(
             f"| {r['arch']} | {r.get('input_size', '?')} | {r.get('params', 0) / 1e6:.3f} M "
             f"| {r.get('macs', 0) / 1e6:.1f} M | {len(r['runs'])} "
             f"| {_pm(r['val']['accuracy'])} | {_pm(r['val']['f1_macro'])} "
             f"| {_pm(r['test']['accuracy'])} | {lo:.3f}-{hi:.3f} "
             f"| {_pm(r['test']['f1_macro'])} | {_pm(r['test']['f1_weighted'])} "
-            f"| {_pm(r['test']['ece'])} | {r.get('images_per_s', float('nan')):.0f} "
+            f"| {_pm(r['test']['ece'])} | {speed} "
             f"| {(r.get('train_seconds') or 0) / 60:.1f} min |")
     return "\n".join(rows) + "\n"
 

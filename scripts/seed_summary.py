@@ -1,0 +1,64 @@
+"""Mean and spread over seeds of runs trained with ``astromorph train`` and scored with
+``astromorph evaluate --json``: the table ``astromorph compare`` prints, for rows of
+docs/results.md whose models were not trained by compare (label smoothing, class weights,
+fine-tuning, data size).
+
+    python3 scripts/seed_summary.py --label balanced \\
+        runs/g3-balanced-s{0,1,2}-val.json runs/g3-balanced-s{0,1,2}-test.json
+
+Each model needs one report of ``val`` and one of ``test`` (the split is read from the
+report and the pair matched by the model file's sha256); seeds are counted in the order the
+val reports are given. Prints compare's table row, its per-class test table, and per split
+the accuracy, macro-F1 and ECE of every seed with their mean ± sd.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from astro_morph.training.compare import markdown_table, per_class_table, summarise
+
+
+def pair_reports(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Runs as compare builds them (``seed``, ``model``, ``val``, ``test``), from evaluate
+    reports of the val and test splits of the same model files."""
+    by_split: dict[str, dict[str, dict[str, Any]]] = {"val": {}, "test": {}}
+    for r in reports:
+        split = r.get("split")
+        if split not in by_split:
+            raise SystemExit(f"a report of split {split!r}: give val and test reports only")
+        if r["sha256"] in by_split[split]:
+            raise SystemExit(f"two {split} reports of the model {r['sha256'][:12]}")
+        by_split[split][r["sha256"]] = r
+    if set(by_split["val"]) != set(by_split["test"]):
+        raise SystemExit("every model needs one val and one test report "
+                         f"({len(by_split['val'])} val, {len(by_split['test'])} test, "
+                         "not of the same model files)")
+    return [{"seed": i, "model": v.get("model"), "val": v, "test": by_split["test"][sha]}
+            for i, (sha, v) in enumerate(by_split["val"].items())]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("reports", type=Path, nargs="+", help="evaluate --json reports")
+    parser.add_argument("--label", default="model", help="the row's name in the table")
+    args = parser.parse_args()
+    runs = pair_reports([json.loads(p.read_text()) for p in args.reports])
+    summary = {**summarise(runs), "arch": args.label}
+    print(markdown_table([summary]))
+    print(per_class_table(summary))
+    for split in ("val", "test"):  # the figures the table leaves out (val ECE)
+        print(f"{split}: " + ", ".join(_seeds(k, summary[split][k])
+                                       for k in ("accuracy", "f1_macro", "ece")))
+
+
+def _seeds(name: str, stat: dict[str, Any]) -> str:
+    values = " / ".join(f"{v:.4f}" for v in stat["values"])
+    return f"{name} {stat['mean']:.4f} ± {stat['std']:.4f} ({values})"
+
+
+if __name__ == "__main__":
+    main()

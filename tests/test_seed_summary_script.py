@@ -1,0 +1,60 @@
+"""scripts/seed_summary.py: mean and spread over seeds of train + evaluate runs."""
+
+import pytest
+
+from conftest import load_script
+
+
+def _script():
+    return load_script("seed_summary")
+
+
+def _report(split, sha, accuracy):
+    per_class = {c: {"precision": accuracy, "recall": accuracy, "f1": accuracy}
+                 for c in ("a", "b")}
+    metrics = {m: accuracy for m in ("accuracy", "f1_macro", "f1_weighted",
+                                     "precision_weighted", "recall_weighted", "ece")}
+    return {"split": split, "sha256": sha, "model": f"m-{sha}", "n": 10,
+            "per_class": per_class, "train_seconds": 60.0, **metrics}
+
+
+def test_pairs_val_and_test_by_model_and_summarises_as_compare():
+    from astro_morph.training.compare import markdown_table, summarise
+
+    reports = [_report("test", "y", 0.6), _report("val", "x", 0.8), _report("val", "y", 0.9),
+               _report("test", "x", 0.7)]
+    runs = _script().pair_reports(reports)
+    assert [(r["model"], r["val"]["accuracy"], r["test"]["accuracy"]) for r in runs] == [
+        ("m-x", 0.8, 0.7), ("m-y", 0.9, 0.6)]
+    table = markdown_table([{**summarise(runs), "arch": "row"}])
+    # sample standard deviation over the two seeds, as compare reports it
+    assert "| 0.850 ± 0.071 |" in table and "| 0.650 ± 0.071 |" in table
+    assert "| - |" in table  # no timing in the reports: no speed column figure
+
+
+@pytest.mark.parametrize("reports, message", [
+    ([_report("val", "x", 0.8)], "one val and one test"),
+    ([_report("val", "x", 0.8), _report("test", "z", 0.8)], "one val and one test"),
+    ([_report("val", "x", 0.8), _report("val", "x", 0.8)], "two val reports"),
+    ([_report("train", "x", 0.8)], "give val and test"),
+])
+def test_refuses_reports_that_do_not_pair(reports, message):
+    with pytest.raises(SystemExit, match=message):
+        _script().pair_reports(reports)
+
+
+def test_main_prints_every_seed_of_each_split(tmp_path, capsys, monkeypatch):
+    import json
+    import sys
+
+    paths = []
+    for i, (split, sha, acc) in enumerate([("val", "x", 0.8), ("test", "x", 0.7),
+                                           ("val", "y", 0.9), ("test", "y", 0.6)]):
+        paths.append(tmp_path / f"{i}.json")
+        paths[-1].write_text(json.dumps(_report(split, sha, acc)))
+    monkeypatch.setattr(sys, "argv", ["seed_summary.py", "--label", "row", *map(str, paths)])
+    _script().main()
+    out = capsys.readouterr().out
+    assert "| row | ? |" in out
+    assert "val: accuracy 0.8500 ± 0.0707 (0.8000 / 0.9000)" in out
+    assert "test: accuracy 0.6500 ± 0.0707 (0.7000 / 0.6000)" in out
