@@ -21,6 +21,23 @@ from typing import Any
 
 from astro_morph.training.compare import markdown_table, per_class_table, summarise
 
+#: What summarise reads from each report.
+REPORT_KEYS = ("split", "sha256", "n", "per_class", "accuracy", "f1_macro", "f1_weighted",
+               "precision_weighted", "recall_weighted", "ece")
+
+
+def read_report(path: Path) -> dict[str, Any]:
+    """One ``astromorph evaluate --json`` report; a one-line exit naming the file when it is
+    unreadable or not such a report."""
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise SystemExit(f"{path}: cannot read it as a JSON report ({err})") from None
+    missing = [k for k in REPORT_KEYS if not isinstance(report, dict) or k not in report]
+    if missing:
+        raise SystemExit(f"{path}: not an evaluate --json report (no {', '.join(missing)})")
+    return report
+
 
 def pair_reports(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Runs as compare builds them (``seed``, ``model``, ``val``, ``test``), from evaluate
@@ -46,7 +63,7 @@ def main() -> None:
     parser.add_argument("reports", type=Path, nargs="+", help="evaluate --json reports")
     parser.add_argument("--label", default="model", help="the row's name in the table")
     args = parser.parse_args()
-    runs = pair_reports([json.loads(p.read_text()) for p in args.reports])
+    runs = pair_reports([read_report(p) for p in args.reports])
     summary = {**summarise(runs), "arch": args.label}
     print(markdown_table([summary]))
     print(per_class_table(summary))

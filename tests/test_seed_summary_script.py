@@ -58,3 +58,16 @@ def test_main_prints_every_seed_of_each_split(tmp_path, capsys, monkeypatch):
     assert "| row | ? |" in out
     assert "val: accuracy 0.8500 ± 0.0707 (0.8000 / 0.9000)" in out
     assert "test: accuracy 0.6500 ± 0.0707 (0.7000 / 0.6000)" in out
+
+
+def test_unreadable_or_foreign_reports_exit_naming_the_file(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(SystemExit, match="bad.json: cannot read it as a JSON report"):
+        _script().read_report(bad)
+    other = tmp_path / "other.json"
+    other.write_text('{"split": "val", "accuracy": 0.5}')
+    with pytest.raises(SystemExit, match=r"other.json: not an evaluate --json report \(no sha256"):
+        _script().read_report(other)
+    with pytest.raises(SystemExit, match="missing.json: cannot read"):
+        _script().read_report(tmp_path / "missing.json")
