@@ -9,7 +9,7 @@ from collections.abc import Iterable
 import click
 
 __all__ = ["AstroMorphError", "ExitStatus", "UserError", "first_line", "suggest_names",
-           "some_values", "refuse_repeats"]
+           "some_values", "refuse_repeats", "run_script"]
 
 #: Exit statuses of the ``astromorph`` command (docs/bad_input.md).
 EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE, EXIT_NOTHING_CLASSIFIED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -77,3 +77,16 @@ def refuse_repeats(values: Iterable[object], option: str) -> None:
     repeated = sorted({v for v in values if values.count(v) > 1}, key=str)
     if repeated:
         raise UserError(f"{option} repeats {', '.join(map(str, repeated))}")
+
+
+def run_script(main) -> None:
+    """Run a ``scripts/*.py`` entry point as ``astromorph`` runs a command: a
+    :class:`UserError` (a missing or foreign file) ends it with one ``Error:`` line on stderr
+    and status 1, not a traceback."""
+    import sys
+
+    try:
+        main()
+    except UserError as err:
+        print(f"Error: {err}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)

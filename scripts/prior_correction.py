@@ -77,4 +77,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from astro_morph.errors import run_script
+
+    run_script(main)

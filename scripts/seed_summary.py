@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from astro_morph.errors import UserError
 from astro_morph.training.compare import markdown_table, per_class_table, summarise
 
 #: What summarise reads from each report.
@@ -32,10 +33,10 @@ def read_report(path: Path) -> dict[str, Any]:
     try:
         report = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise SystemExit(f"{path}: cannot read it as a JSON report ({err})") from None
+        raise UserError(f"{path}: cannot read it as a JSON report ({err})") from None
     missing = [k for k in REPORT_KEYS if not isinstance(report, dict) or k not in report]
     if missing:
-        raise SystemExit(f"{path}: not an evaluate --json report (no {', '.join(missing)})")
+        raise UserError(f"{path}: not an evaluate --json report (no {', '.join(missing)})")
     return report
 
 
@@ -46,12 +47,12 @@ def pair_reports(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in reports:
         split = r.get("split")
         if split not in by_split:
-            raise SystemExit(f"a report of split {split!r}: give val and test reports only")
+            raise UserError(f"a report of split {split!r}: give val and test reports only")
         if r["sha256"] in by_split[split]:
-            raise SystemExit(f"two {split} reports of the model {r['sha256'][:12]}")
+            raise UserError(f"two {split} reports of the model {r['sha256'][:12]}")
         by_split[split][r["sha256"]] = r
     if set(by_split["val"]) != set(by_split["test"]):
-        raise SystemExit("every model needs one val and one test report "
+        raise UserError("every model needs one val and one test report "
                          f"({len(by_split['val'])} val, {len(by_split['test'])} test, "
                          "not of the same model files)")
     return [{"seed": i, "model": v.get("model"), "val": v, "test": by_split["test"][sha]}
@@ -78,4 +79,6 @@ def _seeds(name: str, stat: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    from astro_morph.errors import run_script
+
+    run_script(main)

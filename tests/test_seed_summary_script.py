@@ -2,6 +2,7 @@
 
 import pytest
 
+from astro_morph.errors import UserError
 from conftest import load_script
 
 
@@ -39,7 +40,7 @@ def test_pairs_val_and_test_by_model_and_summarises_as_compare():
     ([_report("train", "x", 0.8)], "give val and test"),
 ])
 def test_refuses_reports_that_do_not_pair(reports, message):
-    with pytest.raises(SystemExit, match=message):
+    with pytest.raises(UserError, match=message):
         _script().pair_reports(reports)
 
 
@@ -63,11 +64,11 @@ def test_main_prints_every_seed_of_each_split(tmp_path, capsys, monkeypatch):
 def test_unreadable_or_foreign_reports_exit_naming_the_file(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(SystemExit, match="bad.json: cannot read it as a JSON report"):
+    with pytest.raises(UserError, match="bad.json: cannot read it as a JSON report"):
         _script().read_report(bad)
     other = tmp_path / "other.json"
     other.write_text('{"split": "val", "accuracy": 0.5}')
-    with pytest.raises(SystemExit, match=r"other.json: not an evaluate --json report \(no sha256"):
+    with pytest.raises(UserError, match=r"other.json: not an evaluate --json report \(no sha256"):
         _script().read_report(other)
-    with pytest.raises(SystemExit, match="missing.json: cannot read"):
+    with pytest.raises(UserError, match="missing.json: cannot read"):
         _script().read_report(tmp_path / "missing.json")
