@@ -280,13 +280,30 @@ def _write_block(marker: str, block: str, page: Path = ROOT / "docs" / "performa
     page.write_text(f"{head}{start}{opening}-->\n{block}\n{end}{rest.split(end, 1)[1]}")
 
 
+def _count(text: str) -> int:
+    """A count of at least 1, for argparse (0 galaxies or repeats would divide by zero)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, not {value}")
+    return value
+
+
+def _counts(text: str) -> list[int]:
+    """Comma-separated counts of at least 1 (--rss-rows)."""
+    return [_count(part) for part in text.split(",") if part.strip()]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description="astro_morph speed and memory benchmarks")
     ap.add_argument("--image-dir", type=Path, default=DEFAULT_IMAGES)
-    ap.add_argument("--n", type=int, default=2000, help="galaxies per timed run")
-    ap.add_argument("--peer-n", type=int, default=256, help="galaxies for the (slow) peer")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--rss-rows", default="10000", help="comma-separated catalog sizes")
+    ap.add_argument("--n", type=_count, default=2000, help="galaxies per timed run")
+    ap.add_argument("--peer-n", type=_count, default=256, help="galaxies for the (slow) peer")
+    ap.add_argument("--repeats", type=_count, default=3)
+    ap.add_argument("--rss-rows", type=_counts, default=[10000],
+                    help="comma-separated catalog sizes")
     ap.add_argument("--write", action="store_true", help="write docs/performance.md")
     ap.add_argument("--profile", action="store_true",
                     help="only profile the default model's operators in ONNX Runtime, and "
@@ -301,6 +318,8 @@ def main() -> None:
         lines += [f"| {op} | {share:.1%} | {_OP_MEANING.get(op, '')} |" for op, share in shares]
         table = "\n".join(lines)
         ids = sorted(p.stem for p in args.image_dir.glob("*.jpg"))
+        if not ids:
+            sys.exit(f"no .jpg images in {args.image_dir}; pass --image-dir")
         cat = _catalog(ids, args.n)
         decode_only(cat, args.image_dir, 55)  # the files into the page cache first
         full, fast = (profile_decode(cat, args.image_dir, 55, f) for f in (False, True))
@@ -322,6 +341,8 @@ def main() -> None:
     if not args.image_dir.is_dir():
         sys.exit(f"no image folder {args.image_dir}; pass --image-dir")
     ids = sorted(p.stem for p in args.image_dir.glob("*.jpg"))
+    if not ids:
+        sys.exit(f"no .jpg images in {args.image_dir}; pass --image-dir")
     cat = _catalog(ids, args.n)
     rows: list[tuple[str, float, str]] = []  # (what, galaxies/s, note)
     models = _models()
@@ -367,8 +388,7 @@ def main() -> None:
     lines = ["| run | galaxies/s | ratio to the peer | note |", "|---|---|---|---|"]
     for what, rate, note in rows:
         lines.append(f"| {what} | {rate:,.0f} | {rate * tp:.1f}x | {note} |")
-    rss = [(int(r), peak_rss(int(r), ids, args.image_dir))
-           for r in args.rss_rows.split(",") if r]
+    rss = [(r, peak_rss(r, ids, args.image_dir)) for r in args.rss_rows]
     lines += ["", "| catalog rows | peak RSS of `astromorph classify` (MB) | wall time (s) | "
               "galaxies/s |", "|---|---|---|---|"]
     lines += [f"| {r:,} | {m:,.0f} | {t:,.0f} | {r / t:,.0f} |" for r, (m, t) in rss]

@@ -4,6 +4,8 @@ import pytest
 from astropy.table import Table
 
 from benchmarks.__main__ import (
+    _count,
+    _counts,
     _write_block,
     decode_only,
     end_to_end,
@@ -67,3 +69,26 @@ def test_profile_decode_times_every_part(tmp_path):
     parts = dict(profile_decode(Table({"GalaxyID": [1, 2, 3] * 50}), tmp_path, 32))
     assert len(parts) == 5 and all(us > 0 for us in parts.values())
     assert parts["JPEG decode (simplejpeg, libjpeg-turbo)"] > 0.5  # the wrapper saw the calls
+
+
+def test_counts_refuse_zero_and_words():
+    import argparse
+
+    assert _count("3") == 3 and _counts("10, 20,") == [10, 20]
+    for bad in ("0", "-2", "x", "1.5"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            _count(bad)
+    with pytest.raises(argparse.ArgumentTypeError):
+        _counts("10,a")
+
+
+def test_a_folder_without_jpegs_is_one_line(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "--image-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == f"no .jpg images in {tmp_path}; pass --image-dir"
