@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
+from .arguments import count, counts
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_IMAGES = ROOT.parent / "shared" / "data" / "galaxyzoo" / "images"
 
@@ -280,29 +282,13 @@ def _write_block(marker: str, block: str, page: Path = ROOT / "docs" / "performa
     page.write_text(f"{head}{start}{opening}-->\n{block}\n{end}{rest.split(end, 1)[1]}")
 
 
-def _count(text: str) -> int:
-    """A count of at least 1, for argparse (0 galaxies or repeats would divide by zero)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1, not {value}")
-    return value
-
-
-def _counts(text: str) -> list[int]:
-    """Comma-separated counts of at least 1 (--rss-rows)."""
-    return [_count(part) for part in text.split(",") if part.strip()]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description="astro_morph speed and memory benchmarks")
     ap.add_argument("--image-dir", type=Path, default=DEFAULT_IMAGES)
-    ap.add_argument("--n", type=_count, default=2000, help="galaxies per timed run")
-    ap.add_argument("--peer-n", type=_count, default=256, help="galaxies for the (slow) peer")
-    ap.add_argument("--repeats", type=_count, default=3)
-    ap.add_argument("--rss-rows", type=_counts, default=[10000],
+    ap.add_argument("--n", type=count, default=2000, help="galaxies per timed run")
+    ap.add_argument("--peer-n", type=count, default=256, help="galaxies for the (slow) peer")
+    ap.add_argument("--repeats", type=count, default=3)
+    ap.add_argument("--rss-rows", type=counts, default=[10000],
                     help="comma-separated catalog sizes")
     ap.add_argument("--write", action="store_true", help="write docs/performance.md")
     ap.add_argument("--profile", action="store_true",
@@ -402,4 +388,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from astro_morph.errors import run_script
+
+    run_script(main)

@@ -30,6 +30,7 @@ import numpy as np
 from astro_morph.sources.base import decode_threads
 
 from .__main__ import DEFAULT_IMAGES, _best, _catalog, _write_block, decode_only, end_to_end
+from .arguments import count, counts
 
 
 def _sync(device: str) -> None:
@@ -169,10 +170,11 @@ def run(image_dir: Path, n: int, device: str = "cuda",
 def main() -> None:
     ap = argparse.ArgumentParser(description="astro_morph GPU benchmarks")
     ap.add_argument("--image-dir", type=Path, default=DEFAULT_IMAGES)
-    ap.add_argument("--n", type=int, default=20000, help="catalog rows for end to end")
+    ap.add_argument("--n", type=count, default=20000, help="catalog rows for end to end")
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--batches", default="512,2048,8192", help="comma-separated batch sizes")
-    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--batches", type=counts, default=[512, 2048, 8192],
+                    help="comma-separated batch sizes")
+    ap.add_argument("--repeats", type=count, default=20)
     ap.add_argument("--out", type=Path, help="also save the block to this file")
     ap.add_argument("--apply", type=Path, metavar="FILE",
                     help="put a block saved with --out into docs/performance.md and exit")
@@ -181,11 +183,13 @@ def main() -> None:
         _write_block("gpu", args.apply.read_text().strip())
         return
     block = run(args.image_dir, args.n, args.device,
-                tuple(int(b) for b in args.batches.split(",")), args.repeats)
+                tuple(args.batches), args.repeats)
     print(block)
     if args.out:
         args.out.write_text(block + "\n")
 
 
 if __name__ == "__main__":
-    main()
+    from astro_morph.errors import run_script
+
+    run_script(main)

@@ -20,9 +20,10 @@ def main() -> None:
     from astro_morph.search.latency import LatencyTable, measure_seconds
     from astro_morph.search.space import DEFAULT_SPACE
     from benchmarks.__main__ import machine
+    from benchmarks.arguments import count
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=12)
+    ap.add_argument("--n", type=count, default=12)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     rng = random.Random(args.seed)
@@ -47,4 +48,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from astro_morph.errors import run_script
+
+    run_script(main)

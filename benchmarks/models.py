@@ -22,6 +22,7 @@ from benchmarks.__main__ import (
     machine,
     model_only,
 )
+from benchmarks.arguments import count
 
 
 def main() -> None:
@@ -29,12 +30,14 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("models", nargs="+", help="model files or registered names; first = base")
-    ap.add_argument("--n", type=int, default=3000, help="galaxies per end-to-end run")
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--n", type=count, default=3000, help="galaxies per end-to-end run")
+    ap.add_argument("--repeats", type=count, default=2)
     ap.add_argument("--image-dir", type=Path, default=DEFAULT_IMAGES)
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args()
     ids = sorted(p.stem for p in args.image_dir.glob("*.jpg"))
+    if not ids:
+        sys.exit(f"no .jpg images in {args.image_dir}; pass --image-dir")
     cat = _catalog(ids, args.n)
     rows = []
     for name in args.models:
@@ -64,4 +67,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from astro_morph.errors import run_script
+
+    run_script(main)

@@ -103,12 +103,13 @@ def main() -> None:
     import torch
 
     from benchmarks.__main__ import _write_block, machine
+    from benchmarks.arguments import count, seconds
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--archs", default="efficientnet-g0,efficientnet-g1,efficientnet-g2,"
                     "efficientnet-g3")
-    ap.add_argument("--images", type=int, default=1024, help="real training images used")
-    ap.add_argument("--seconds", type=float, default=6.0,
+    ap.add_argument("--images", type=count, default=1024, help="real training images used")
+    ap.add_argument("--seconds", type=seconds, default=6.0,
                     help="about how long each row measures")
     ap.add_argument("--write", action="store_true", help="update docs/performance.md")
     args = ap.parse_args()
@@ -148,4 +149,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from astro_morph.errors import run_script
+
+    run_script(main)

@@ -4,8 +4,6 @@ import pytest
 from astropy.table import Table
 
 from benchmarks.__main__ import (
-    _count,
-    _counts,
     _write_block,
     decode_only,
     end_to_end,
@@ -71,15 +69,17 @@ def test_profile_decode_times_every_part(tmp_path):
     assert parts["JPEG decode (simplejpeg, libjpeg-turbo)"] > 0.5  # the wrapper saw the calls
 
 
-def test_counts_refuse_zero_and_words():
+def test_counts_and_seconds_refuse_zero_and_words():
     import argparse
 
-    assert _count("3") == 3 and _counts("10, 20,") == [10, 20]
-    for bad in ("0", "-2", "x", "1.5"):
+    from benchmarks.arguments import count, counts, seconds
+
+    assert count("3") == 3 and counts("10, 20,") == [10, 20] and seconds("0.5") == 0.5
+    for parse, bad in [(count, "0"), (count, "-2"), (count, "x"), (count, "1.5"),
+                       (counts, "10,a"), (seconds, "0"), (seconds, "inf"), (seconds, "nan"),
+                       (seconds, "soon")]:
         with pytest.raises(argparse.ArgumentTypeError):
-            _count(bad)
-    with pytest.raises(argparse.ArgumentTypeError):
-        _counts("10,a")
+            parse(bad)
 
 
 def test_a_folder_without_jpegs_is_one_line(tmp_path):
