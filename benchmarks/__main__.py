@@ -282,6 +282,17 @@ def _write_block(marker: str, block: str, page: Path = ROOT / "docs" / "performa
     page.write_text(f"{head}{start}{opening}-->\n{block}\n{end}{rest.split(end, 1)[1]}")
 
 
+def jpeg_ids(image_dir: Path) -> list[str]:
+    """The stems of the .jpg files the benchmarks time, sorted; exits with one line when the
+    folder is missing or holds none."""
+    if not image_dir.is_dir():
+        sys.exit(f"no image folder {image_dir}; pass --image-dir")
+    ids = sorted(p.stem for p in image_dir.glob("*.jpg"))
+    if not ids:
+        sys.exit(f"no .jpg images in {image_dir}; pass --image-dir")
+    return ids
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description="astro_morph speed and memory benchmarks")
     ap.add_argument("--image-dir", type=Path, default=DEFAULT_IMAGES)
@@ -303,9 +314,7 @@ def main() -> None:
         lines = ["| operator | share of kernel time | what it is |", "|---|---|---|"]
         lines += [f"| {op} | {share:.1%} | {_OP_MEANING.get(op, '')} |" for op, share in shares]
         table = "\n".join(lines)
-        ids = sorted(p.stem for p in args.image_dir.glob("*.jpg"))
-        if not ids:
-            sys.exit(f"no .jpg images in {args.image_dir}; pass --image-dir")
+        ids = jpeg_ids(args.image_dir)
         cat = _catalog(ids, args.n)
         decode_only(cat, args.image_dir, 55)  # the files into the page cache first
         full, fast = (profile_decode(cat, args.image_dir, 55, f) for f in (False, True))
@@ -324,11 +333,7 @@ def main() -> None:
                          f"real Galaxy Zoo JPEGs decoded in one thread) on: {machine()}."
                          f"\n\n{table}\n\n{decode_table}")
         return
-    if not args.image_dir.is_dir():
-        sys.exit(f"no image folder {args.image_dir}; pass --image-dir")
-    ids = sorted(p.stem for p in args.image_dir.glob("*.jpg"))
-    if not ids:
-        sys.exit(f"no .jpg images in {args.image_dir}; pass --image-dir")
+    ids = jpeg_ids(args.image_dir)
     cat = _catalog(ids, args.n)
     rows: list[tuple[str, float, str]] = []  # (what, galaxies/s, note)
     models = _models()

@@ -29,7 +29,15 @@ import numpy as np
 
 from astro_morph.sources.base import decode_threads
 
-from .__main__ import DEFAULT_IMAGES, _best, _catalog, _write_block, decode_only, end_to_end
+from .__main__ import (
+    DEFAULT_IMAGES,
+    _best,
+    _catalog,
+    _write_block,
+    decode_only,
+    end_to_end,
+    jpeg_ids,
+)
 from .arguments import count, counts
 
 
@@ -126,7 +134,7 @@ def run(image_dir: Path, n: int, device: str = "cuda",
     from astro_morph.inference.load import model_file as model_path
 
     model = model_path("default")
-    ids = sorted(p.stem for p in image_dir.glob("*.jpg"))
+    ids = jpeg_ids(image_dir)
     cat = _catalog(ids, n)
     rows: list[tuple[str, float, str]] = []
     for batch in batches:

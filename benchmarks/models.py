@@ -19,6 +19,7 @@ from benchmarks.__main__ import (
     _catalog,
     _write_block,
     end_to_end,
+    jpeg_ids,
     machine,
     model_only,
 )
@@ -35,9 +36,7 @@ def main() -> None:
     ap.add_argument("--image-dir", type=Path, default=DEFAULT_IMAGES)
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args()
-    ids = sorted(p.stem for p in args.image_dir.glob("*.jpg"))
-    if not ids:
-        sys.exit(f"no .jpg images in {args.image_dir}; pass --image-dir")
+    ids = jpeg_ids(args.image_dir)
     cat = _catalog(ids, args.n)
     rows = []
     for name in args.models:
