@@ -7,6 +7,7 @@ backend), so the reported figures are the ones a user reproduces with ``classify
 from __future__ import annotations
 
 import os
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -170,7 +171,9 @@ def plot_learning_curves(models: list[str | os.PathLike], path: str | os.PathLik
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    # A recipe with teachers or pseudo-labels names long paths: wrap it, not cut it off.
+    lines = textwrap.wrap(title, 180) if title else []
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2 + 0.18 * len(lines)))
     for model in models:
         history = recorded_history(model)
         if not history:
@@ -186,6 +189,6 @@ def plot_learning_curves(models: list[str | os.PathLike], path: str | os.PathLik
         ax.set_title(name, fontsize=9)
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=9)
+    if lines:
+        fig.suptitle("\n".join(lines), fontsize=9)
     return _save(fig, path, 110)

@@ -49,3 +49,24 @@ def test_a_closed_stdout_does_not_cost_the_json(tiny_model, image_dir, tmp_path)
     assert json.loads((tmp_path / "r.json").read_text())["n"] == 2
     with proc.stderr:
         assert b"Traceback" not in proc.stderr.read()
+
+
+def test_learning_curves_wrap_a_long_recipe_title(tmp_path, tiny_model):
+    from PIL import Image
+
+    from astro_morph.models.model_file import read_bundle, write_bundle
+    from astro_morph.training.evaluate import plot_learning_curves
+
+    bundle = read_bundle(tiny_model)
+    bundle.config["provenance"] = {"history": [
+        {"epoch": i, "loss": 1.0 - 0.1 * i, "val_accuracy": 0.7 + 0.05 * i,
+         "train_accuracy": 0.6, "val_macro_f1": 0.5} for i in range(3)]}
+    model = tmp_path / "m.amz"
+    write_bundle(bundle, model)
+    short = plot_learning_curves([model], tmp_path / "short.png", title="g3: epochs=30")
+    teachers = ", ".join(f"'/a/long/path/to/runs/teacher-s{s}.amz'" for s in range(6))
+    long = plot_learning_curves([model], tmp_path / "long.png",
+                                title=f"g3: epochs=30, teacher=[{teachers}]")
+    with Image.open(short) as a, Image.open(long) as b:
+        assert a.size[0] == b.size[0]
+        assert b.size[1] > a.size[1]  # one more line of title, not a title cut at the edges
