@@ -44,6 +44,10 @@ def pair_reports(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Runs as compare builds them (``seed``, ``model``, ``val``, ``test``), from evaluate
     reports of the val and test splits of the same model files."""
     by_split: dict[str, dict[str, dict[str, Any]]] = {"val": {}, "test": {}}
+    classes = {tuple(sorted(r["per_class"])) for r in reports}
+    if len(classes) > 1:
+        raise UserError("the reports score different classes: "
+                        + " vs ".join(", ".join(c) for c in sorted(classes)))
     for r in reports:
         split = r.get("split")
         if split not in by_split:

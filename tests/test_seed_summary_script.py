@@ -38,6 +38,8 @@ def test_pairs_val_and_test_by_model_and_summarises_as_compare():
     ([_report("val", "x", 0.8), _report("test", "z", 0.8)], "one val and one test"),
     ([_report("val", "x", 0.8), _report("val", "x", 0.8)], "two val reports"),
     ([_report("train", "x", 0.8)], "give val and test"),
+    ([_report("val", "x", 0.8), {**_report("test", "x", 0.8), "per_class": {"a": {}}}],
+     "the reports score different classes: a vs a, b"),
 ])
 def test_refuses_reports_that_do_not_pair(reports, message):
     with pytest.raises(UserError, match=message):
