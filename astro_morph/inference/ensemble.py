@@ -33,6 +33,7 @@ class EnsembleClassifier:
         first = members[0]
         #: Each member's probability columns in the first member's class order.
         self._columns: list[list[int] | None] = [None]
+        first_crop = crop_or_paper(training_crop(first))
         for m in members[1:]:
             if sorted(m.class_names) != sorted(first.class_names):
                 raise UserError(f"ensemble: {m.name} has classes {list(m.class_names)}, "
@@ -42,7 +43,7 @@ class EnsembleClassifier:
             if m.input_size != first.input_size:
                 raise UserError(f"ensemble: {m.name} takes {m.input_size} px, "
                                 f"{first.name} takes {first.input_size} px")
-            crop, first_crop = (crop_or_paper(training_crop(c)) for c in (m, first))
+            crop = crop_or_paper(training_crop(m))
             if crop != first_crop:
                 raise UserError(f"ensemble: {m.name} was trained on centre crops of "
                                 f"{crop:.4g} of the image side, {first.name} on "
