@@ -1,10 +1,13 @@
 """Mean and spread over seeds of runs trained with ``astromorph train`` and scored with
 ``astromorph evaluate --json``: the table ``astromorph compare`` prints, for rows of
 docs/results.md whose models were not trained by compare (label smoothing, class weights,
-fine-tuning, data size).
+fine-tuning, data size), or whose seeds were trained by separate compare runs (a seed's
+``<arch>-s<seed>.json`` holds its val and test reports).
 
     python3 scripts/seed_summary.py --label balanced \\
         runs/g3-balanced-s{0,1,2}-val.json runs/g3-balanced-s{0,1,2}-test.json
+    python3 scripts/seed_summary.py docs/figures/results/lr-g3/lr3e-3/efficientnet-g3-s0.json \\
+        runs/lr3e-3/efficientnet-g3-s1.json runs/lr3e-3/efficientnet-g3-s2.json
 
 Each model needs one report of ``val`` and one of ``test`` (the split is read from the
 report and the pair matched by the model file's sha256); seeds are counted in the order the
@@ -27,17 +30,22 @@ REPORT_KEYS = ("split", "sha256", "n", "per_class", "accuracy", "f1_macro", "f1_
                "precision_weighted", "recall_weighted", "ece")
 
 
-def read_report(path: Path) -> dict[str, Any]:
-    """One ``astromorph evaluate --json`` report; a one-line exit naming the file when it is
-    unreadable or not such a report."""
+def read_report(path: Path) -> list[dict[str, Any]]:
+    """The evaluate reports in one file: an ``astromorph evaluate --json`` report, or the
+    val and test reports of one compare seed (``<arch>-s<seed>.json``); a one-line exit
+    naming the file when it is unreadable or neither."""
     try:
         report = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise UserError(f"{path}: cannot read it as a JSON report ({err})") from None
-    missing = [k for k in REPORT_KEYS if not isinstance(report, dict) or k not in report]
-    if missing:
-        raise UserError(f"{path}: not an evaluate --json report (no {', '.join(missing)})")
-    return report
+    is_run = isinstance(report, dict) and {"seed", "val", "test"} <= set(report)
+    reports = [report["val"], report["test"]] if is_run else [report]
+    for r in reports:
+        missing = [k for k in REPORT_KEYS if not isinstance(r, dict) or k not in r]
+        if missing:
+            raise UserError(f"{path}: not an evaluate --json report nor a compare seed's "
+                            f"report (no {', '.join(missing)})")
+    return reports
 
 
 def pair_reports(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -65,10 +73,11 @@ def pair_reports(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("reports", type=Path, nargs="+", help="evaluate --json reports")
+    parser.add_argument("reports", type=Path, nargs="+",
+                        help="evaluate --json reports, or compare's <arch>-s<seed>.json")
     parser.add_argument("--label", default="model", help="the row's name in the table")
     args = parser.parse_args()
-    runs = pair_reports([read_report(p) for p in args.reports])
+    runs = pair_reports([r for p in args.reports for r in read_report(p)])
     summary = {**summarise(runs), "arch": args.label}
     print(markdown_table([summary]))
     print(per_class_table(summary))

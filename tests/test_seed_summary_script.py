@@ -63,6 +63,32 @@ def test_main_prints_every_seed_of_each_split(tmp_path, capsys, monkeypatch):
     assert "test: accuracy 0.6500 ± 0.0707 (0.7000 / 0.6000)" in out
 
 
+def test_reads_compare_seed_files_beside_evaluate_reports(tmp_path, capsys, monkeypatch):
+    """Seeds trained by separate compare runs join one row: a compare seed's JSON holds its
+    val and test reports."""
+    import json
+    import sys
+
+    seed0 = tmp_path / "efficientnet-g3-s0.json"
+    seed0.write_text(json.dumps({"seed": 0, "model": "m-x", "val": _report("val", "x", 0.8),
+                                 "test": _report("test", "x", 0.7)}))
+    val1, test1 = tmp_path / "y-val.json", tmp_path / "y-test.json"
+    val1.write_text(json.dumps(_report("val", "y", 0.9)))
+    test1.write_text(json.dumps(_report("test", "y", 0.6)))
+    assert [r["split"] for r in _script().read_report(seed0)] == ["val", "test"]
+    monkeypatch.setattr(sys, "argv", ["seed_summary.py", str(seed0), str(val1), str(test1)])
+    _script().main()
+    out = capsys.readouterr().out
+    assert "val: accuracy 0.8500 ± 0.0707 (0.8000 / 0.9000)" in out
+    assert "test: accuracy 0.6500 ± 0.0707 (0.7000 / 0.6000)" in out
+    broken = tmp_path / "efficientnet-g3-s1.json"
+    broken.write_text(json.dumps({"seed": 1, "val": _report("val", "z", 0.8),
+                                  "test": {"split": "test"}}))
+    with pytest.raises(UserError, match=r"efficientnet-g3-s1.json: not an evaluate --json "
+                                        r"report nor a compare seed's report \(no sha256"):
+        _script().read_report(broken)
+
+
 def test_unreadable_or_foreign_reports_exit_naming_the_file(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
@@ -70,7 +96,8 @@ def test_unreadable_or_foreign_reports_exit_naming_the_file(tmp_path):
         _script().read_report(bad)
     other = tmp_path / "other.json"
     other.write_text('{"split": "val", "accuracy": 0.5}')
-    with pytest.raises(UserError, match=r"other.json: not an evaluate --json report \(no sha256"):
+    with pytest.raises(UserError, match=r"other.json: not an evaluate --json report nor a "
+                                        r"compare seed's report \(no sha256"):
         _script().read_report(other)
     with pytest.raises(UserError, match="missing.json: cannot read"):
         _script().read_report(tmp_path / "missing.json")
