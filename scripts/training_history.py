@@ -5,7 +5,12 @@ about learning curves (best epoch, the range over the last epochs).
 
 One line per model: epochs, best val accuracy and its epoch (1-based, as the training log
 prints), and over the last N epochs the range of val accuracy, of training accuracy (on the
-augmented batches) and the training loss from first to last of them.
+augmented batches) and the training loss from first to last of them. With ``--png``, also
+the learning-curve figure ``astromorph compare`` draws, for model files trained by separate
+runs (seeds added to a row later):
+
+    python3 scripts/training_history.py runs/lr3e-3/efficientnet-g3-s{1,2}.amz \\
+        --png curve.png --title "efficientnet-g3: lr=0.003"
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from astro_morph.training.evaluate import recorded_history
+from astro_morph.training.evaluate import plot_learning_curves, recorded_history
 
 
 def summary(path: Path, last: int) -> str:
@@ -34,9 +39,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", type=Path, nargs="+", help="trained .amz files")
     parser.add_argument("--last", type=int, default=5, help="epochs at the end to summarise")
+    parser.add_argument("--png", type=Path, help="also draw their learning curves here")
+    parser.add_argument("--title", default="", help="the figure's title (with --png)")
     args = parser.parse_args()
     for path in args.models:
         print(summary(path, max(args.last, 1)))
+    if args.png:
+        print(f"wrote {plot_learning_curves(args.models, args.png, title=args.title)}")
 
 
 if __name__ == "__main__":
