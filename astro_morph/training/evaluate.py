@@ -162,6 +162,14 @@ def recorded_history(model: str | os.PathLike) -> list[dict[str, Any]]:
     return (read_bundle(model).config.get("provenance") or {}).get("history") or []
 
 
+def curve_labels(models: list[str | os.PathLike]) -> list[str]:
+    """Legend names of model files: the file stem, with its folder where two files share a
+    name (the same seed of one recipe from separate runs)."""
+    stems = [Path(m).stem for m in models]
+    return [f"{Path(m).parent.name}/{s}" if stems.count(s) > 1 else s
+            for m, s in zip(models, stems, strict=True)]
+
+
 def plot_learning_curves(models: list[str | os.PathLike], path: str | os.PathLike,
                          title: str = "") -> Path:
     """Validation accuracy and macro-F1 per epoch of trained model files (their recorded
@@ -174,12 +182,11 @@ def plot_learning_curves(models: list[str | os.PathLike], path: str | os.PathLik
     # A recipe with teachers or pseudo-labels names long paths: wrap it, not cut it off.
     lines = textwrap.wrap(title, 180) if title else []
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.2 + 0.18 * len(lines)))
-    for model in models:
+    for model, label in zip(models, curve_labels(models), strict=True):
         history = recorded_history(model)
         if not history:
             continue
         epochs = [h["epoch"] + 1 for h in history]
-        label = Path(model).stem
         axes[0].plot(epochs, [h["loss"] for h in history], label=label)
         axes[1].plot(epochs, [h["val_accuracy"] for h in history], label=label)
         if "val_macro_f1" in history[0]:

@@ -51,6 +51,14 @@ def test_a_closed_stdout_does_not_cost_the_json(tiny_model, image_dir, tmp_path)
         assert b"Traceback" not in proc.stderr.read()
 
 
+def test_learning_curve_legend_tells_same_named_files_apart():
+    from astro_morph.training.evaluate import curve_labels
+
+    assert curve_labels(["r/g3-s0.amz", "r/g3-s1.amz"]) == ["g3-s0", "g3-s1"]
+    assert curve_labels(["lr3e-3/g3-s1.amz", "lr3e-4/g3-s1.amz", "x/g3-s2.amz"]) == [
+        "lr3e-3/g3-s1", "lr3e-4/g3-s1", "g3-s2"]
+
+
 def test_learning_curves_wrap_a_long_recipe_title(tmp_path, tiny_model):
     from PIL import Image
 
