@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from astro_morph.errors import UserError
-from astro_morph.training.compare import _pm, markdown_table, per_class_table, summarise
+from astro_morph.training.compare import markdown_table, mean_sd, per_class_table, summarise
 
 #: What summarise reads from each report.
 REPORT_KEYS = ("split", "sha256", "n", "per_class", "accuracy", "f1_macro", "f1_weighted",
@@ -88,7 +88,7 @@ def main() -> None:
 
 def _seeds(name: str, stat: dict[str, Any]) -> str:
     values = " / ".join(f"{v:.4f}" for v in stat["values"])
-    return f"{name} {_pm(stat, 4)} ({values})"
+    return f"{name} {mean_sd(stat, 4)} ({values})"
 
 
 if __name__ == "__main__":

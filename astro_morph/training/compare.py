@@ -170,7 +170,8 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _pm(stat: dict[str, float], digits: int = 3) -> str:
+def mean_sd(stat: dict[str, float], digits: int = 3) -> str:
+    """``mean ± sd`` of one summarised metric, as the tables print it."""
     return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
 
 
@@ -189,10 +190,10 @@ def markdown_table(summaries: list[dict[str, Any]]) -> str:
         rows.append(
             f"| {r['arch']} | {r.get('input_size', '?')} | {r.get('params', 0) / 1e6:.3f} M "
             f"| {r.get('macs', 0) / 1e6:.1f} M | {len(r['runs'])} "
-            f"| {_pm(r['val']['accuracy'])} | {_pm(r['val']['f1_macro'])} "
-            f"| {_pm(r['test']['accuracy'])} | {lo:.3f}-{hi:.3f} "
-            f"| {_pm(r['test']['f1_macro'])} | {_pm(r['test']['f1_weighted'])} "
-            f"| {_pm(r['test']['ece'])} | {speed} "
+            f"| {mean_sd(r['val']['accuracy'])} | {mean_sd(r['val']['f1_macro'])} "
+            f"| {mean_sd(r['test']['accuracy'])} | {lo:.3f}-{hi:.3f} "
+            f"| {mean_sd(r['test']['f1_macro'])} | {mean_sd(r['test']['f1_weighted'])} "
+            f"| {mean_sd(r['test']['ece'])} | {speed} "
             f"| {(r.get('train_seconds') or 0) / 60:.1f} min |")
     return "\n".join(rows) + "\n"
 
@@ -201,5 +202,6 @@ def per_class_table(summary: dict[str, Any]) -> str:
     """Test precision / recall / F1 per class, mean ± standard deviation over seeds."""
     rows = ["| class | precision | recall | F1 |", "|---|---|---|---|"]
     for c, m in summary["test_per_class"].items():
-        rows.append(f"| {c} | {_pm(m['precision'])} | {_pm(m['recall'])} | {_pm(m['f1'])} |")
+        cells = " | ".join(mean_sd(m[k]) for k in ("precision", "recall", "f1"))
+        rows.append(f"| {c} | {cells} |")
     return "\n".join(rows) + "\n"
