@@ -42,6 +42,34 @@ mixup_option = click.option(
     "(0: off).")
 
 
+
+def extra_labels_options(f):
+    """--extra-labels, --extra-image-dir, --extra-id-column (train and compare)."""
+    for opt in reversed([
+        click.option("--extra-labels", type=click.Path(exists=True, dir_okay=False),
+                     help="Another labels table (id, label, split): its train-split rows "
+                     "of the training classes join training (e.g. Galaxy Zoo 2's spirals); "
+                     "images showing a val/test galaxy are dropped."),
+        click.option("--extra-image-dir", type=click.Path(exists=True, file_okay=False),
+                     help="With --extra-labels: the folder of its images."),
+        click.option("--extra-id-column",
+                     help="With --extra-labels: its id column (default: its first column)."),
+    ]):
+        f = opt(f)
+    return f
+
+
+def _extra_recipe(extra_labels: str | None, extra_image_dir: str | None,
+                  extra_id_column: str | None) -> dict[str, str | None]:
+    """The TrainConfig fields of :func:`extra_labels_options`, checked as a group."""
+    _refuse_idle(extra_image_dir=(bool(extra_labels), "--extra-labels"),
+                 extra_id_column=(bool(extra_labels), "--extra-labels"))
+    if extra_labels and not extra_image_dir:
+        raise UserError("--extra-labels needs --extra-image-dir: the folder of its images")
+    return {"extra_labels": extra_labels, "extra_image_dir": extra_image_dir,
+            "extra_id_column": extra_id_column} if extra_labels else {}
+
+
 def _user_set(name: str) -> bool:
     """Whether the running command's parameter ``name`` was given, not left at its default."""
     source = click.get_current_context().get_parameter_source(name)
@@ -115,6 +143,7 @@ def _refuse_idle(**pairs: tuple[bool, str]) -> None:
 @mixup_option
 @weight_decay_option
 @crop_fraction_option
+@extra_labels_options
 @click.option("--overwrite", is_flag=True, help="Replace an existing model file.")
 def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
           resolution: int | None, classes: str | None, epochs: int, batch_size: int,
@@ -123,7 +152,8 @@ def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
           name: str | None, label_smoothing: float, threads: int | None, precision: str,
           teachers: tuple[str, ...], distill_weight: float, pseudo_dir: str | None,
           pseudo_threshold: float, ema: float, colour_jitter: bool, mixup: float,
-          weight_decay: float, crop_fraction: float | None, overwrite: bool) -> None:
+          weight_decay: float, crop_fraction: float | None, extra_labels: str | None,
+          extra_image_dir: str | None, extra_id_column: str | None, overwrite: bool) -> None:
     """Train a classifier on LABELS (a table with id, label and split columns)."""
     from .inference.load import model_file
     from .training.train import TrainConfig
@@ -149,6 +179,7 @@ def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
         pseudo_labels=pseudo_dir, pseudo_threshold=pseudo_threshold, ema=ema,
         colour_jitter=colour_jitter, mixup=mixup, weight_decay=weight_decay,
         crop_fraction=crop_fraction,
+        **_extra_recipe(extra_labels, extra_image_dir, extra_id_column),
     )
     with row_warnings("warnings"):
         result = train_api(cfg, resume=resume, overwrite=overwrite)
@@ -158,6 +189,12 @@ def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
         click.echo(f"pseudo-labels: {p['kept']} of {p['images']} images at probability >= "
                    f"{p['threshold']} ({per_class}; {p['unreadable']} unreadable, skipped)",
                    err=True)
+    if result["extra_labels"]:
+        x = result["extra_labels"]
+        per_class = ", ".join(f"{c} {n}" for c, n in x["kept_per_class"].items() if n)
+        click.echo(f"extra labels: {x['kept']} of {x['rows']} rows of {x['labels']} joined "
+                   f"training ({per_class}; {x['other_classes']} of other classes and "
+                   f"{x['duplicates_of_eval_images']} val/test galaxies left out)", err=True)
     val = result["val"]
     click.echo(f"wrote {output} (sha256 {result['sha256']}): best epoch "
                f"{result['best_epoch'] + 1}, val accuracy {val['accuracy']:.4f}, weighted F1 "
@@ -431,6 +468,7 @@ def kaggle_select(solutions: Path, output: Path, seed: int, overwrite: bool) -> 
 @mixup_option
 @weight_decay_option
 @crop_fraction_option
+@extra_labels_options
 @click.option("--device", default="cpu", show_default=True)
 def compare(labels: Path, image_dir: str, archs: str, out_dir: Path, md: Path | None,
             id_column: str, classes: str | None, epochs: int, batch_size: int, lr: float,
@@ -438,7 +476,8 @@ def compare(labels: Path, image_dir: str, archs: str, out_dir: Path, md: Path | 
             label_smoothing: float, teachers: tuple[str, ...], distill_weight: float,
             pseudo_dir: str | None, pseudo_threshold: float, ema: float, colour_jitter: bool,
             mixup: float, weight_decay: float, crop_fraction: float | None,
-            device: str) -> None:
+            extra_labels: str | None, extra_image_dir: str | None,
+            extra_id_column: str | None, device: str) -> None:
     """Train ARCHS with one recipe and several seeds on LABELS; tabulate val and test.
 
     Every model file is kept in OUT_DIR (paths printed), so any row can be re-evaluated."""
@@ -450,6 +489,7 @@ def compare(labels: Path, image_dir: str, archs: str, out_dir: Path, md: Path | 
     check_output_dirs(md)
     _refuse_idle(distill_weight=(bool(teachers), "--teacher"),
                  pseudo_threshold=(bool(pseudo_dir), "--pseudo-labels"))
+    extra = _extra_recipe(extra_labels, extra_image_dir, extra_id_column)
     with row_warnings("warnings"):
         reports = compare_api(
             labels, image_dir, [a.strip() for a in archs.split(",") if a.strip()], out_dir,
@@ -462,7 +502,7 @@ def compare(labels: Path, image_dir: str, archs: str, out_dir: Path, md: Path | 
             crop_fraction=crop_fraction,
             teacher=[str(model_file(t)) for t in teachers] or None,
             **({"pseudo_labels": pseudo_dir, "pseudo_threshold": pseudo_threshold}
-               if pseudo_dir else {}))
+               if pseudo_dir else {}), **extra)
     table = markdown_table(reports)
     for r in reports:  # per-class test metrics of each architecture, mean ± std over seeds
         n = len(r["runs"])

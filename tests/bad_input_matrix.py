@@ -399,6 +399,15 @@ def _pseudo_upper_case(work: Path, images: Path) -> list[str]:
                                     "--pseudo-labels", str(folder)]
 
 
+
+def _extra_other_classes(work: Path, images: Path) -> list[str]:
+    """Galaxy Zoo 2's binary table holds no gz1 class but spiral; one without it adds nothing."""
+    table = work / "gz2.csv"
+    table.write_text("GalaxyID,label,split\n1,non_spiral,train\n2,smooth,train\n")
+    return _labels(work, images) + ["--extra-labels", str(table), "--extra-image-dir",
+                                    str(images)]
+
+
 CASES: list[Case] = [
     Case("0-byte catalog", _zero_bytes, 1, "is empty (0 bytes)"),
     Case("truncated FITS catalog", _truncated, 1, "cannot read catalog"),
@@ -558,6 +567,9 @@ CASES: list[Case] = [
          "left out 1 of 3 rows whose image is missing", command="train", group="train"),
     Case("train --pseudo-labels on a folder of upper-case .JPG files", _pseudo_upper_case, 1,
          "no .jpg/.jpeg/.png images in", command="train", group="train"),
+    Case("train --extra-labels on a table with none of the training classes",
+         _extra_other_classes, 1, "no row of split 'train' has a training class",
+         command="train", group="train"),
     Case("kaggle-select on a solutions file with a vote 'n/a'", _kaggle_votes, 0,
          "left out 1 galaxies whose votes are missing, not numbers or negative (first: row 1, "
          "GalaxyID 100023, column Class1.1)", command="kaggle-select", group="train"),

@@ -92,9 +92,10 @@ def compare(labels: str | os.PathLike, image_dir: str | os.PathLike, archs: list
                 ckpt = Path(str(model) + ".ckpt") / "checkpoint.pt"
                 train(cfg, resume=ckpt.exists(), progress=progress)
             run = {"seed": seed, "model": str(model)}
-            pseudo = (read_bundle(model).config.get("provenance") or {}).get("pseudo_labels")
-            if pseudo is not None:  # what the teacher added (kept per class ...)
-                run["pseudo_labels"] = pseudo
+            provenance = read_bundle(model).config.get("provenance") or {}
+            for added in ("pseudo_labels", "extra_labels"):  # what joined training, per class
+                if provenance.get(added) is not None:
+                    run[added] = provenance[added]
             for split in ("val", "test"):
                 run[split] = evaluate(model, labels, image_dir, id_column=id_column,
                                       split=split, progress=progress, timing=split == "test",

@@ -30,6 +30,7 @@ from ..models.model_file import read_bundle, train_log_path, write_bundle
 from ..models.torch_io import bundle_from_network, checkpoint_errors, network_from_bundle
 from .augment import CROP_RANGE, augment_batch
 from .data import (
+    LabelledSet,
     cache_size_for,
     load_labels,
     load_split,
@@ -88,6 +89,12 @@ class TrainConfig:
     #: probability >= ``pseudo_threshold`` join the training split with that class.
     pseudo_labels: str | None = None
     pseudo_threshold: float = 0.9
+    #: Another labels table (id, label, split) whose train-split rows of the training classes
+    #: join the training split, images in ``extra_image_dir``, ids in ``extra_id_column``
+    #: (None: its first column). Rows of other classes are left out, not relabelled.
+    extra_labels: str | None = None
+    extra_image_dir: str | None = None
+    extra_id_column: str | None = None
     #: Decay of an exponential moving average of the weights, updated after every step
     #: (0: off). The average is what is validated, selected and shipped: it smooths the
     #: 1-2 point epoch-to-epoch jumps of val accuracy on noisy labels.
@@ -117,6 +124,13 @@ def environment() -> dict[str, Any]:
             "numpy": np.__version__, "python": platform.python_version(),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "threads": torch.get_num_threads()}
+
+
+def _joined(train_set: LabelledSet, extra: LabelledSet) -> LabelledSet:
+    """The training split with ``extra``'s images appended (pseudo- or other labels)."""
+    return replace(train_set, images=np.concatenate([train_set.images, extra.images]),
+                   labels=np.concatenate([train_set.labels, extra.labels]),
+                   ids=train_set.ids + extra.ids)
 
 
 def _decay_groups(params: list, weight_decay: float) -> list:
@@ -293,6 +307,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
         raise UserError(f"EMA decay must be in [0, 1), not {cfg.ema}")
     if cfg.pseudo_labels and not cfg.teacher:
         raise UserError("--pseudo-labels needs --teacher: the model that labels the images")
+    if bool(cfg.extra_labels) != bool(cfg.extra_image_dir):
+        raise UserError("--extra-labels and --extra-image-dir go together: the table and the "
+                        "folder of its images")
     device = resolve_device(cfg.device)
     threads = int(cfg.threads or torch.get_num_threads())
     torch.set_num_threads(threads)
@@ -328,7 +345,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
                            crop_fraction=crop)
     val_set = load_split(table, cfg.image_dir, cfg.val_split, class_names, cfg.id_column,
                          size, train=False, limit=cfg.limit, crop_fraction=crop)
-    soft, pseudo = None, None
+    soft, pseudo, extra_stats = None, None, None
     if cfg.teacher and cfg.distill_weight > 0:  # weight 0: teacher only for pseudo-labels
         soft = torch.from_numpy(teacher_targets(cfg.teacher, train_set.ids, cfg.image_dir,
                                                 cfg.id_column, list(class_names), threads))
@@ -340,12 +357,23 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
             cache_size_for(size), threads, limit=cfg.limit,
             exclude=evaluation_images(table, cfg.image_dir, cfg.id_column, cfg.train_split),
             crop_fraction=crop)
-        train_set = replace(train_set,
-                            images=np.concatenate([train_set.images, extra.images]),
-                            labels=np.concatenate([train_set.labels, extra.labels]),
-                            ids=train_set.ids + extra.ids)
+        train_set = _joined(train_set, extra)
         if soft is not None:
             soft = torch.cat([soft, torch.from_numpy(extra_soft)])
+    if cfg.extra_labels:
+        from .extra import extra_labelled
+        from .pseudo import evaluation_images
+
+        extra, extra_stats = extra_labelled(
+            cfg.extra_labels, cfg.extra_image_dir, list(class_names), cache_size_for(size),
+            cfg.extra_id_column, limit=cfg.limit,
+            exclude=evaluation_images(table, cfg.image_dir, cfg.id_column, cfg.train_split),
+            crop_fraction=crop)
+        train_set = _joined(train_set, extra)
+        if soft is not None:
+            soft = torch.cat([soft, torch.from_numpy(teacher_targets(
+                cfg.teacher, extra.ids, str(cfg.extra_image_dir), "id", list(class_names),
+                threads))])
     decode_s = time.perf_counter() - t0
     pix = train_set.images.reshape(-1, 3).astype(np.float64) / 255
     mean_l, std_l = pix.mean(0).tolist(), pix.std(0).clip(1e-3).tolist()
@@ -502,7 +530,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
                   **({"skipped_images": {cfg.train_split: train_set.skipped,
                                          cfg.val_split: val_set.skipped}}
                      if train_set.skipped or val_set.skipped else {}),
-                  **({"pseudo_labels": pseudo} if pseudo is not None else {})}
+                  **({"pseudo_labels": pseudo} if pseudo is not None else {}),
+                  **({"extra_labels": extra_stats} if extra_stats is not None else {})}
     bundle = bundle_from_network(net.cpu(), cfg.name or Path(cfg.output).stem, class_names,
                                  size, mean_l, std_l, temperature, provenance,
                                  crop_fraction=cfg.crop_fraction)
@@ -519,4 +548,4 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
         shutil.rmtree(ckdir, ignore_errors=True)
     return {"output": cfg.output, "sha256": sha, "best_epoch": best["epoch"],
             "temperature": temperature, "val": report, "train_seconds": train_s,
-            "history": history, "pseudo_labels": pseudo}
+            "history": history, "pseudo_labels": pseudo, "extra_labels": extra_stats}

@@ -366,6 +366,58 @@ def test_pseudo_labels_add_the_teachers_confident_images(tmp_path, tiny_model):
     assert stats["duplicates_of_eval_images"] == 0
 
 
+def test_extra_labels_join_training_with_their_own_classes_only(tmp_path, tiny_model):
+    """Another table's train-split rows of the training classes join training; rows of
+    other classes, of other splits, with no image, or showing a val/test galaxy do not."""
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from astro_morph.cli import cli
+    from astro_morph.models.model_file import read_bundle
+    from astro_morph.training.extra import extra_labelled
+
+    folder = tmp_path / "gz2"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for name in ["a0", "a1", "a2", "b0", "b1", "v0"]:  # noise skies: no two alike
+        Image.fromarray(rng.integers(0, 255, (160, 160, 3), dtype=np.uint8)).save(
+            folder / f"{name}.jpg")
+    (tmp_path / "val_copy.jpg").write_bytes((folder / "a2.jpg").read_bytes())
+    rows = ["GalaxyID,label,split", "a0,spiral,train", "a1,spiral,train", "a2,spiral,train",
+            "a3,spiral,train", "b0,non_spiral,train", "b1,non_spiral,train", "v0,spiral,val"]
+    table = tmp_path / "gz2.csv"
+    table.write_text("\n".join(rows) + "\n")
+
+    data, stats = extra_labelled(table, folder, GZ1_CLASSES, size=40,
+                                 exclude=[tmp_path / "val_copy.jpg"])
+    assert data.ids == ["a0", "a1"] and data.labels.tolist() == [1, 1]  # spiral's index
+    assert data.images.shape == (2, 40, 40, 3)
+    assert stats["rows"] == 6 and stats["other_classes"] == 2  # the val row is not counted
+    assert stats["duplicates_of_eval_images"] == 1 and stats["unusable"] == 1  # a2; a3
+    assert stats["kept"] == 2 and stats["kept_per_class"]["spiral"] == 2
+
+    with pytest.raises(UserError, match="gz2.csv: no row of split 'train' has a training "
+                                        "class .*; its labels are non_spiral"):
+        extra_labelled(table, folder, ["elliptical", "non"], size=40)
+    with pytest.raises(UserError, match="go together"):
+        train(_cfg(tmp_path, extra_labels=str(table)), progress=False)
+    res = CliRunner().invoke(cli, ["train", str(table), "--image-dir", str(folder), "-o",
+                                   str(tmp_path / "x.amz"), "--extra-id-column", "GalaxyID"])
+    assert isinstance(res.exception, UserError)  # cli.main prints it as one line
+    assert str(res.exception) == "--extra-id-column does nothing without --extra-labels"
+
+    cfg = _cfg(tmp_path, limit=32, extra_labels=str(table), extra_image_dir=str(folder),
+               threads=1)
+    result = train(cfg, progress=False)
+    prov = read_bundle(cfg.output).config["provenance"]
+    assert prov["train_images"] == 32 + 3  # a0, a1 and a2: gz1 holds no copy of a2
+    assert prov["train_class_counts"]["spiral"] >= 3
+    # The trainer checked them against gz1's val and test images (none match noise).
+    assert prov["extra_labels"] == result["extra_labels"]
+    assert result["extra_labels"]["duplicates_of_eval_images"] == 0
+    assert result["extra_labels"]["kept"] == 3
+
+
 def test_missing_or_broken_images_cost_their_rows_not_the_run(tmp_path, caplog):
     """A labelled set with a missing and a corrupt image trains on the rest: the rows left
     out are warned about (first one named) and listed in the model's provenance; a row with
