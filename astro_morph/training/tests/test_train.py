@@ -366,7 +366,8 @@ def test_pseudo_labels_add_the_teachers_confident_images(tmp_path, tiny_model):
     assert stats["duplicates_of_eval_images"] == 0
 
 
-def test_extra_labels_join_training_with_their_own_classes_only(tmp_path, tiny_model):
+def test_extra_labels_join_training_with_their_own_classes_only(tmp_path, tiny_model,
+                                                                 monkeypatch):
     """Another table's train-split rows of the training classes join training; rows of
     other classes, of other splits, with no image, or showing a val/test galaxy do not."""
     from click.testing import CliRunner
@@ -416,6 +417,16 @@ def test_extra_labels_join_training_with_their_own_classes_only(tmp_path, tiny_m
     assert prov["extra_labels"] == result["extra_labels"]
     assert result["extra_labels"]["duplicates_of_eval_images"] == 0
     assert result["extra_labels"]["kept"] == 3
+
+    # With a teacher, the extra images get its soft targets too (one row per image).
+    seen = []
+    real = train_mod.teacher_targets
+    monkeypatch.setattr(train_mod, "teacher_targets",
+                        lambda t, ids, *a, **k: seen.append(list(ids)) or real(t, ids, *a, **k))
+    train(_cfg(tmp_path, limit=32, extra_labels=str(table), extra_image_dir=str(folder),
+               teacher=[str(tiny_model)], threads=1, output=str(tmp_path / "kd.amz")),
+          progress=False)
+    assert len(seen) == 2 and len(seen[0]) == 32 and seen[1] == ["a0", "a1", "a2"]
 
 
 def test_missing_or_broken_images_cost_their_rows_not_the_run(tmp_path, caplog):
