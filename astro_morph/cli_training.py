@@ -42,7 +42,6 @@ mixup_option = click.option(
     "(0: off).")
 
 
-
 def extra_labels_options(f):
     """--extra-labels, --extra-image-dir, --extra-id-column (train and compare)."""
     for opt in reversed([
@@ -61,11 +60,10 @@ def extra_labels_options(f):
 
 def _extra_recipe(extra_labels: str | None, extra_image_dir: str | None,
                   extra_id_column: str | None) -> dict[str, str | None]:
-    """The TrainConfig fields of :func:`extra_labels_options`, checked as a group."""
+    """The TrainConfig fields of :func:`extra_labels_options` (the trainer refuses
+    --extra-labels without --extra-image-dir)."""
     _refuse_idle(extra_image_dir=(bool(extra_labels), "--extra-labels"),
                  extra_id_column=(bool(extra_labels), "--extra-labels"))
-    if extra_labels and not extra_image_dir:
-        raise UserError("--extra-labels needs --extra-image-dir: the folder of its images")
     return {"extra_labels": extra_labels, "extra_image_dir": extra_image_dir,
             "extra_id_column": extra_id_column} if extra_labels else {}
 

@@ -399,7 +399,6 @@ def _pseudo_upper_case(work: Path, images: Path) -> list[str]:
                                     "--pseudo-labels", str(folder)]
 
 
-
 def _extra_other_classes(work: Path, images: Path) -> list[str]:
     """Galaxy Zoo 2's binary table holds no gz1 class but spiral; one without it adds nothing."""
     table = work / "gz2.csv"

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["thumbnail", "same_sky", "near_duplicates"]
+__all__ = ["thumbnail", "same_sky", "near_duplicates", "pool_duplicates"]
 
 
 def _grey(path: str | os.PathLike, side: int | None = None) -> np.ndarray:
@@ -110,6 +110,16 @@ def near_duplicates(queries: Sequence[str | os.PathLike], pool: Sequence[str | o
         if score >= threshold:
             found[i] = j
     return found
+
+
+def pool_duplicates(queries: Sequence[str | os.PathLike],
+                    pool: Sequence[str | os.PathLike | None]) -> set[int]:
+    """Indices of the ``pool`` images that show the sky of any of ``queries`` (a None in
+    ``pool``, an image not found, matches nothing): the rows to drop from training."""
+    have = [i for i, p in enumerate(pool) if p is not None]
+    if not len(queries) or not have:
+        return set()
+    return {have[j] for j in near_duplicates(queries, [pool[i] for i in have]).values()}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -50,16 +50,12 @@ def extra_labelled(labels: str | os.PathLike, image_dir: str | os.PathLike,
     The decoded rows, and counts for the model's provenance: rows in ``split``, rows of
     other classes left out, duplicates of evaluation images dropped, kept, kept per class.
     """
-    from astropy.table import Table
-
-    from .duplicates import near_duplicates
+    from .duplicates import pool_duplicates
 
     path = Path(labels)
-    if id_column is None:
-        from ..catalog_io import read_catalog
-
-        id_column = read_catalog(path).colnames[0]
-    table = split_rows(load_labels(path, id_column), split, path)
+    table = load_labels(path, id_column)
+    id_column = id_column or table.colnames[0]
+    table = split_rows(table, split, path)
     text = np.asarray(table["label"]).astype(str)
     ours = np.isin(text, class_names)
     if not ours.any():
@@ -69,14 +65,12 @@ def extra_labelled(labels: str | os.PathLike, image_dir: str | os.PathLike,
                         f"{', '.join(held) or 'all blank'}")
     table = table[ours]
     folder = Path(image_dir)
-    paths = [_find_image(folder, format_id(k) or "") for k in table[id_column]]
-    found = [i for i, p in enumerate(paths) if p is not None]
-    dup = {found[i] for i in near_duplicates(list(exclude), [paths[i] for i in found])
-           .values()} if exclude and found else set()
+    dup = pool_duplicates(list(exclude), [_find_image(folder, format_id(k) or "")
+                                          for k in table[id_column]])
     keep = np.array([i not in dup for i in range(len(table))], dtype=bool)
     if not keep.any():
         raise UserError(f"--extra-labels {path}: every row shows a val/test galaxy")
-    table = Table(table[keep], copy=False)
+    table = table[keep]
     data = load_split(table, folder, split, class_names, id_column, size, train=True,
                       limit=limit, crop_fraction=crop_fraction)
     kept = [class_names[j] for j in data.labels]

@@ -80,14 +80,14 @@ def pseudo_labelled(teacher: list[str], image_dir: str | os.PathLike, class_name
     """
     from astropy.table import Table
 
-    from .duplicates import near_duplicates
+    from .duplicates import pool_duplicates
     from .train import teacher_targets
 
     if not 0 < threshold <= 1:
         raise UserError(f"pseudo-label threshold must be in (0, 1], not {threshold}")
     images = unlabelled_images(image_dir, limit)
     all_ids, paths = list(images), list(images.values())
-    dup = set(near_duplicates(list(exclude), paths).values()) if exclude else set()
+    dup = pool_duplicates(list(exclude), paths)
     ids = [i for k, i in enumerate(all_ids) if k not in dup]
     if not ids:
         raise UserError(f"--pseudo-labels: every image in {image_dir} shows a val/test galaxy")

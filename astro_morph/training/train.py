@@ -346,29 +346,29 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
     val_set = load_split(table, cfg.image_dir, cfg.val_split, class_names, cfg.id_column,
                          size, train=False, limit=cfg.limit, crop_fraction=crop)
     soft, pseudo, extra_stats = None, None, None
+    if cfg.pseudo_labels or cfg.extra_labels:  # added images must not show a val/test galaxy
+        from .pseudo import evaluation_images
+
+        exclude = evaluation_images(table, cfg.image_dir, cfg.id_column, cfg.train_split)
     if cfg.teacher and cfg.distill_weight > 0:  # weight 0: teacher only for pseudo-labels
         soft = torch.from_numpy(teacher_targets(cfg.teacher, train_set.ids, cfg.image_dir,
                                                 cfg.id_column, list(class_names), threads))
     if cfg.pseudo_labels:
-        from .pseudo import evaluation_images, pseudo_labelled
+        from .pseudo import pseudo_labelled
 
         extra, extra_soft, pseudo = pseudo_labelled(
             cfg.teacher, cfg.pseudo_labels, list(class_names), cfg.pseudo_threshold,
-            cache_size_for(size), threads, limit=cfg.limit,
-            exclude=evaluation_images(table, cfg.image_dir, cfg.id_column, cfg.train_split),
+            cache_size_for(size), threads, limit=cfg.limit, exclude=exclude,
             crop_fraction=crop)
         train_set = _joined(train_set, extra)
         if soft is not None:
             soft = torch.cat([soft, torch.from_numpy(extra_soft)])
     if cfg.extra_labels:
         from .extra import extra_labelled
-        from .pseudo import evaluation_images
 
         extra, extra_stats = extra_labelled(
             cfg.extra_labels, cfg.extra_image_dir, list(class_names), cache_size_for(size),
-            cfg.extra_id_column, limit=cfg.limit,
-            exclude=evaluation_images(table, cfg.image_dir, cfg.id_column, cfg.train_split),
-            crop_fraction=crop)
+            cfg.extra_id_column, limit=cfg.limit, exclude=exclude, crop_fraction=crop)
         train_set = _joined(train_set, extra)
         if soft is not None:
             soft = torch.cat([soft, torch.from_numpy(teacher_targets(
