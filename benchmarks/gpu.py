@@ -137,26 +137,30 @@ def run(image_dir: Path, n: int, device: str = "cuda",
     ids = jpeg_ids(image_dir)
     cat = _catalog(ids, n)
     rows: list[tuple[str, float, str]] = []
+
+    def add(what: str, rate: float, note: str) -> None:
+        # printed as measured: a run stopped at the device's time limit still shows its rows
+        rows.append((what, rate, note))
+        print(f"measured: {what}: {rate:,.0f} galaxies/s {note}", flush=True)
+
     for batch in batches:
         how = ", bf16, channels-last" if device.startswith("cuda") else ", float32"
-        rows.append((f"model only: default (G3, 55 px), torch {device}{how}",
-                     model_only_gpu(model, batch, device, repeats),
-                     f"batch {batch}, inputs on device"))
+        add(f"model only: default (G3, 55 px), torch {device}{how}",
+            model_only_gpu(model, batch, device, repeats), f"batch {batch}, inputs on device")
         if device.startswith("cuda"):
-            rows.append(("model only, replayed as a CUDA graph",
-                         model_only_gpu(model, batch, device, repeats, graph=True),
-                         f"batch {batch}"))
-    rows.append(("predict() from host arrays", predict_from_host(model, 8 * max(batches),
-                                                                 device), "default batch"))
+            add("model only, replayed as a CUDA graph",
+                model_only_gpu(model, batch, device, repeats, graph=True), f"batch {batch}")
+    add("predict() from host arrays", predict_from_host(model, 8 * max(batches), device),
+        "default batch")
     decode_only(cat[:len(ids)], image_dir, 55)  # every file into the page cache
     one_n = min(n, 5000)
     one = one_n / _best(lambda: decode_only(cat[:one_n], image_dir, 55, workers=1), 1)
-    rows.append(("decode + crop/resize to 55 px, one thread", one, ""))
+    add("decode + crop/resize to 55 px, one thread", one, "")
     for fast in (False, True):
         how = "DCT-scaled decode (--fast-decode)" if fast else "decode"
         rate = n / _best(lambda f=fast: decode_only(cat, image_dir, 55, f), 1)
-        rows.append((f"{how} + crop/resize to 55 px, {decode_threads()} threads (ceiling)",
-                     rate, "" if fast else f"{rate / one:.1f}x one thread"))
+        add(f"{how} + crop/resize to 55 px, {decode_threads()} threads (ceiling)",
+            rate, "" if fast else f"{rate / one:.1f}x one thread")
     for backend, dev, fast in (("torch", device, False), ("torch", device, True),
                                ("onnx", "cpu", False)):
         t = _best(lambda b=backend, d=dev, f=fast: end_to_end(cat, image_dir, model, b, f,
@@ -165,9 +169,8 @@ def run(image_dir: Path, n: int, device: str = "cuda",
         t0 = _best(lambda b=backend, d=dev, f=fast: end_to_end(cat[:1], image_dir, model, b,
                                                                f, device=d), 1)
         flag = " --fast-decode" if fast else ""
-        rows.append((f"end to end: `classify --backend {backend} --device {dev}{flag}`", n / t,
-                     f"start-up included; {n / max(t - t0, 1e-9):,.0f}/s after its "
-                     f"{t0:.1f} s start-up"))
+        add(f"end to end: `classify --backend {backend} --device {dev}{flag}`", n / t,
+            f"start-up included; {n / max(t - t0, 1e-9):,.0f}/s after its {t0:.1f} s start-up")
     lines = ["| run | galaxies/s | note |", "|---|---|---|"]
     lines += [f"| {what} | {rate:,.0f} | {note} |" for what, rate, note in rows]
     cmd = "python -m benchmarks.gpu " + _args_shown(sys.argv[1:])

@@ -15,10 +15,13 @@ SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
      "{tmp}/labels.txt: cannot tell the format from the suffix"),
     (["ship_default_model.py", "{tmp}/m.amz", "--name", "x"], "model file not found"),
     (["seed_summary.py", "{tmp}/r.json"], "{tmp}/r.json: cannot read it as a JSON report"),
+    (["device_copies.py", "{tmp}/labels.csv", "--image-dir", "{tmp}", "--id-column", "OBJID",
+      "-o", "{tmp}/out"], "{tmp}: no image for id 1"),
 ])
 def test_bad_input_is_one_line_not_a_traceback(tmp_path, args, message):
     args = [a.format(tmp=tmp_path) for a in args]
     (tmp_path / "labels.txt").write_text("OBJID,label,split\n")
+    (tmp_path / "labels.csv").write_text("OBJID,label,split\n1,spiral,train\n")
     done = subprocess.run([sys.executable, str(SCRIPTS / args[0]), *args[1:]],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 1

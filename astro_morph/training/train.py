@@ -425,8 +425,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
             if ema is not None:
                 ema.load_state_dict(ck["ema"])
             opt.load_state_dict(ck["optimizer"])
-            gen.set_state(ck["generator"])
-            torch.set_rng_state(ck["torch_rng"])  # dropout and stochastic depth draw from it
+            # RNG states are CPU byte tensors, whatever map_location moved them to
+            gen.set_state(ck["generator"].cpu())
+            torch.set_rng_state(ck["torch_rng"].cpu())  # dropout and stochastic depth use it
             if sched is not None:
                 sched.load_state_dict(json.loads(ck["scheduler"]))
             start_epoch, history = int(ck["epoch"]) + 1, json.loads(ck["history"])
@@ -437,8 +438,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
 
     colour = {} if cfg.colour_jitter else {"jitter": 0.0, "hue": 0.0}
     n = len(train_set.labels)
-    train_images = torch.from_numpy(train_set.images)
-    train_labels_t = torch.from_numpy(train_set.labels)
+    # On the training device once (a no-op on a CPU): a GPU then indexes its batches itself
+    # instead of copying them from host memory every step.
+    train_images = torch.from_numpy(train_set.images).to(device)
+    train_labels_t = torch.from_numpy(train_set.labels).to(device)
+    if soft is not None:
+        soft = soft.to(device)
     val_y = torch.from_numpy(val_set.labels)
     t_train = time.perf_counter()
     for epoch in range(start_epoch, cfg.epochs):
@@ -446,13 +451,16 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
         order = torch.randperm(n, generator=gen)
         bar = tqdm(range(0, n, cfg.batch_size), desc=f"epoch {epoch + 1}/{cfg.epochs}",
                    leave=False, disable=None if progress is None else not progress)
-        seen = correct = 0
-        loss_sum = 0.0
-        for i in bar:
-            idx = order[i:i + cfg.batch_size]
-            x = train_images[idx].to(device).permute(0, 3, 1, 2).float() / 255
+        seen = 0
+        # Running sums stay on the device (float64, as Python floats were), so a GPU is not
+        # made to wait for every step's loss; the bar reads them now and then.
+        loss_sum_t = torch.zeros((), dtype=torch.float64, device=device)
+        correct_t = torch.zeros((), dtype=torch.int64, device=device)
+        for step, i in enumerate(bar):
+            idx = order[i:i + cfg.batch_size].to(device)
+            x = train_images[idx].permute(0, 3, 1, 2).float() / 255
             x = augment_batch(x, size, train_set.region, crop_range, generator=gen, **colour)
-            y = train_labels_t[idx].to(device)
+            y = train_labels_t[idx]
             lam, partner = 1.0, None
             if cfg.mixup:
                 lam, partner = mixup_draw(cfg.mixup, len(idx), gen)
@@ -460,7 +468,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
                 x = lam * x + (1 - lam) * x[partner]
             with autocast:
                 logits = net(_normalise(x, mean, std).contiguous(memory_format=layout)).float()
-            targets = soft[idx].to(device) if soft is not None else None
+            targets = soft[idx] if soft is not None else None
             loss = _objective(logits, y, targets, weights, cfg)
             if partner is not None:  # mixup: the blend's targets are blended the same way
                 loss = lam * loss + (1 - lam) * _objective(
@@ -472,9 +480,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
             if ema is not None:
                 ema.update_parameters(net)
             seen += len(idx)
-            correct += int((logits.argmax(1) == y).sum())
-            loss_sum += float(loss.detach()) * len(idx)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+            correct_t += (logits.argmax(1) == y).sum()
+            loss_sum_t += loss.detach().double() * len(idx)
+            if not bar.disable and step % 10 == 0:
+                bar.set_postfix(loss=f"{float(loss_sum_t) / seen:.3f}",
+                                acc=f"{int(correct_t) / seen:.3f}")
+        loss_sum, correct = float(loss_sum_t), int(correct_t)
         if sched is not None:
             sched.step()
         val_logits = _logits(scored, val_set.images, mean, std, device)

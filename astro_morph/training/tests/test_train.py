@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -65,6 +67,27 @@ def test_interrupted_training_resumes_exactly(tmp_path, monkeypatch, ema, mixup)
     assert [h["val_loss"] for h in resumed["history"]] == pytest.approx(
         [h["val_loss"] for h in straight["history"]], rel=1e-5)
     assert resumed["val"]["accuracy"] == straight["val"]["accuracy"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_interrupted_training_resumes_on_cuda(tmp_path, monkeypatch):
+    """The checkpoint loads onto the GPU, and its random-number states go back to the CPU
+    generators (on an H200, resuming failed with 'RNG state must be a torch.ByteTensor')."""
+    cfg = _cfg(tmp_path, epochs=2, limit=64, device="cuda", checkpoint_dir=str(tmp_path / "ck"))
+    real_save = train_mod._atomic_save
+    first = []
+
+    def save_then_die(obj, path):
+        real_save(obj, path)
+        first.append(json.loads(obj["history"]))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_mod, "_atomic_save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, progress=False)
+    monkeypatch.setattr(train_mod, "_atomic_save", real_save)
+    resumed = train(cfg, resume=True, progress=False)
+    assert len(resumed["history"]) == 2 and resumed["history"][:1] == first[0]
 
 
 def test_ema_warmup_lets_the_first_steps_fade():
