@@ -26,7 +26,8 @@ import numpy as np
 from PIL import Image
 
 from astro_morph.errors import UserError
-from astro_morph.training.data import TRAIN_REGION, cache_size_for, load_labels
+from astro_morph.sources.base import format_id
+from astro_morph.training.data import TRAIN_REGION, _find_image, cache_size_for, load_labels
 
 
 def largest_input(side: int) -> int:
@@ -63,11 +64,12 @@ def main() -> None:
     images = args.out / "images"
     images.mkdir(exist_ok=True)
     pairs = []
-    for key in (str(v) for v in table[args.id_column]):
-        found = sorted(args.image_dir.glob(key + ".*"))
-        if not found:
-            raise UserError(f"{args.image_dir}: no image for id {key}")
-        pairs.append((found[0], images / (key + ".jpeg")))
+    for value in table[args.id_column]:
+        key = format_id(value) or ""
+        found = _find_image(args.image_dir, key)  # the file the trainer would open
+        if found is None:
+            raise UserError(f"{args.image_dir}: no image for id {key or repr(value)}")
+        pairs.append((found, images / (key + ".jpeg")))
     with ThreadPoolExecutor() as pool:
         sizes = list(pool.map(lambda p: copy_one(*p, args.side, args.quality), pairs))
     shutil.copy(args.labels, args.out / args.labels.name)
