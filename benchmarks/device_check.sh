@@ -32,9 +32,19 @@
 # then `prepare` again without PYVER before the real run (it replaces the wheels).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+setup_device() {
+  # the wheels the device image lacks, installed once per machine; then what the GPU is
+  site="${SITE:-/tmp/site}"
+  export PYTHONPATH="$site:$PWD" PYTHONUNBUFFERED=1
+  python3 -c 'import astropy, simplejpeg' 2>/dev/null || python3 -m pip install -q \
+    --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" .device/whl/*.whl
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
+}
+
 case "${1:-}" in
 prepare)
-  rm -rf .device/whl
+  rm -rf .device/whl .device/images .device/gz1
   mkdir -p .device/whl .device/images
   grep -qx '/.device/' .git/info/exclude 2>/dev/null || echo '/.device/' >> .git/info/exclude
   python3 -m pip download -q --no-deps --only-binary=:all: --python-version "${PYVER:-3.12}" \
@@ -42,8 +52,6 @@ prepare)
     --platform manylinux2014_x86_64 -d .device/whl \
     "astropy==$(python3 -c 'import astropy; print(astropy.__version__)')" \
     pyerfa astropy-iers-data "simplejpeg==$(python3 -c 'import simplejpeg; print(simplejpeg.__version__)')"
-  rm -rf .device/images .device/gz1
-  mkdir -p .device/images
   find ../shared/data/galaxyzoo/images -name '*.jpg' | sort | sed -n "1,${BENCH_N:-200}p" \
     | xargs cp -t .device/images
   python3 scripts/device_copies.py ../shared/data/gz1/labels.csv \
@@ -54,25 +62,17 @@ prepare)
   ;;
 run)
   shift
-  site="${SITE:-/tmp/site}"
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target "$site" .device/whl/*.whl
-  export PYTHONPATH="$site:$PWD" PYTHONUNBUFFERED=1 ASTROMORPH_CACHE="$site/astromorph-cache"
-  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
+  setup_device
+  export ASTROMORPH_CACHE="$site/astromorph-cache"
   python3 -m benchmarks.gpu --image-dir .device/images --n 50000 --out "$OUT/gpu.md" "$@" \
     2>&1 | tee "$OUT/gpu.log"
   ;;
 train)
-  site="${SITE:-/tmp/site}"
   until="${TRAIN_UNTIL:-$(( $(date +%s) + 400 ))}"
-  python3 -c 'import astropy' 2>/dev/null || PYTHONPATH="$site" python3 -c 'import astropy' \
-    2>/dev/null || python3 -m pip install -q --no-index --no-deps --no-compile \
-    --no-cache-dir --upgrade --target "$site" .device/whl/*.whl
-  export PYTHONPATH="$site:$PWD" PYTHONUNBUFFERED=1
+  setup_device
   runs="${RUNS:-/tmp/runs}"
   mkdir -p "$runs"
   [ -d .device/gz1/images ] || (cd .device/gz1 && python3 -m zipfile -e images.zip .)
-  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
   while IFS='|' read -r name opts; do
     [ -n "$name" ] || continue
     # shellcheck disable=SC2086  # the options are words
