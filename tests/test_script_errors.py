@@ -17,6 +17,8 @@ SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
     (["seed_summary.py", "{tmp}/r.json"], "{tmp}/r.json: cannot read it as a JSON report"),
     (["device_copies.py", "{tmp}/labels.csv", "--image-dir", "{tmp}", "--id-column", "OBJID",
       "-o", "{tmp}/out"], "{tmp}: no image for id 1"),
+    (["clean_labels.py", "{tmp}/labels.csv", "{tmp}/morph.fits", "-o", "{tmp}/clean.csv"],
+     "catalog not found: {tmp}/morph.fits"),
 ])
 def test_bad_input_is_one_line_not_a_traceback(tmp_path, args, message):
     args = [a.format(tmp=tmp_path) for a in args]

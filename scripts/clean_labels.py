@@ -1,0 +1,125 @@
+"""Drop training rows whose label a classifier confidently contradicts (confident learning,
+Northcutt et al. 2021, through cleanlab), and write the labels table without them.
+
+    astromorph classify ../shared/data/gz1/labels.csv --image-dir ../shared/data/gz1/images \
+        --id-column OBJID --tta -o gz1_morph_tta.fits
+    python3 scripts/clean_labels.py ../shared/data/gz1/labels.csv gz1_morph_tta.fits \
+        -o gz1_labels_clean.csv --removed removed.csv
+
+Only rows of the ``train`` split are judged and dropped: ``val`` and ``test`` keep every row
+and every label, so a model trained on the cleaned table is scored on the same images and
+labels as any other. The probabilities are ``classify``'s ``morph_prob_<class>`` columns.
+cleanlab prefers out-of-sample probabilities (cross-validation); those of a model trained on
+the same train rows are in-sample, which makes the filter conservative (the model has seen
+the label it is asked to doubt). Needs ``pip install cleanlab``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from astro_morph.errors import UserError
+
+
+def label_issues(labels: np.ndarray, probs: np.ndarray, classes: list[str],
+                 filter_by: str = "prune_by_noise_rate") -> np.ndarray:
+    """Boolean mask of the rows cleanlab flags as label issues.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        Class names, one per row.
+    probs : numpy.ndarray
+        ``(rows, classes)`` predicted probabilities, columns in the order of ``classes``.
+    classes : list of str
+        The class names.
+    filter_by : str
+        cleanlab's ``find_label_issues`` method; its default is the one used here.
+    """
+    try:
+        from cleanlab.filter import find_label_issues
+    except ImportError as err:
+        raise UserError("scripts/clean_labels.py needs cleanlab: pip install cleanlab") from err
+    y = np.array([classes.index(str(c)) for c in labels])
+    return find_label_issues(y, probs, filter_by=filter_by)
+
+
+def clean(labels_path: Path, classified_path: Path, id_column: str,
+          filter_by: str) -> tuple:
+    """(the labels table without the flagged train rows, the flagged rows)."""
+    from astro_morph.catalog_io import read_catalog
+    from astro_morph.training.data import load_labels, split_rows
+
+    table = load_labels(labels_path, id_column)
+    classified = read_catalog(classified_path)
+    prefix = "morph_prob_"
+    classes = sorted(c[len(prefix):] for c in classified.colnames if c.startswith(prefix))
+    if not classes:
+        raise UserError(f"{classified_path}: no {prefix}<class> columns (is it the output "
+                        "of astromorph classify?)")
+    if id_column not in classified.colnames:
+        raise UserError(f"{classified_path}: no column {id_column!r}")
+    train = split_rows(table, "train", labels_path)
+    train_labels = np.asarray(train["label"]).astype(str)
+    unknown = sorted(set(train_labels.tolist()) - set(classes))
+    if unknown:
+        raise UserError(f"{classified_path}: no {prefix}{unknown[0]} column for the train "
+                        f"label {unknown[0]!r}")
+    by_id = {str(v): i for i, v in enumerate(np.asarray(classified[id_column]))}
+    missing = [str(v) for v in np.asarray(train[id_column]) if str(v) not in by_id]
+    if missing:
+        raise UserError(f"{classified_path}: no row for train id {missing[0]} "
+                        f"({len(missing)} train ids missing)")
+    index = np.array([by_id[str(v)] for v in np.asarray(train[id_column])])
+    probs = np.stack([np.asarray(classified[prefix + c], dtype=float)[index]
+                      for c in classes], axis=1)
+    failed = ~np.isfinite(probs).all(axis=1)
+    if failed.any():
+        bad = np.asarray(train[id_column])[failed][0]
+        raise UserError(f"{classified_path}: train id {bad} has no probabilities (a flagged "
+                        f"row; {int(failed.sum())} such rows): rerun classify or drop it")
+    flagged = label_issues(train_labels, probs, classes, filter_by)
+    flagged_ids = {str(v) for v in np.asarray(train[id_column])[flagged]}
+    keep = np.array([str(v) not in flagged_ids for v in np.asarray(table[id_column])])
+    removed = train[flagged]
+    removed["prob_of_label"] = probs[flagged, [classes.index(c)
+                                               for c in train_labels[flagged]]]
+    removed["predicted"] = np.array(classes)[probs[flagged].argmax(axis=1)]
+    return table[keep], removed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("labels", type=Path, help="labels table (id, label, split)")
+    parser.add_argument("classified", type=Path,
+                        help="astromorph classify's output for the same rows")
+    parser.add_argument("-o", "--out", type=Path, required=True,
+                        help="cleaned labels table (CSV), written atomically")
+    parser.add_argument("--id-column", default="OBJID")
+    parser.add_argument("--filter-by", default="prune_by_noise_rate",
+                        help="cleanlab find_label_issues method")
+    parser.add_argument("--removed", type=Path, help="also write the dropped rows (CSV)")
+    args = parser.parse_args()
+    if args.out.resolve() == args.labels.resolve():
+        raise UserError(f"{args.out}: would overwrite the input labels table")
+    kept, removed = clean(args.labels, args.classified, args.id_column, args.filter_by)
+    from astro_morph.fileio import atomic_write
+
+    atomic_write(args.out, lambda tmp: kept.write(tmp, format="ascii.csv", overwrite=True))
+    if args.removed:
+        atomic_write(args.removed,
+                     lambda tmp: removed.write(tmp, format="ascii.csv", overwrite=True))
+    counts = {str(c): int((np.asarray(removed["label"]).astype(str) == c).sum())
+              for c in sorted(set(np.asarray(removed["label"]).astype(str)))}
+    n_train = int((np.asarray(kept["split"]).astype(str) == "train").sum())
+    print(f"dropped {len(removed)} train rows ({counts}); {n_train} train rows left; "
+          f"wrote {args.out} ({len(kept)} rows)")
+
+
+if __name__ == "__main__":
+    from astro_morph.errors import run_script
+
+    run_script(main)
