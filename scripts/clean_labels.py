@@ -51,6 +51,7 @@ def clean(labels_path: Path, classified_path: Path, id_column: str,
           filter_by: str) -> tuple:
     """(the labels table without the flagged train rows, the flagged rows)."""
     from astro_morph.catalog_io import read_catalog
+    from astro_morph.sources.base import format_id
     from astro_morph.training.data import load_labels, split_rows
 
     table = load_labels(labels_path, id_column)
@@ -68,26 +69,29 @@ def clean(labels_path: Path, classified_path: Path, id_column: str,
     if unknown:
         raise UserError(f"{classified_path}: no {prefix}{unknown[0]} column for the train "
                         f"label {unknown[0]!r}")
-    by_id = {str(v): i for i, v in enumerate(np.asarray(classified[id_column]))}
-    missing = [str(v) for v in np.asarray(train[id_column]) if str(v) not in by_id]
+    by_id = {format_id(v): i for i, v in enumerate(classified[id_column])}
+    train_ids = [format_id(v) for v in train[id_column]]
+    missing = [k for k in train_ids if k not in by_id]
     if missing:
         raise UserError(f"{classified_path}: no row for train id {missing[0]} "
                         f"({len(missing)} train ids missing)")
-    index = np.array([by_id[str(v)] for v in np.asarray(train[id_column])])
+    index = np.array([by_id[k] for k in train_ids])
     probs = np.stack([np.asarray(classified[prefix + c], dtype=float)[index]
                       for c in classes], axis=1)
-    failed = ~np.isfinite(probs).all(axis=1)
-    if failed.any():
-        bad = np.asarray(train[id_column])[failed][0]
-        raise UserError(f"{classified_path}: train id {bad} has no probabilities (a flagged "
-                        f"row; {int(failed.sum())} such rows): rerun classify or drop it")
-    flagged = label_issues(train_labels, probs, classes, filter_by)
-    flagged_ids = {str(v) for v in np.asarray(train[id_column])[flagged]}
-    keep = np.array([str(v) not in flagged_ids for v in np.asarray(table[id_column])])
+    # A row classify flagged has no probabilities: it cannot be judged, so it stays.
+    judged = np.isfinite(probs).all(axis=1)
+    flagged = np.zeros(len(train), dtype=bool)
+    flagged[judged] = label_issues(train_labels[judged], probs[judged], classes, filter_by)
+    dropped_ids = {k for k, f in zip(train_ids, flagged, strict=True) if f}
+    splits = np.asarray(table["split"]).astype(str)
+    # only train rows go: a val or test row keeps its label even if it shares the id
+    keep = np.array([not (sp == "train" and format_id(v) in dropped_ids)
+                     for v, sp in zip(table[id_column], splits, strict=True)])
     removed = train[flagged]
     removed["prob_of_label"] = probs[flagged, [classes.index(c)
                                                for c in train_labels[flagged]]]
     removed["predicted"] = np.array(classes)[probs[flagged].argmax(axis=1)]
+    removed.meta["unjudged"] = int((~judged).sum())
     return table[keep], removed
 
 
@@ -115,8 +119,10 @@ def main() -> None:
     counts = {str(c): int((np.asarray(removed["label"]).astype(str) == c).sum())
               for c in sorted(set(np.asarray(removed["label"]).astype(str)))}
     n_train = int((np.asarray(kept["split"]).astype(str) == "train").sum())
-    print(f"dropped {len(removed)} train rows ({counts}); {n_train} train rows left; "
-          f"wrote {args.out} ({len(kept)} rows)")
+    unjudged = removed.meta.pop("unjudged")
+    print(f"dropped {len(removed)} train rows ({counts}); {n_train} train rows left"
+          + (f" ({unjudged} without probabilities kept unjudged)" if unjudged else "")
+          + f"; wrote {args.out} ({len(kept)} rows)")
 
 
 if __name__ == "__main__":

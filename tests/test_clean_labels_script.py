@@ -92,3 +92,29 @@ def test_refuses_to_overwrite_its_input(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="would overwrite the input"):
         script.main()
     assert labels.read_text() == before
+
+
+def test_rows_without_probabilities_stay_unjudged(tmp_path, monkeypatch, capsys):
+    """A row classify flagged (NaN probabilities) cannot be judged: it is kept, not an error;
+    a val row that shares a dropped train row's id keeps its label."""
+    script = load_script("clean_labels")
+    labels, classified, wrong = _tables(tmp_path)
+    t = Table.read(classified)
+    first, *rest = sorted(wrong)
+    unjudged = t["OBJID"] == first
+    t["morph_prob_elliptical"][unjudged] = np.nan
+    t["morph_prob_spiral"][unjudged] = np.nan
+    t.write(classified, overwrite=True)
+    lab = Table.read(labels, format="ascii.csv")
+    lab.add_row({"OBJID": rest[0], "label": "spiral", "split": "val"})
+    lab.write(labels, format="ascii.csv", overwrite=True)
+    out = tmp_path / "clean.csv"
+    monkeypatch.setattr(sys, "argv", ["clean_labels.py", str(labels), str(classified),
+                                      "-o", str(out)])
+    script.main()
+    printed = capsys.readouterr().out
+    assert "dropped 5 train rows" in printed
+    assert "1 without probabilities kept unjudged" in printed
+    kept = Table.read(out, format="ascii.csv")
+    assert first in kept["OBJID"]
+    assert list(kept[kept["OBJID"] == rest[0]]["split"]) == ["val"]
