@@ -8,7 +8,8 @@ Northcutt et al. 2021, through cleanlab), and write the labels table without the
 
 Only rows of the ``train`` split are judged and dropped: ``val`` and ``test`` keep every row
 and every label, so a model trained on the cleaned table is scored on the same images and
-labels as any other. The probabilities are ``classify``'s ``morph_prob_<class>`` columns.
+labels as any other. A train row classify flagged (no probabilities) is kept unjudged.
+The probabilities are ``classify``'s ``morph_prob_<class>`` columns.
 cleanlab prefers out-of-sample probabilities (cross-validation); those of a model trained on
 the same train rows are in-sample, which makes the filter conservative (the model has seen
 the label it is asked to doubt). Needs ``pip install cleanlab``.
