@@ -52,6 +52,7 @@ def clean(labels_path: Path, classified_path: Path, id_column: str,
           filter_by: str) -> tuple:
     """(the labels table without the flagged train rows, the flagged rows)."""
     from astro_morph.catalog_io import read_catalog
+    from astro_morph.columns import read_probabilities
     from astro_morph.sources.base import format_id
     from astro_morph.training.data import load_labels, split_rows
 
@@ -77,9 +78,9 @@ def clean(labels_path: Path, classified_path: Path, id_column: str,
         raise UserError(f"{classified_path}: no row for train id {missing[0]} "
                         f"({len(missing)} train ids missing)")
     index = np.array([by_id[k] for k in train_ids])
-    probs = np.stack([np.asarray(classified[prefix + c], dtype=float)[index]
-                      for c in classes], axis=1)
-    # A row classify flagged has no probabilities: it cannot be judged, so it stays.
+    # A row classify flagged has no probabilities (NaN, or masked in ECSV/VOTable/Parquet):
+    # it cannot be judged, so it stays.
+    probs = read_probabilities(classified[index], classes)
     judged = np.isfinite(probs).all(axis=1)
     flagged = np.zeros(len(train), dtype=bool)
     flagged[judged] = label_issues(train_labels[judged], probs[judged], classes, filter_by)

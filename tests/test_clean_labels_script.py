@@ -94,17 +94,23 @@ def test_refuses_to_overwrite_its_input(tmp_path, monkeypatch):
     assert labels.read_text() == before
 
 
-def test_rows_without_probabilities_stay_unjudged(tmp_path, monkeypatch, capsys):
-    """A row classify flagged (NaN probabilities) cannot be judged: it is kept, not an error;
-    a val row that shares a dropped train row's id keeps its label."""
+@pytest.mark.parametrize("suffix", ["fits", "ecsv"])
+def test_rows_without_probabilities_stay_unjudged(tmp_path, monkeypatch, capsys, suffix):
+    """A row classify flagged (NaN probabilities in FITS, masked cells in ECSV) cannot be
+    judged: it is kept, not an error; a val row that shares a dropped train row's id keeps
+    its label."""
     script = load_script("clean_labels")
-    labels, classified, wrong = _tables(tmp_path)
-    t = Table.read(classified)
+    labels, fits, wrong = _tables(tmp_path)
+    t = Table(Table.read(fits), masked=suffix == "ecsv")
     first, *rest = sorted(wrong)
     unjudged = t["OBJID"] == first
-    t["morph_prob_elliptical"][unjudged] = np.nan
-    t["morph_prob_spiral"][unjudged] = np.nan
-    t.write(classified, overwrite=True)
+    for col in ("morph_prob_elliptical", "morph_prob_spiral"):
+        if suffix == "ecsv":
+            t[col].mask = unjudged
+        else:
+            t[col][unjudged] = np.nan
+    classified = tmp_path / f"morph2.{suffix}"
+    t.write(classified)
     lab = Table.read(labels, format="ascii.csv")
     lab.add_row({"OBJID": rest[0], "label": "spiral", "split": "val"})
     lab.write(labels, format="ascii.csv", overwrite=True)
