@@ -13,7 +13,7 @@ from .errors import UserError
 from .flags import FLAG_DESCRIPTIONS, flags_column_description
 
 __all__ = ["DEFAULT_PREFIX", "output_column_names", "add_columns", "check_no_clash",
-           "read_probabilities"]
+           "read_probabilities", "classes_of"]
 
 DEFAULT_PREFIX = "morph_"
 
@@ -38,6 +38,26 @@ def read_probabilities(table: Table, class_names: list[str],
     failed (masked): the inverse of :func:`add_columns` for the probabilities."""
     _, *probs, _ = output_column_names(class_names, prefix)
     return np.stack([np.ma.filled(table[c], np.nan).astype(float) for c in probs], 1)
+
+
+def classes_of(table: Table, prefix: str = DEFAULT_PREFIX) -> list[str]:
+    """The class names of a classify output, in the model's order.
+
+    They come from the ``MORPHCLS`` meta when every one of its classes has its probability
+    column (so a name :func:`output_column_names` rewrote, e.g. ``dont know``, comes back
+    as the model spelt it); otherwise, e.g. from a VOTable whose meta was not kept, from the
+    ``<prefix>prob_<class>`` column names in table order. Raises UserError when there are none.
+    """
+    meta = {str(k).upper(): v for k, v in table.meta.items()}
+    listed = str(meta.get("MORPHCLS", "")).split(",")
+    if all(listed) and all(f"{prefix}prob_{_safe(c)}" in table.colnames for c in listed):
+        return listed
+    start = f"{prefix}prob_"
+    found = [c[len(start):] for c in table.colnames if c.startswith(start)]
+    if not found:
+        raise UserError(f"no {start}<class> columns: is this an astromorph classify output "
+                        f"(made with --prefix {prefix!r})?")
+    return found
 
 
 def check_no_clash(table: Table, class_names: list[str], prefix: str, offsets: bool) -> None:

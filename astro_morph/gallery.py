@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
+from .columns import classes_of, read_probabilities
 from .errors import UserError, some_values, suggest_names
 
 __all__ = ["draw_gallery"]
@@ -38,8 +39,7 @@ def draw_gallery(table: Table, png: str | os.PathLike, source: str = "galaxyzoo"
     for col in (label_col, flags_col):
         if col not in table.colnames:
             raise UserError(f"no column {col!r}: is this an astromorph classify output?")
-    prob_cols = [c for c in table.colnames if c.startswith(f"{prefix}prob_")]
-    probs = np.stack([np.ma.filled(table[c], np.nan).astype(float) for c in prob_cols], 1)
+    probs = read_probabilities(table, classes_of(table, prefix), prefix)
     conf = np.nanmax(np.where(np.isfinite(probs), probs, -1), 1)
     labels = np.ma.filled(table[label_col], "").astype(str)
     keep = np.isfinite(probs).all(1)

@@ -52,25 +52,24 @@ def clean(labels_path: Path, classified_path: Path, id_column: str,
           filter_by: str) -> tuple:
     """(the labels table without the flagged train rows, the flagged rows)."""
     from astro_morph.catalog_io import read_catalog
-    from astro_morph.columns import read_probabilities
+    from astro_morph.columns import classes_of, read_probabilities
     from astro_morph.sources.base import format_id
     from astro_morph.training.data import load_labels, split_rows
 
     table = load_labels(labels_path, id_column)
     classified = read_catalog(classified_path)
-    prefix = "morph_prob_"
-    classes = sorted(c[len(prefix):] for c in classified.colnames if c.startswith(prefix))
-    if not classes:
-        raise UserError(f"{classified_path}: no {prefix}<class> columns (is it the output "
-                        "of astromorph classify?)")
+    try:
+        classes = classes_of(classified)
+    except UserError as err:
+        raise UserError(f"{classified_path}: {err}") from None
     if id_column not in classified.colnames:
         raise UserError(f"{classified_path}: no column {id_column!r}")
     train = split_rows(table, "train", labels_path)
     train_labels = np.asarray(train["label"]).astype(str)
     unknown = sorted(set(train_labels.tolist()) - set(classes))
     if unknown:
-        raise UserError(f"{classified_path}: no {prefix}{unknown[0]} column for the train "
-                        f"label {unknown[0]!r}")
+        raise UserError(f"{classified_path}: no class {unknown[0]!r} (a train label) among "
+                        f"its classes {', '.join(classes)}")
     by_id = {format_id(v): i for i, v in enumerate(classified[id_column])}
     train_ids = [format_id(v) for v in train[id_column]]
     missing = [k for k in train_ids if k not in by_id]

@@ -66,7 +66,7 @@ def test_drops_only_the_contradicted_train_rows(tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("drop, message", [
-    ("morph_prob_spiral", "no morph_prob_spiral column for the train label 'spiral'"),
+    ("morph_prob_spiral", "no class 'spiral' \\(a train label\\)"),
     ("OBJID", "no column 'OBJID'"),
 ])
 def test_a_foreign_classified_table_is_one_line(tmp_path, drop, message):
