@@ -41,6 +41,11 @@ mixup_option = click.option(
     help="Blend each batch with a shuffled copy, weight ~ Beta(MIXUP, MIXUP), e.g. 0.2 "
     "(0: off).")
 
+sam_option = click.option(
+    "--sam", type=Finite(0), default=0.0, show_default=True,
+    help="Sharpness-aware minimisation radius rho, e.g. 0.05: each step takes the gradient "
+    "at weights moved uphill by rho, preferring flat minima; twice the compute (0: off).")
+
 
 def extra_labels_options(f):
     """--extra-labels, --extra-image-dir, --extra-id-column (train and compare)."""
@@ -139,6 +144,7 @@ def _refuse_idle(**pairs: tuple[bool, str]) -> None:
                    "average is validated and shipped.")
 @colour_jitter_option
 @mixup_option
+@sam_option
 @weight_decay_option
 @crop_fraction_option
 @extra_labels_options
@@ -150,7 +156,7 @@ def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
           name: str | None, label_smoothing: float, threads: int | None, precision: str,
           teachers: tuple[str, ...], distill_weight: float, pseudo_dir: str | None,
           pseudo_threshold: float, ema: float, colour_jitter: bool, mixup: float,
-          weight_decay: float, crop_fraction: float | None, extra_labels: str | None,
+          sam: float, weight_decay: float, crop_fraction: float | None, extra_labels: str | None,
           extra_image_dir: str | None, extra_id_column: str | None, overwrite: bool) -> None:
     """Train a classifier on LABELS (a table with id, label and split columns)."""
     from .inference.load import model_file
@@ -175,7 +181,7 @@ def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
         label_smoothing=label_smoothing, threads=threads, precision=precision,
         teacher=[str(model_file(t)) for t in teachers] or None, distill_weight=distill_weight,
         pseudo_labels=pseudo_dir, pseudo_threshold=pseudo_threshold, ema=ema,
-        colour_jitter=colour_jitter, mixup=mixup, weight_decay=weight_decay,
+        colour_jitter=colour_jitter, mixup=mixup, sam=sam, weight_decay=weight_decay,
         crop_fraction=crop_fraction,
         **_extra_recipe(extra_labels, extra_image_dir, extra_id_column),
     )
@@ -464,6 +470,7 @@ def kaggle_select(solutions: Path, output: Path, seed: int, overwrite: bool) -> 
               help="As for train: decay of a moving average of the weights (0: off).")
 @colour_jitter_option
 @mixup_option
+@sam_option
 @weight_decay_option
 @crop_fraction_option
 @extra_labels_options
@@ -473,7 +480,7 @@ def compare(labels: Path, image_dir: str, archs: str, out_dir: Path, md: Path | 
             schedule: str, class_weighting: str, seeds: str, threads: int | None,
             label_smoothing: float, teachers: tuple[str, ...], distill_weight: float,
             pseudo_dir: str | None, pseudo_threshold: float, ema: float, colour_jitter: bool,
-            mixup: float, weight_decay: float, crop_fraction: float | None,
+            mixup: float, sam: float, weight_decay: float, crop_fraction: float | None,
             extra_labels: str | None, extra_image_dir: str | None,
             extra_id_column: str | None, device: str) -> None:
     """Train ARCHS with one recipe and several seeds on LABELS; tabulate val and test.
@@ -496,7 +503,7 @@ def compare(labels: Path, image_dir: str, archs: str, out_dir: Path, md: Path | 
             epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule,
             class_weighting=class_weighting, seeds=_int_list(seeds, "--seeds"), threads=threads,
             label_smoothing=label_smoothing, device=device, distill_weight=distill_weight,
-            ema=ema, colour_jitter=colour_jitter, mixup=mixup, weight_decay=weight_decay,
+            ema=ema, colour_jitter=colour_jitter, mixup=mixup, sam=sam, weight_decay=weight_decay,
             crop_fraction=crop_fraction,
             teacher=[str(model_file(t)) for t in teachers] or None,
             **({"pseudo_labels": pseudo_dir, "pseudo_threshold": pseudo_threshold}

@@ -38,10 +38,11 @@ def test_one_epoch_on_real_images_writes_a_usable_model(tmp_path):
     np.testing.assert_allclose(p.sum(1), 1, atol=1e-5)
 
 
-@pytest.mark.parametrize(("ema", "mixup"), [(0.0, 0.0), (0.9, 0.0), (0.0, 0.4)])
-def test_interrupted_training_resumes_exactly(tmp_path, monkeypatch, ema, mixup):
+@pytest.mark.parametrize(("ema", "mixup", "sam"),
+                         [(0.0, 0.0, 0.0), (0.9, 0.0, 0.0), (0.0, 0.4, 0.0), (0.0, 0.0, 0.05)])
+def test_interrupted_training_resumes_exactly(tmp_path, monkeypatch, ema, mixup, sam):
     cfg = _cfg(tmp_path, epochs=2, limit=64, output=str(tmp_path / "a.amz"),
-               checkpoint_dir=str(tmp_path / "ck"), ema=ema, mixup=mixup)
+               checkpoint_dir=str(tmp_path / "ck"), ema=ema, mixup=mixup, sam=sam)
     straight = train(cfg, progress=False)
 
     # Kill the run right after the first epoch's checkpoint is written.
@@ -54,7 +55,7 @@ def test_interrupted_training_resumes_exactly(tmp_path, monkeypatch, ema, mixup)
         raise KeyboardInterrupt
 
     cfg2 = _cfg(tmp_path, epochs=2, limit=64, output=str(tmp_path / "b.amz"),
-                checkpoint_dir=str(tmp_path / "ck2"), ema=ema, mixup=mixup)
+                checkpoint_dir=str(tmp_path / "ck2"), ema=ema, mixup=mixup, sam=sam)
     monkeypatch.setattr(train_mod, "_atomic_save", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         train(cfg2, progress=False)
@@ -209,6 +210,51 @@ def test_mixup_draws_from_the_generator_and_blends_images_and_targets(tmp_path, 
     assert np.isfinite(result["history"][0]["loss"])
     with pytest.raises(UserError, match="mixup must be >= 0"):
         train(_cfg(tmp_path, output=str(tmp_path / "x.amz"), mixup=-1.0), progress=False)
+
+
+def test_sam_steps_from_the_gradient_at_the_moved_weights():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4),
+                              torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 2)).train()
+    x, y = torch.randn(8, 3, 8, 8), torch.tensor([0, 1] * 4)
+    params = list(net.parameters())
+    before = [p.detach().clone() for p in params]
+    torch.nn.functional.cross_entropy(net(x), y).backward()
+    first = [p.grad.clone() for p in params]
+    moves = train_mod.sam_ascent(params, 0.05)
+    # the weights moved by rho along the normalised gradient
+    step = torch.cat([(p.detach() - b).flatten() for p, b in zip(params, before, strict=True)])
+    grad = torch.cat([g.flatten() for g in first])
+    assert float(step.norm()) == pytest.approx(0.05, rel=1e-4)
+    assert float(torch.nn.functional.cosine_similarity(step, grad, dim=0)) > 0.9999
+    bn = net[1]
+    stats = (bn.running_mean.clone(), bn.running_var.clone())
+    for p in params:
+        p.grad = None
+    with train_mod.frozen_batch_norm_stats(net):
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+    # the second pass normalised by the batch but left the running statistics alone
+    assert torch.equal(bn.running_mean, stats[0]) and torch.equal(bn.running_var, stats[1])
+    assert bn.momentum == 0.1
+    train_mod.sam_descend(params, moves)
+    for p, b in zip(params, before, strict=True):
+        torch.testing.assert_close(p.detach(), b)  # back where it was...
+    # ...holding the gradient taken at the moved weights, not the first one
+    assert not all(torch.allclose(p.grad, g) for p, g in zip(params, first, strict=True))
+
+
+def test_sam_changes_training_and_rejects_a_negative_radius(tmp_path):
+    plain = train(_cfg(tmp_path, limit=32, output=str(tmp_path / "a.amz")), progress=False)
+    sam = train(_cfg(tmp_path, limit=32, output=str(tmp_path / "b.amz"), sam=0.05),
+                progress=False)
+    # one step from the same weights and batch: the loss before it is the same, the
+    # weights after it are not
+    assert plain["history"][0]["loss"] == sam["history"][0]["loss"]
+    assert plain["history"][0]["val_loss"] != sam["history"][0]["val_loss"]
+    assert np.isfinite(sam["history"][0]["val_loss"])
+    with pytest.raises(UserError, match="SAM radius must be"):
+        train(_cfg(tmp_path, output=str(tmp_path / "x.amz"), sam=-0.1), progress=False)
+
 
 def test_weight_decay_shrinks_weights_but_not_norms_or_biases(tmp_path):
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
