@@ -475,6 +475,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
     ckdir.mkdir(parents=True, exist_ok=True)
     ckpt_path = ckdir / "checkpoint.pt"
     start_epoch, history, best = 0, [], {"accuracy": -1.0, "epoch": -1, "state": None}
+    earlier_s = 0.0
     if resume and ckpt_path.is_file():
         # A UserError (other settings) passes through; only damage is reworded.
         with checkpoint_errors(ckpt_path, "a training checkpoint",
@@ -493,6 +494,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
             if sched is not None:
                 sched.load_state_dict(json.loads(ck["scheduler"]))
             start_epoch, history = int(ck["epoch"]) + 1, json.loads(ck["history"])
+            # training time of the earlier segments (0 for a checkpoint from before it was kept)
+            earlier_s = float(ck.get("train_seconds", 0.0))
             best = {"accuracy": float(ck["best_accuracy"]), "epoch": int(ck["best_epoch"]),
                     "state": ck["best_state"]}
     elif resume:
@@ -578,6 +581,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
             "history": json.dumps(history),
             "best_accuracy": best["accuracy"], "best_epoch": best["epoch"],
             "best_state": best["state"],
+            "train_seconds": earlier_s + time.perf_counter() - t_train,
             "scheduler": json.dumps(sched.state_dict() if sched is not None else {}),
             **({"ema": ema.state_dict()} if ema is not None else {}),
         }, ckpt_path)
@@ -585,7 +589,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
             print(f"epoch {epoch + 1}/{cfg.epochs}: loss {history[-1]['loss']:.4f} "
                   f"train acc {history[-1]['train_accuracy']:.4f} val acc {val_acc:.4f}",
                   flush=True)
-    train_s = time.perf_counter() - t_train
+    segment_s = time.perf_counter() - t_train
+    train_s = earlier_s + segment_s  # a resumed run counts its earlier segments too
 
     net.load_state_dict(best["state"])
     val_logits = _logits(net, val_set.images, mean, std, device)
@@ -617,7 +622,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
     atomic_write_text(train_log_path(cfg.output), json.dumps(
         {"sha256": sha, "train_seconds": train_s, "decode_seconds": decode_s,
          "epochs": cfg.epochs, "images_per_second": len(train_set.labels) *
-         (cfg.epochs - start_epoch) / max(train_s, 1e-9), "history": history}, indent=1))
+         (cfg.epochs - start_epoch) / max(segment_s, 1e-9),
+         **({"resumed_at_epoch": start_epoch} if start_epoch else {}),
+         "history": history}, indent=1))
     if cfg.checkpoint_dir is None:  # the model file now holds the result
         shutil.rmtree(ckdir, ignore_errors=True)
     return {"output": cfg.output, "sha256": sha, "best_epoch": best["epoch"],

@@ -60,8 +60,14 @@ def test_interrupted_training_resumes_exactly(tmp_path, monkeypatch, ema, mixup,
     with pytest.raises(KeyboardInterrupt):
         train(cfg2, progress=False)
     monkeypatch.setattr(train_mod, "_atomic_save", real_save)
+    first_s = float(torch.load(tmp_path / "ck2" / "checkpoint.pt", weights_only=True)
+                    ["train_seconds"])
     resumed = train(cfg2, resume=True, progress=False)
     assert len(calls) == 1
+    # the reported training time counts the segment before the interruption too
+    assert 0 < first_s < resumed["train_seconds"]
+    log = json.loads((tmp_path / "b.amz.train.json").read_text())
+    assert log["train_seconds"] == resumed["train_seconds"] and log["resumed_at_epoch"] == 1
     assert [h["loss"] for h in resumed["history"]] == pytest.approx(
         [h["loss"] for h in straight["history"]], rel=1e-5)
     # val loss is scored on the shipped weights: with --ema, the restored average
