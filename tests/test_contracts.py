@@ -103,7 +103,8 @@ def test_centring_options_reach_a_third_party_step_end_to_end(fake, image_dir, t
 
 @pytest.mark.parametrize("args", [["--lr", "nan"], ["--lr", "0"], ["--lr", "inf"],
                                   ["--label-smoothing", "nan"], ["--mixup", "inf"],
-                                  ["--weight-decay", "nan"], ["--weight-decay", "-1"]])
+                                  ["--weight-decay", "nan"], ["--weight-decay", "-1"],
+                                  ["--sam", "nan"], ["--sam", "-0.05"]])
 def test_training_numbers_must_be_finite(tmp_path, args):
     """nan passes click's range checks (comparisons with nan are false); torch's Adam
     raised a traceback for it."""

@@ -25,6 +25,8 @@ def test_recipe_title_leaves_out_settings_that_do_nothing():
     assert recipe_title({**base, "colour_jitter": False}) == "epochs=30, colour_jitter=False"
     assert recipe_title({**base, "mixup": 0.0}) == "epochs=30"
     assert recipe_title({**base, "mixup": 0.2}) == "epochs=30, mixup=0.2"
+    assert recipe_title({**base, "sam": 0.0}) == "epochs=30"
+    assert recipe_title({**base, "sam": 0.05}) == "epochs=30, sam=0.05"
     assert recipe_title({**base, "crop_fraction": None}) == "epochs=30"  # the paper's
     assert recipe_title({**base, "crop_fraction": 0.33}) == "epochs=30, crop_fraction=0.33"
 
