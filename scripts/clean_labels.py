@@ -49,7 +49,7 @@ def label_issues(labels: np.ndarray, probs: np.ndarray, classes: list[str],
 
 
 def clean(labels_path: Path, classified_path: Path, id_column: str,
-          filter_by: str) -> tuple:
+          filter_by: str, prefix: str = "morph_") -> tuple:
     """(the labels table without the flagged train rows, the flagged rows)."""
     from astro_morph.catalog_io import read_catalog
     from astro_morph.columns import classes_of, read_probabilities
@@ -59,7 +59,7 @@ def clean(labels_path: Path, classified_path: Path, id_column: str,
     table = load_labels(labels_path, id_column)
     classified = read_catalog(classified_path)
     try:
-        classes = classes_of(classified)
+        classes = classes_of(classified, prefix)
     except UserError as err:
         raise UserError(f"{classified_path}: {err}") from None
     if id_column not in classified.colnames:
@@ -79,7 +79,7 @@ def clean(labels_path: Path, classified_path: Path, id_column: str,
     index = np.array([by_id[k] for k in train_ids])
     # A row classify flagged has no probabilities (NaN, or masked in ECSV/VOTable/Parquet):
     # it cannot be judged, so it stays.
-    probs = read_probabilities(classified[index], classes)
+    probs = read_probabilities(classified[index], classes, prefix)
     judged = np.isfinite(probs).all(axis=1)
     flagged = np.zeros(len(train), dtype=bool)
     flagged[judged] = label_issues(train_labels[judged], probs[judged], classes, filter_by)
@@ -107,10 +107,13 @@ def main() -> None:
     parser.add_argument("--filter-by", default="prune_by_noise_rate",
                         help="cleanlab find_label_issues method")
     parser.add_argument("--removed", type=Path, help="also write the dropped rows (CSV)")
+    parser.add_argument("--prefix", default="morph_",
+                        help="classify's --prefix for the classified table's columns")
     args = parser.parse_args()
     if args.out.resolve() == args.labels.resolve():
         raise UserError(f"{args.out}: would overwrite the input labels table")
-    kept, removed = clean(args.labels, args.classified, args.id_column, args.filter_by)
+    kept, removed = clean(args.labels, args.classified, args.id_column, args.filter_by,
+                          args.prefix)
     from astro_morph.fileio import atomic_write
 
     atomic_write(args.out, lambda tmp: kept.write(tmp, format="ascii.csv", overwrite=True))

@@ -15,7 +15,7 @@ pytest.importorskip("cleanlab", reason="cleanlab is not installed (pip install c
 CLASSES = ["elliptical", "spiral"]
 
 
-def _tables(tmp_path, n: int = 40):
+def _tables(tmp_path, n: int = 40, prefix: str = "morph_"):
     """Labels (n train rows per class, 5 val, 5 test) and a classified table whose
     probabilities agree with every label except three train rows of each class."""
     rng = np.random.default_rng(0)
@@ -39,7 +39,7 @@ def _tables(tmp_path, n: int = 40):
     p_spiral = np.array(p_spiral)
     out = tmp_path / "morph.fits"
     Table({"OBJID": ids, "label": labels, "split": splits,
-           "morph_prob_elliptical": 1 - p_spiral, "morph_prob_spiral": p_spiral}).write(out)
+           f"{prefix}prob_elliptical": 1 - p_spiral, f"{prefix}prob_spiral": p_spiral}).write(out)
     return path, out, wrong
 
 
@@ -78,6 +78,17 @@ def test_a_foreign_classified_table_is_one_line(tmp_path, drop, message):
     t.remove_column(drop)
     t.write(classified, overwrite=True)
     with pytest.raises(UserError, match=message):
+        script.clean(labels, classified, "OBJID", "prune_by_noise_rate")
+
+
+def test_another_prefix_is_read_with_prefix(tmp_path):
+    from astro_morph.errors import UserError
+
+    script = load_script("clean_labels")
+    labels, classified, wrong = _tables(tmp_path, prefix="gz_")
+    kept, removed = script.clean(labels, classified, "OBJID", "prune_by_noise_rate", "gz_")
+    assert set(removed["OBJID"]) == wrong
+    with pytest.raises(UserError, match="no morph_prob_<class> columns"):
         script.clean(labels, classified, "OBJID", "prune_by_noise_rate")
 
 
