@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 from torch import nn
 
 from .arch import ArchConfig, MBConvConfig
 
-__all__ = ["EfficientNetG", "MBConv", "build_model"]
+__all__ = ["EfficientNetG", "MBConv", "build_model", "batch_norm_momentum"]
+
+
+@contextlib.contextmanager
+def batch_norm_momentum(net: nn.Module, momentum: float) -> Iterator[None]:
+    """Every batch norm in ``net`` runs with ``momentum`` inside the block and gets its own
+    back after: 1 replaces the running statistics by the batch's, 0 leaves them alone (the
+    layer still normalises by the batch in training mode)."""
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in norms]
+    try:
+        for m in norms:
+            m.momentum = momentum
+        yield
+    finally:
+        for m, old in zip(norms, saved, strict=True):
+            m.momentum = old
 
 
 def _act(name: str) -> nn.Module:

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models.efficientnet_g import EfficientNetG, _act, _conv_bn, build_model
+from ..models.efficientnet_g import EfficientNetG, _act, _conv_bn, batch_norm_momentum, build_model
 from .space import SearchSpace
 
 __all__ = ["SuperNet", "SlicedMBConv"]
@@ -132,17 +132,12 @@ class SuperNet(nn.Module):
         recalibrates per path before evaluating). One forward pass in training mode with
         momentum 1 replaces the path's channels of every BN by the statistics of ``x``;
         training uses batch statistics, so this changes nothing it depends on."""
-        bns = [m for m in self.modules() if isinstance(m, nn.BatchNorm2d)]
-        saved = [m.momentum for m in bns]
         was_training = self.training
         try:
-            for m in bns:
-                m.momentum = 1.0
-            self.train()
-            self(x, genotype)
+            with batch_norm_momentum(self, 1.0):
+                self.train()
+                self(x, genotype)
         finally:
-            for m, mom in zip(bns, saved, strict=True):
-                m.momentum = mom
             self.train(was_training)
 
     @torch.no_grad()

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from ..centring.crop import crop_or_paper
 from ..errors import UserError
 from ..models.arch import get_arch
-from ..models.efficientnet_g import build_model
+from ..models.efficientnet_g import batch_norm_momentum, build_model
 from ..models.model_file import read_bundle, train_log_path, write_bundle
 from ..models.torch_io import bundle_from_network, checkpoint_errors, network_from_bundle
 from .augment import CROP_RANGE, augment_batch
@@ -289,21 +289,6 @@ def sam_descend(params: list, moves: list) -> None:
                 p.sub_(move)
 
 
-@contextlib.contextmanager
-def frozen_batch_norm_stats(net: torch.nn.Module):
-    """Batch norm still normalises by the batch, but its running statistics are left alone:
-    SAM's second pass sees the same batch again and must not count it twice."""
-    norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    saved = [m.momentum for m in norms]
-    for m in norms:
-        m.momentum = 0.0  # running = (1 - 0) * running + 0 * batch
-    try:
-        yield
-    finally:
-        for m, momentum in zip(norms, saved, strict=True):
-            m.momentum = momentum
-
-
 def _same_settings(saved: dict[str, Any], current: dict[str, Any]) -> bool:
     """A checkpoint's config against this run's. A field the checkpoint predates (added to
     TrainConfig since) counts as its default, so a run started before an option existed can be
@@ -539,7 +524,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
             if cfg.sam:  # the step uses the gradient at the worst nearby weights
                 moves = sam_ascent(params, cfg.sam)
                 opt.zero_grad(set_to_none=True)
-                with frozen_batch_norm_stats(net):
+                # the same batch again: batch norm must not count it twice
+                with batch_norm_momentum(net, 0.0):
                     _batch_loss(net, batch, weights, cfg, autocast)[1].backward()
                 sam_descend(params, moves)
             opt.step()

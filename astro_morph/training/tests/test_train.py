@@ -237,7 +237,7 @@ def test_sam_steps_from_the_gradient_at_the_moved_weights():
     stats = (bn.running_mean.clone(), bn.running_var.clone())
     for p in params:
         p.grad = None
-    with train_mod.frozen_batch_norm_stats(net):
+    with train_mod.batch_norm_momentum(net, 0.0):
         torch.nn.functional.cross_entropy(net(x), y).backward()
     # the second pass normalised by the batch but left the running statistics alone
     assert torch.equal(bn.running_mean, stats[0]) and torch.equal(bn.running_var, stats[1])
