@@ -440,6 +440,8 @@ CASES: list[Case] = [
     Case("Parquet catalog with a null id", _parquet_null_id, 0, [0, 4, 0]),
     Case("masked id", lambda w, i: [str(_cat(w, Table(
         {"GalaxyID": np.ma.array([1, 0], mask=[False, True])})))], 0, [0, 4]),
+    Case("id column of 2-vectors (one id per row was meant)",
+         lambda w, i: _ids(w, np.array([[1, 2], [3, 4]])), 3, [4, 4]),
     Case("ids stored as floats: 1.0 (fine), 1.5, and an 18-digit SDSS objid (digits lost)",
          lambda w, i: [str(_cat(w, Table({"GalaxyID": [1.0, 1.5, 587722981742084144.0]})))],
          0, [0, 4, 4]),

@@ -109,33 +109,42 @@ class Source(abc.ABC):
         return [prepare(c) for c in self.fetch(rows)]
 
 
+def _id_or_reason(value: object) -> tuple[str | None, str]:
+    """The file-name id of an id cell, or ``None`` and why not (one test for both)."""
+    if value is None or value is np.ma.masked:
+        return None, "empty id/path"
+    if isinstance(value, np.ndarray):  # a column of vectors: no one id per row
+        return None, (f"id cell holds an array (shape {value.shape}); the id column "
+                      f"must hold one value per row")
+    if isinstance(value, (bool, np.bool_)):
+        return None, f"id {value} is a boolean, not an id"
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, (int, np.integer)):
+        return str(int(value)), ""
+    if isinstance(value, (float, np.floating)):
+        if not np.isfinite(value):
+            return None, f"id is {value}"
+        if abs(value) >= 2**53:  # an 18-digit SDSS objid read as a double has lost digits
+            return None, (f"id {value:.6g} is a floating-point number too large to hold "
+                          f"every digit of an integer id; store the id column as integers "
+                          f"or strings")
+        if value != int(value):
+            return None, f"id {value:g} is not a whole number"
+        return str(int(value)), ""
+    text = str(value).strip()
+    return (text, "") if text else (None, "empty id/path")
+
+
 def format_id(value: object) -> str | None:
     """Turn an id cell into the string used in file names; ``None`` when unusable.
 
     Integers are written without a decimal point, and integral floats below 2**53 too
-    (a FITS double column of ids); masked, NaN and empty cells give ``None``.
+    (a FITS double column of ids); masked, NaN, empty, boolean and array cells give ``None``.
     """
-    if value is None or value is np.ma.masked:
-        return None
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)):
-        if not np.isfinite(value) or value != int(value) or abs(value) >= 2**53:
-            return None
-        return str(int(value))
-    text = str(value).strip()
-    return text or None
+    return _id_or_reason(value)[0]
 
 
 def bad_id_reason(value: object) -> str:
     """Why :func:`format_id` gave ``None`` for ``value``, in words for a flagged row."""
-    if isinstance(value, (float, np.floating)) and np.isfinite(value):
-        if abs(value) >= 2**53:  # an 18-digit SDSS objid read as a double has lost digits
-            return (f"id {value:.6g} is a floating-point number too large to hold every "
-                    f"digit of an integer id; store the id column as integers or strings")
-        return f"id {value:g} is not a whole number"
-    if isinstance(value, (float, np.floating)):
-        return f"id is {value}"
-    return "empty id/path"
+    return _id_or_reason(value)[1]

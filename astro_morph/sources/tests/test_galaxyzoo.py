@@ -31,6 +31,10 @@ def test_id_formats():
     assert bad_id_reason(1.5) == "id 1.5 is not a whole number"
     assert bad_id_reason(float("nan")) == "id is nan"
     assert bad_id_reason(np.ma.masked) == bad_id_reason("  ") == "empty id/path"
+    # A column of vectors or of booleans holds no file-name id (they became '[0 1]', 'True').
+    assert format_id(np.array([0, 1])) is None and format_id(np.True_) is None
+    assert "holds an array (shape (2,))" in bad_id_reason(np.array([0, 1]))
+    assert bad_id_reason(True) == "id True is a boolean, not an id"
 
 
 def test_bad_images_are_flagged_not_fatal(image_dir):
