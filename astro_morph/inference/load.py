@@ -14,12 +14,27 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..models.base import Classifier
-from ..models.model_file import read_bundle
+from ..models.model_file import ModelBundle, read_bundle
 
-__all__ = ["BACKENDS", "ModelRef", "resolve_model", "load_model", "model_file",
+__all__ = ["BACKENDS", "BundleBacked", "ModelRef", "resolve_model", "load_model", "model_file",
            "portable_model", "classifier_from_file"]
 
 BACKENDS = ("onnx", "torch")
+
+
+class BundleBacked:
+    """Base of the backends that run a model file: what they take from it, alike."""
+
+    def _take_identity(self, bundle: ModelBundle, batch_size: int | None, gpu: bool) -> None:
+        """Name, classes, input, crop, digest and config from ``bundle``; the batch size."""
+        self.name = bundle.name
+        self.class_names = bundle.class_names
+        self.input_size = bundle.input_size
+        self.crop_fraction = bundle.crop_fraction  # the training crop; None: the paper's
+        self.sha256 = bundle.sha256
+        self.config = bundle.config
+        # Small batches stay in cache on a CPU; a GPU needs large ones to be kept busy.
+        self.batch_size = batch_size or (512 if gpu else 32)
 
 
 @dataclass(frozen=True)

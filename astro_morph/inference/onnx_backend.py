@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import UserError, first_line
 from ..models.model_file import ModelBundle
+from .load import BundleBacked
 
 __all__ = ["OnnxClassifier", "cache_dir"]
 
@@ -51,7 +52,7 @@ def _check_graph(session, bundle: ModelBundle) -> None:
                         f"names {len(bundle.class_names)} classes")
 
 
-class OnnxClassifier:
+class OnnxClassifier(BundleBacked):
     """Run a model file's ONNX graph with ONNX Runtime.
 
     Parameters
@@ -96,13 +97,7 @@ class OnnxClassifier:
             raise UserError(f"{bundle.path}: model.onnx cannot be loaded ({reason[:200]})") \
                 from None
         _check_graph(self.session, bundle)
-        self.name = bundle.name
-        self.class_names = bundle.class_names
-        self.input_size = bundle.input_size
-        self.crop_fraction = bundle.crop_fraction  # the training crop; None: the paper's
-        self.sha256 = bundle.sha256
-        self.config = bundle.config
-        self.batch_size = batch_size or (512 if cuda else 32)
+        self._take_identity(bundle, batch_size, cuda)
         self._pool = None
 
     def _run(self, batch: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ import torch
 from ..errors import UserError
 from ..models.model_file import ModelBundle
 from .deploy import deployed_from_bundle
-from .load import check_device
+from .load import BundleBacked, check_device
 
 __all__ = ["TorchClassifier", "resolve_device"]
 
@@ -26,7 +26,7 @@ def resolve_device(device: str) -> torch.device:
     return dev
 
 
-class TorchClassifier:
+class TorchClassifier(BundleBacked):
     """Run a model file's network with PyTorch.
 
     On CUDA the network runs in channels-last layout under bf16 autocast (``amp=True``) with
@@ -43,14 +43,7 @@ class TorchClassifier:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
         self.amp = amp and self.device.type == "cuda"
-        self.name = bundle.name
-        self.class_names = bundle.class_names
-        self.input_size = bundle.input_size
-        self.crop_fraction = bundle.crop_fraction  # the training crop; None: the paper's
-        self.sha256 = bundle.sha256
-        self.config = bundle.config
-        # Small batches stay in cache on a CPU; a GPU needs large ones to be kept busy.
-        self.batch_size = batch_size or (512 if self.device.type == "cuda" else 32)
+        self._take_identity(bundle, batch_size, self.device.type == "cuda")
 
     @torch.inference_mode()
     def predict(self, images: np.ndarray) -> np.ndarray:
