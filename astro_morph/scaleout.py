@@ -101,11 +101,28 @@ def connect(address: str | None):
                                threads_per_worker=1, processes=True, host="127.0.0.1",
                                dashboard_address=":0")
         return Client(cluster)
+    previous = _default_client()
     try:
         return Client(address)
     except ValueError as exc:  # distributed's parse errors ("missing port number ...")
+        # The Client had made itself dask's default before it failed, and nothing closes it:
+        # every later compute in this process (an LSDB catalog's, a script's fallback to
+        # local dask) would ask for it, and closing another Client would not reset dask.
+        failed = _default_client()
+        if failed is not None and failed is not previous:
+            failed.close()
         raise UserError(f"--dask {address!r}: {first_line(exc)}; give a scheduler address "
                         "such as tcp://host:8786, or local[:N]") from None
+
+
+def _default_client():
+    """dask.distributed's default Client, or ``None`` when none is started."""
+    from dask.distributed import default_client
+
+    try:
+        return default_client()
+    except ValueError:  # "No clients found"
+        return None
 
 
 def classify_dask(table: Table, client, model: str | os.PathLike | None = None,

@@ -114,8 +114,14 @@ def test_a_worker_uses_its_own_threads_not_every_core(tiny_model, monkeypatch):
     ("nonsense", "missing port number"), ("local:abc", "worker count"),
     ("local:0", "worker count")])
 def test_bad_dask_addresses_are_one_line(address, says):
-    from astro_morph.errors import UserError
-    from astro_morph.scaleout import connect
+    import dask
 
+    from astro_morph.errors import UserError
+    from astro_morph.scaleout import _default_client, connect
+
+    before = dask.config.get("scheduler", None), _default_client()
     with pytest.raises(UserError, match=f"--dask '{address}': .*{says}"):
         connect(address)
+    # A Client that failed to connect had made itself dask's default; left open, any later
+    # compute in the process (an LSDB catalog's) asked for it ("no Client active").
+    assert (dask.config.get("scheduler", None), _default_client()) == before
