@@ -97,14 +97,24 @@ def _parquet_with_nulls(path: Path) -> Table | None:
         return None
 
 
-def check_writable(table: Table, path: str | os.PathLike, fmt: str | None = None) -> None:
+def check_writable(table: Table, path: str | os.PathLike, fmt: str | None = None,
+                   new_columns: tuple[str, ...] = ()) -> None:
     """Refuse, before a run, a table the output format cannot store.
 
-    FITS holds ASCII text only, and plain CSV one value per cell: a non-ASCII id or name, or
-    a column of arrays, would otherwise fail the final write after the whole catalog was
-    classified. The error names the column (and row).
+    FITS holds ASCII text only, and names that fit one header card; plain CSV one value per
+    cell: a non-ASCII id or name, an over-long column name, or a column of arrays would
+    otherwise fail the final write after the whole catalog was classified. ``new_columns``
+    are names the run will add (e.g. ``morph_label``). The error names the column (and row).
     """
     out_fmt = guess_format(path, fmt, "--output-format")
+    if out_fmt == "fits":
+        for name in [*table.colnames, *new_columns]:
+            reason = fits_name_problem(name)
+            if reason:
+                added = " (from --prefix)" if name in new_columns else ""
+                raise UserError(f"column name {name!r}{added} cannot be a FITS column name: "
+                                f"{reason}; write ECSV, VOTable or Parquet instead (-o "
+                                f"{Path(path).stem.removesuffix('.fits')}.ecsv)")
     if out_fmt == "ascii.csv":  # plain CSV has one value per cell
         for name in table.colnames:
             if table[name].ndim > 1:
@@ -124,6 +134,19 @@ def check_writable(table: Table, path: str | os.PathLike, fmt: str | None = None
                     f"column {name!r} row {row} holds non-ASCII text ({value[:30]!r}), which "
                     f"FITS cannot store; write ECSV, VOTable or Parquet instead "
                     f"(-o {Path(path).stem.removesuffix('.fits')}.ecsv)")
+
+
+def fits_name_problem(name: str) -> str | None:
+    """Why FITS cannot name a column ``name`` (astropy's own test), or ``None``."""
+    if not (name.isascii() and name.isprintable()):
+        return "FITS header text is printable ASCII only"
+    from astropy.io import fits
+
+    try:
+        fits.Column(name=name, format="E")
+    except (AssertionError, ValueError):  # astropy asserts the name fits one 80-char card
+        return "too long to fit one FITS header card (68 characters at most)"
+    return None
 
 
 def write_catalog(table: Table, path: str | os.PathLike, fmt: str | None = None,
@@ -146,7 +169,8 @@ def write_catalog(table: Table, path: str | os.PathLike, fmt: str | None = None,
         return atomic_write(p, write, suffix=temp_suffix(p))
     except OSError as exc:
         raise UserError(f"cannot write {p}: {exc.strerror or exc}") from None
-    except (UnicodeError, ValueError, TypeError) as exc:  # a value the format cannot hold
+    except (UnicodeError, ValueError, TypeError, AssertionError) as exc:
+        # a value the format cannot hold (astropy asserts FITS column names fit one card)
         reason = first_line(exc)
         raise UserError(f"cannot write {p} as {astropy_fmt}: {reason[:200]}") from None
 

@@ -230,7 +230,8 @@ def classify(catalog: Path, output: Path | None, source: str, source_option: tup
     table = read_catalog(catalog, in_format)
     if len(table) == 0:
         raise UserError(f"catalog {catalog} has no rows")
-    check_writable(table, output, output_format)
+    # The model's class names are known only once it loads; the prefix is checked here.
+    check_writable(table, output, output_format, (f"{prefix}label", f"{prefix}flags"))
     # Only what the user set reaches the plugins, so each plugin's own defaults apply.
     shortcuts = dict(image_dir=image_dir, id_column=id_column, path_column=path_column,
                      image=list(images) or None, ra_column=ra_column, dec_column=dec_column,

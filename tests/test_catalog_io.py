@@ -121,3 +121,20 @@ def test_outputs_that_are_not_regular_files_are_refused_not_replaced(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json", "pipe"]  # no temp left
     atomic_write_text(tmp_path / "ok.json", "{}")  # a plain file is still written
     assert (tmp_path / "ok.json").read_text() == "{}"
+
+
+def test_fits_column_names_that_cannot_be_written_are_one_line_errors(tmp_path):
+    from astro_morph.catalog_io import check_writable
+
+    long = Table({"x" * 75: [1]})
+    with pytest.raises(UserError, match=r"'x+' cannot be a FITS column name: too long"):
+        check_writable(long, tmp_path / "o.fits")
+    with pytest.raises(UserError, match=r"'Hα_label' \(from --prefix\) .*printable ASCII"):
+        check_writable(Table({"id": [1]}), tmp_path / "o.fits", new_columns=("Hα_label",))
+    check_writable(long, tmp_path / "o.ecsv")  # other formats take them
+    check_writable(Table({"x" * 68: [1]}), tmp_path / "o.fits")  # the longest that fits
+    # Past the check (a plugin's long class name), astropy's assertion at write time is
+    # still one line, and nothing is left at the output path.
+    with pytest.raises(UserError, match="cannot write .* as fits: Column name must"):
+        write_catalog(long, tmp_path / "o.fits")
+    assert not (tmp_path / "o.fits").exists()
