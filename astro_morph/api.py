@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from numbers import Integral
 from typing import Any
 
 from astropy.table import Table
@@ -93,6 +94,12 @@ def classify(table: Table | str | os.PathLike, source: str = "galaxyzoo",
     elif not isinstance(table, Table):
         raise UserError(f"classify takes an astropy Table, a pandas DataFrame or a catalog "
                         f"path, not {type(table).__name__}")
+    # The CLI's click ranges, for API callers: a chunk of 0 rows would never advance.
+    for key, value in (("chunk_size", chunk_size), ("workers", workers),
+                       ("batch_size", batch_size)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, Integral)
+                                  or value < 1):
+            raise UserError(f"classify: {key} must be a whole number >= 1, not {value!r}")
     # Only the options the caller set reach the factories, so each plugin's own defaults
     # apply; unknown keys fail before anything is built or loaded.
     src_options = {k: v for k, v in source_options.items() if v is not None}

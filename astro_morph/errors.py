@@ -79,6 +79,14 @@ def refuse_repeats(values: Iterable[object], option: str) -> None:
         raise UserError(f"{option} repeats {', '.join(map(str, repeated))}")
 
 
+def check_option(ok: bool, what: str, key: str, value: object, expected: str) -> None:
+    """One line for a plugin option out of its range (``what`` names the plugin, e.g.
+    ``source 'sdss'``): set through the API or ``--source-option``, a zero or negative count
+    would otherwise divide by zero or flag every row for a reason far from the cause."""
+    if not ok:
+        raise UserError(f"{what} option {key}={value!r}: expected {expected}")
+
+
 def run_script(main) -> None:
     """Run a ``scripts/*.py`` entry point as ``astromorph`` runs a command: a
     :class:`UserError` (a missing or foreign file) ends it with one ``Error:`` line on stderr

@@ -147,3 +147,17 @@ def test_workers_option_sets_the_sources_decoding_threads(image_dir, tiny_model,
     astro_morph.classify(cat, image_dir=image_dir, model=tiny_model, progress=False, workers=3)
     astro_morph.classify(cat, image_dir=image_dir, model=tiny_model, progress=False)
     assert seen == [3, decode_threads()]
+
+
+@pytest.mark.parametrize("bad", [{"chunk_size": 0}, {"workers": -1}, {"batch_size": 0},
+                                 {"chunk_size": 2.5}, {"max_pixels": 0}])
+def test_api_refuses_counts_below_one_in_one_line(bad, image_dir, tiny_model):
+    """The CLI's click ranges, for API callers: chunk_size=0 ended in range()'s ValueError,
+    and workers/batch_size/max_pixels of 0 or less ran on, or flagged every row."""
+    import astro_morph
+    from astro_morph.errors import UserError
+
+    key = next(iter(bad))
+    with pytest.raises(UserError, match=f"{key}(=| must be).*{bad[key]}"):
+        astro_morph.classify(Table({"GalaxyID": [1]}), image_dir=image_dir, model=tiny_model,
+                             progress=False, **bad)

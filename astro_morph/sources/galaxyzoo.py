@@ -19,7 +19,7 @@ from typing import Any
 from astropy.table import Table
 
 from ..centring.base import Prepared
-from ..errors import UserError, suggest_names
+from ..errors import UserError, check_option, suggest_names
 from ..flags import MorphFlag
 from ..hookspecs import hookimpl
 from .base import Cutout, Source, bad_id_reason, format_id
@@ -67,6 +67,8 @@ class GalaxyZooSource(Source):
         self.root = self.image_dir.resolve()
         self.id_column = id_column
         self.path_column = path_column
+        check_option(max_pixels >= 1, "source 'galaxyzoo'", "max_pixels", max_pixels,
+                     "a pixel count of 1 or more")
         self.max_pixels = max_pixels
         # One listing instead of a stat per row and extension: fast on network filesystems.
         self._names = {p for p in os.listdir(self.image_dir)}

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
-from ..errors import UserError
+from ..errors import UserError, check_option
 from ..flags import MorphFlag
 from .base import Cutout, Source
 from .coords import cutout_sides_arcsec, find_column, radec_degrees
@@ -116,6 +116,18 @@ class NetworkSource(Source):
         super().__init__(workers=workers, draft_side=draft_side)
         from astroquery.query import BaseQuery
 
+        what = f"source {self.name!r}"
+        check_option(size_arcsec is None or size_arcsec > 0, what, "size_arcsec", size_arcsec,
+                     "a side > 0 arcsec")
+        check_option(pixels >= 1, what, "pixels", pixels, "a cutout side of at least 1 pixel")
+        check_option(retries >= 0, what, "retries", retries, "0 or more")
+        check_option(backoff >= 0, what, "backoff", backoff, "0 or more seconds")
+        check_option(timeout > 0, what, "timeout", timeout, "more than 0 seconds")
+        check_option(concurrency >= 1, what, "concurrency", concurrency, "1 or more")
+        check_option(0 <= max_blank_fraction <= 1, what, "max_blank_fraction",
+                     max_blank_fraction, "a fraction in [0, 1]")
+        check_option(max_connection_failures >= 1, what, "max_connection_failures",
+                     max_connection_failures, "1 or more")
         self.ra_column, self.dec_column = ra_column, dec_column
         self.size_arcsec = size_arcsec or 60.0
         self.size_column = size_column
@@ -126,11 +138,11 @@ class NetworkSource(Source):
         self.offline = offline
         self.retries, self.backoff, self.timeout = retries, backoff, timeout
         self.limiter = _RateLimiter(rate)
-        self.concurrency = max(1, concurrency)
+        self.concurrency = int(concurrency)
         self.max_blank_fraction = max_blank_fraction
         self.query = BaseQuery()
         self.requests_made = 0
-        self.max_connection_failures = max(1, int(max_connection_failures))
+        self.max_connection_failures = int(max_connection_failures)
         self._failures = 0  # consecutive attempts that could not connect
         self._down: str | None = None  # why the network is taken as down, once it is
         self._state_lock = threading.Lock()

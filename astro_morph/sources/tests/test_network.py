@@ -5,6 +5,7 @@ requests that made them; timeouts, 5xx and corrupt payloads are injected. No net
 """
 
 import csv
+import re
 
 import numpy as np
 import pytest
@@ -352,3 +353,19 @@ def test_a_cache_dir_that_is_a_file_is_refused(tmp_path):
     (tmp_path / "cat.fits").write_bytes(b"a catalog, not a folder")
     with pytest.raises(UserError, match="cat.fits is a file, not a folder"):
         SdssSource(cache_dir=tmp_path / "cat.fits", offline=True)
+
+
+@pytest.mark.parametrize(("option", "says"), [
+    ({"pixels": 0}, "pixels=0: expected a cutout side of at least 1 pixel"),
+    ({"concurrency": 0}, "concurrency=0: expected 1 or more"),
+    ({"timeout": 0.0}, "timeout=0.0: expected more than 0 seconds"),
+    ({"retries": -1}, "retries=-1: expected 0 or more"),
+    ({"max_blank_fraction": 2.0}, "max_blank_fraction=2.0: expected a fraction in"),
+    ({"size_arcsec": -1.0}, "size_arcsec=-1.0: expected a side > 0 arcsec")])
+def test_out_of_range_options_are_one_line(option, says, tmp_path):
+    """Set through the API or --source-option (the CLI's own flags have click ranges): before,
+    pixels=0 ended in a ZeroDivisionError and the others flagged every row or were clamped."""
+    from astro_morph.errors import UserError
+
+    with pytest.raises(UserError, match=f"^source 'sdss' option {re.escape(says)}"):
+        SdssSource(cache_dir=tmp_path, offline=True, **option)
