@@ -139,7 +139,8 @@ def default_output(path: Path) -> Path:
               "galaxyzoo: <id>.jpg / <id>.jpeg).")
 @click.option("--path-column", help="Column with image paths relative to --image-dir.")
 @click.option("--image", "images", multiple=True, type=click.Path(path_type=Path),
-              help="FITS mosaic, one per band, reddest first (--source fits).")
+              help="FITS mosaic, one per band (1-3), reddest first, on one pixel grid "
+              "(--source fits).")
 @click.option("--ra-column",
               help="RA column (default RA; case-insensitive; degrees, angle units or "
               "sexagesimal).")

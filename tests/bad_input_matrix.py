@@ -125,6 +125,18 @@ def _coords(work: Path, ra, dec) -> list[str]:
     return [str(cat), "--source", "fits", "--image", str(_mosaic(work)), "--size-arcsec", "30"]
 
 
+def _two_grids(work: Path, images: Path) -> list[str]:
+    """A second band at half the pixel scale: one pixel box would cut another patch of sky."""
+    from astropy.io import fits
+
+    args = _coords(work, [150.0], [2.0])
+    with fits.open(work / "mosaic.fits") as hdul:
+        header = hdul[0].header.copy()
+        header["CDELT1"], header["CDELT2"] = header["CDELT1"] / 2, header["CDELT2"] / 2
+        fits.PrimaryHDU(hdul[0].data, header=header).writeto(work / "g.fits")
+    return args + ["--image", str(work / "g.fits")]
+
+
 def _singular_wcs(work: Path, images: Path) -> list[str]:
     """A mosaic header whose CDELT are 0: wcslib's reason comes in three lines."""
     from astropy.io import fits
@@ -460,6 +472,8 @@ CASES: list[Case] = [
          0, [0, 32]),
     Case("FITS mosaic whose WCS matrix is singular (CDELT 0)", _singular_wcs, 1,
          "mosaic.fits: Linear transformation matrix is singular."),
+    Case("FITS bands on different pixel grids (0.4 and 0.2 arcsec per pixel)", _two_grids, 1,
+         "give bands on one pixel grid"),
     Case("--centring recentre without scikit-image", lambda w, i: _ids(w, [1]) + [
         "--centring", "recentre"], 1, "needs scikit-image", patch=_no_skimage),
     # Options and outputs

@@ -117,6 +117,12 @@ class Recentre(CentreCrop):
     def __init__(self, crop_fraction: float = PAPER_CROP_FRACTION,
                  max_offset_fraction: float = 0.15, nsigma: float = 2.0) -> None:
         super().__init__(crop_fraction)
+        from ..errors import check_option
+
+        check_option(0 <= max_offset_fraction <= 1, "centring 'recentre'", "max_offset_fraction",
+                     max_offset_fraction, "a fraction of the image side in [0, 1]")
+        check_option(nsigma > 0, "centring 'recentre'", "nsigma", nsigma,
+                     "a detection threshold > 0 background sigmas")
         self.max_offset_fraction = max_offset_fraction
         self.nsigma = nsigma
         try:  # photutils deblends with scikit-image; say so before the run, not per row

@@ -18,7 +18,7 @@ from astropy import units as u
 from astropy.table import Table
 
 from ..centring.stretch import SURVEY_STRETCH, lupton_rgb
-from ..errors import UserError, first_line
+from ..errors import UserError, check_option, first_line, suggest_names
 from ..flags import MorphFlag
 from ..hookspecs import hookimpl
 from .base import Cutout, Source
@@ -33,7 +33,8 @@ class FitsMosaicSource(Source):
     Parameters
     ----------
     image : list of path
-        One FITS image per band (first HDU with data and a celestial WCS).
+        One to three FITS images, one per band, reddest first (each its first 2-D HDU with a
+        celestial WCS), sharing one pixel scale: every band is cut by the same pixel box.
     ra_column, dec_column : str
         Coordinate columns (case-insensitive): degrees, angle Quantities or sexagesimal text.
     size_arcsec : float
@@ -57,6 +58,17 @@ class FitsMosaicSource(Source):
         paths = [image] if isinstance(image, (str, os.PathLike)) else list(image or [])
         if not paths:
             raise UserError("--source fits needs at least one --image FILE (one per band)")
+        if len(paths) > 3:  # the colour composite takes 1-3 bands, reddest first
+            raise UserError(f"--source fits takes 1 to 3 --image bands (reddest first), not "
+                            f"{len(paths)}")
+        if survey not in SURVEY_STRETCH:
+            raise UserError(f"source 'fits' option survey={survey!r} is not known"
+                            f"{suggest_names(survey, SURVEY_STRETCH)}; known: "
+                            f"{', '.join(SURVEY_STRETCH)}")
+        check_option(size_arcsec > 0, "source 'fits'", "size_arcsec", size_arcsec,
+                     "a side > 0 arcsec")
+        check_option(0 <= max_nan_fraction <= 1, "source 'fits'", "max_nan_fraction",
+                     max_nan_fraction, "a fraction in [0, 1]")
         self.bands = []
         for p in paths:
             p = Path(p)
@@ -77,10 +89,19 @@ class FitsMosaicSource(Source):
             self.bands.append((data, wcs.celestial))
         self.ra_column, self.dec_column = ra_column, dec_column
         self.size_arcsec, self.size_column = size_arcsec, size_column
-        self.stretch = SURVEY_STRETCH.get(survey, SURVEY_STRETCH["default"])
+        self.stretch = SURVEY_STRETCH[survey]
         self.max_nan_fraction = max_nan_fraction
-        scales = self.bands[0][1].proj_plane_pixel_scales()
-        self.pixel_scale = float(np.mean([s.to_value(u.arcsec) for s in scales]))
+        # Each band is cut by the same pixel box, so the bands must share a pixel scale: on
+        # different grids the planes would show different patches of sky, stacked silently.
+        band_scales = [float(np.mean([s.to_value(u.arcsec)
+                                      for s in wcs.proj_plane_pixel_scales()]))
+                       for _, wcs in self.bands]
+        for p, scale in zip(paths[1:], band_scales[1:], strict=True):
+            if abs(scale / band_scales[0] - 1) > 0.01:
+                raise UserError(f"--image {p}: {scale:.4g} arcsec per pixel, but {paths[0]} has "
+                                f"{band_scales[0]:.4g}; give bands on one pixel grid (resample "
+                                f"them first, e.g. with the reproject package)")
+        self.pixel_scale = band_scales[0]
 
     def check_columns(self, columns: list[str]) -> None:
         """Raise a UserError naming a missing coordinate or size column."""

@@ -96,3 +96,16 @@ def test_recentre_runs_on_real_galaxy_zoo_images(tmp_path):
     fatal = t["morph_flags"] & ~(128 | 256)  # RECENTRE_FAILED/OFF_CENTRE still classify
     assert (fatal == 0).all()
     assert np.isfinite(t["morph_dx"]).all() and (abs(t["morph_dx"]) < 0.2 * 424).all()
+
+
+@pytest.mark.parametrize(("options", "says"), [
+    ({"nsigma": -1.0}, "nsigma=-1.0: expected a detection threshold > 0"),
+    ({"max_offset_fraction": -0.1}, r"max_offset_fraction=-0.1: expected a fraction"),
+    ({"max_offset_fraction": 1.5}, r"max_offset_fraction=1.5: expected a fraction")])
+def test_recentre_options_out_of_range_are_one_line(options, says):
+    """Before: a negative max_offset_fraction flagged every row OFF_CENTRE, and a negative
+    nsigma detected the background itself."""
+    from astro_morph.errors import UserError
+
+    with pytest.raises(UserError, match=f"^centring 'recentre' option {says}"):
+        Recentre(**options)

@@ -158,3 +158,25 @@ def test_size_column_units_and_bad_radii_are_flagged(mosaic):
     rows["r90"] = [1.0, 1.0, 1.0, 1.0] * u.kpc
     with pytest.raises(UserError, match="has unit kpc, not an angle"):
         FitsMosaicSource(paths, size_column="r90").fetch(rows)
+
+
+def test_bands_options_and_grids_that_cannot_work_are_refused(tmp_path, mosaic):
+    """Before: four bands ended in a ValueError traceback at the first row, a misspelled
+    survey silently used the default stretch, and bands on different pixel grids were cut
+    by one pixel box and stacked (different patches of sky in one colour image)."""
+    paths, _, _ = mosaic
+    with pytest.raises(UserError, match="takes 1 to 3 --image bands .*not 4"):
+        FitsMosaicSource(paths + paths[:1])
+    with pytest.raises(UserError, match=r"survey='sdsss' is not known \(did you mean 'sdss'"):
+        FitsMosaicSource(paths, survey="sdsss")
+    with pytest.raises(UserError, match="size_arcsec=0: expected a side > 0"):
+        FitsMosaicSource(paths, size_arcsec=0)
+    with pytest.raises(UserError, match=r"max_nan_fraction=1.5: expected a fraction in \[0, 1\]"):
+        FitsMosaicSource(paths, max_nan_fraction=1.5)
+    fine = _wcs(400)
+    fine.wcs.cdelt = [-PIXEL / 7200, PIXEL / 7200]  # half the pixel of the other bands
+    half = tmp_path / "half.fits"
+    fits.PrimaryHDU(np.zeros((400, 400), np.float32), header=fine.to_header()).writeto(half)
+    with pytest.raises(UserError, match=r"--image .*half.fits: 0.198 arcsec per pixel, but "
+                                        r".*i.fits has 0.396; give bands on one pixel grid"):
+        FitsMosaicSource([paths[0], half])
