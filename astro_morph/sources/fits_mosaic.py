@@ -42,6 +42,10 @@ class FitsMosaicSource(Source):
     size_column : str, optional
         Column with petroR90-like radii in arcsec; the cutout side is
         ``GZ_FIELD_PER_PETROR90`` times it (Galaxy Zoo's framing).
+    survey : str
+        Whose Lupton stretch to apply (a key of
+        :data:`astro_morph.centring.stretch.SURVEY_STRETCH`: ``sdss``, ``legacysurvey`` or
+        ``default``).
     max_nan_fraction : float
         More blank pixels than this and the row is flagged ``OUTSIDE_FOOTPRINT``.
     """
