@@ -293,17 +293,26 @@ def plugin_options(source: str, source_shortcuts: dict, source_pairs: tuple[str,
     from .options import check_options, parse_option_pairs
     from .plugins import lookup
 
-    src_factory = lookup("source", source).factory
     step_factory = lookup("centring", centring).factory
-    src = {k: v for k, v in source_shortcuts.items() if v is not None}
-    src.update(parse_option_pairs(source_pairs, src_factory, f"source {source!r}",
-                                  "--source-option"))
-    check_options(src_factory, src, f"source {source!r}")
+    src = source_plugin_options(source, source_shortcuts, source_pairs)
     step = dict(centring_shortcuts)
     step.update(parse_option_pairs(centring_pairs, step_factory, f"centring {centring!r}",
                                    "--centring-option"))
     check_options(step_factory, step, f"centring {centring!r}")
     return src, step
+
+
+def source_plugin_options(source: str, shortcuts: dict, pairs: tuple[str, ...]) -> dict:
+    """The options the user set for the source (classify, gallery): shortcut flags that are
+    set, plus ``KEY=VALUE`` pairs, typed and checked against its factory (one-line errors)."""
+    from .options import check_options, parse_option_pairs
+    from .plugins import lookup
+
+    factory = lookup("source", source).factory
+    options = {k: v for k, v in shortcuts.items() if v is not None}
+    options.update(parse_option_pairs(pairs, factory, f"source {source!r}", "--source-option"))
+    check_options(factory, options, f"source {source!r}")
+    return options
 
 
 def _run_classify(table, model, backend, device, batch_size, chunk_size, progress, journal,
@@ -412,6 +421,11 @@ def export_onnx_cmd(model: str, output: Path, overwrite: bool) -> None:
 @click.option("--id-column", help="As for classify (default: the source's own).")
 @click.option("--path-column")
 @click.option("--source", default="galaxyzoo", show_default=True)
+@click.option("--image", "images", multiple=True, type=click.Path(path_type=Path),
+              help="As for classify: FITS mosaic bands, with --source fits.")
+@click.option("--source-option", "source_option", multiple=True, metavar="KEY=VALUE",
+              help="As for classify: an option of the source's factory (repeatable), e.g. "
+              "ra_column=ra.")
 @click.option("-n", "--number", type=click.IntRange(1, 400), default=36, show_default=True)
 @click.option("--sort", type=click.Choice(["confidence", "-confidence", "row"]),
               default="confidence", show_default=True,
@@ -425,20 +439,27 @@ def export_onnx_cmd(model: str, output: Path, overwrite: bool) -> None:
               help="Only rows whose COLUMN holds VALUE, e.g. split=val (repeatable).")
 @click.option("--prefix", default="morph_", show_default=True)
 def gallery(catalog: Path, png: Path, image_dir: Path | None, id_column: str,
-            path_column: str | None, source: str, number: int, sort: str, label: str | None,
+            path_column: str | None, source: str, images: tuple[Path, ...],
+            source_option: tuple[str, ...], number: int, sort: str, label: str | None,
             truth_column: str | None, only_wrong: bool, where: tuple[str, ...],
             prefix: str) -> None:
-    """Draw classified cutouts of CATALOG (a classify output) with label and probability."""
+    """Draw classified cutouts of CATALOG (a classify output) with label and probability.
+
+    The cutouts come from the source CATALOG was classified with, given the same way
+    (``--image-dir`` for Galaxy Zoo folders, ``--source fits --image ...`` for mosaics).
+    """
     from .catalog_io import read_catalog
     from .gallery import draw_gallery
 
     check_output_dirs(png)
+    options = source_plugin_options(
+        source, dict(image_dir=image_dir, id_column=id_column, path_column=path_column,
+                     image=list(images) or None), source_option)
     with row_warnings():
         _, matching = draw_gallery(
             read_catalog(catalog), png, source=source, n=number, sort=sort, label=label,
             prefix=prefix, truth_column=truth_column, only_wrong=only_wrong,
-            where=_key_values(where, "--where"), image_dir=image_dir, id_column=id_column,
-            path_column=path_column)
+            where=_key_values(where, "--where"), **options)
     which = (f"that disagree with {truth_column!r}" if only_wrong else "classified"
              + (f" as {label!r}" if label else ""))
     click.echo(f"wrote {png}: {min(number, matching)} of the {matching} rows {which}", err=True)

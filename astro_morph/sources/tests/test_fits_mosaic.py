@@ -127,6 +127,16 @@ def test_cli_fits_source(mosaic, tiny_model, tmp_path):
     assert res.exit_code == 0, res.output
     out = Table.read(tmp_path / "cat_morph.fits")
     assert len(out) == 4 and (out["morph_flags"] == 0).all()
+    # The gallery of a mosaic run cuts from the same mosaics (it had no --image before).
+    args = ["gallery", str(tmp_path / "cat_morph.fits"), "--png", str(tmp_path / "g.png"),
+            "--source", "fits", "--source-option", "ra_column=ra", "--source-option",
+            "dec_column=Dec"]
+    res = CliRunner().invoke(cli, args)
+    assert "needs at least one --image" in str(res.exception)
+    res = CliRunner().invoke(cli, args + [a for p in paths for a in ("--image", str(p))])
+    assert res.exit_code == 0, res.output
+    assert "4 of the 4 rows classified" in res.output
+    assert (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_first_line_skips_wcslib_source_locations():
