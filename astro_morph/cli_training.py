@@ -97,7 +97,8 @@ def _refuse_idle(**pairs: tuple[bool, str]) -> None:
               help="Model file to write (.amz).")
 @id_column_option
 @click.option("--arch", default="efficientnet-g0", show_default=True,
-              help="efficientnet-g0..g3, efficientnet-b0, mobilenet-v2, or a genotype JSON.")
+              help="efficientnet-g0..g3, efficientnet-b0, mobilenet-v2, or a genotype JSON; "
+              "NAME@SIZE (compare's form) sets --resolution too.")
 @click.option("--resolution", type=click.IntRange(8, 1024),
               help="Input size (default: the arch's).")
 @click.option("--classes", help="Comma-separated class list (default: labels in train split).")
@@ -171,9 +172,16 @@ def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
                             f"network of {init_model} (change the input size with "
                             f"--resolution)")
         init_model = str(model_file(init_model))
+    from .training.compare import parse_arch_spec
+
+    # compare's NAME@SIZE works here too, so one --arch can be copied from a compare row.
+    arch, size = parse_arch_spec(arch)
+    if size is not None and resolution is not None and size != resolution:
+        raise UserError(f"--arch {arch}@{size} and --resolution {resolution} disagree; give "
+                        f"the input size once")
     cfg = TrainConfig(
         labels=str(labels), image_dir=str(image_dir), output=str(output), id_column=id_column,
-        arch=arch, resolution=resolution,
+        arch=arch, resolution=resolution or size,
         class_names=class_list(classes),
         epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule,
         class_weighting=class_weighting, seed=seed, device=device, init=init_model,

@@ -643,3 +643,24 @@ def test_training_on_another_crop_scales_the_crops_and_records_it(tmp_path, tiny
     with pytest.raises(UserError, match=r"crop fraction must be in \(0, 1\], not 1.5"):
         train(_cfg(tmp_path, crop_fraction=1.5, output=str(tmp_path / "x.amz")),
               progress=False)
+
+
+def test_train_takes_compares_name_at_size(tmp_path, monkeypatch):
+    """``--arch efficientnet-g0@40`` (compare's form, copied from a compare row) was an
+    'unknown architecture'; it now sets the input size, and a second, different size is
+    refused."""
+    from click.testing import CliRunner
+
+    import astro_morph.training.train as train_module
+    from astro_morph.cli import cli
+
+    seen = []
+    monkeypatch.setattr(train_module, "train", lambda cfg, **kw: seen.append(cfg) or {})
+    labels = tmp_path / "labels.csv"
+    labels.write_text("OBJID,label,split\n")
+    base = ["train", str(labels), "--image-dir", str(tmp_path), "-o", str(tmp_path / "m.amz")]
+    CliRunner().invoke(cli, base + ["--arch", "efficientnet-g0@40"])
+    assert (seen[0].arch, seen[0].resolution) == ("efficientnet-g0", 40)
+    res = CliRunner().invoke(cli, base + ["--arch", "efficientnet-g0@40", "--resolution", "48"])
+    assert "efficientnet-g0@40 and --resolution 48 disagree" in str(res.exception)
+    assert len(seen) == 1
