@@ -161,7 +161,9 @@ def default_output(path: Path) -> Path:
               help="Network sources: attempts after the first per request (default 4).")
 @click.option("--timeout", type=Finite(0, min_open=True),
               help="Network sources: seconds to wait for a response (default 30).")
-@click.option("--model", help="Registered model name or model file (.amz).")
+@click.option("--model", "models", multiple=True,
+              help="Registered model name or model file (.amz); repeated, an ensemble: the "
+              "members' mean probabilities (default: the default model).")
 @click.option("--backend", type=click.Choice(["onnx", "torch"]), default="onnx",
               show_default=True)
 @click.option("--device", default="cpu", show_default=True,
@@ -203,7 +205,7 @@ def classify(catalog: Path, output: Path | None, source: str, source_option: tup
              ra_column: str, dec_column: str, size_column: str | None,
              size_arcsec: float | None, pixels: int | None, cache_dir: Path | None,
              offline: bool, retries: int | None, timeout: float | None,
-             model: str | None, backend: str,
+             models: tuple[str, ...], backend: str,
              device: str, batch_size: int, chunk_size: int, centring: str,
              centring_option: tuple[str, ...], crop_fraction: float | None, prefix: str,
              in_format: str | None,
@@ -256,7 +258,7 @@ def classify(catalog: Path, output: Path | None, source: str, source_option: tup
                 click.echo(f"note: --overwrite without --resume: starting afresh (removed the "
                            f"unfinished run in {journal})", err=True)
             try:
-                out = _run_classify(table, model, backend, device, batch_size, chunk_size,
+                out = _run_classify(table, models, backend, device, batch_size, chunk_size,
                                     progress, journal, resume, dask_address, partition_rows,
                                     options)
             except KeyboardInterrupt:
@@ -315,11 +317,20 @@ def source_plugin_options(source: str, shortcuts: dict, pairs: tuple[str, ...]) 
     return options
 
 
-def _run_classify(table, model, backend, device, batch_size, chunk_size, progress, journal,
+def _run_classify(table, models, backend, device, batch_size, chunk_size, progress, journal,
                   resume, dask_address, partition_rows, options):
     """The run itself: single process (with the resume journal) or Dask partitions."""
     from .api import classify as classify_api
 
+    model = models[0] if len(models) == 1 else None
+    if len(models) > 1:
+        if dask_address:
+            raise UserError("--dask takes one --model (each worker loads it by path); an "
+                            "ensemble runs in a single process")
+        from .inference.ensemble import EnsembleClassifier
+        from .inference.load import load_model
+
+        model = EnsembleClassifier([load_model(m, backend, device, batch_size) for m in models])
     if not dask_address:
         return classify_api(table, model=model, backend=backend, device=device,
                             batch_size=batch_size, chunk_size=chunk_size, progress=progress,

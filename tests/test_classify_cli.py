@@ -367,3 +367,22 @@ def test_a_damaged_journal_chunk_is_classified_again(tiny_model, image_dir, tmp_
     assert "unreadable" in caplog.text and chunks[1].name in caplog.text
     for name in clean.colnames:
         assert np.array_equal(np.ma.filled(clean[name]), np.ma.filled(resumed[name])), name
+
+
+def test_repeated_model_is_an_ensemble_not_the_last_one(tiny_model, image_dir, tmp_path):
+    """``--model a --model b`` had kept only b, silently; it now averages the members as
+    ``evaluate`` does. Two copies of one model give its own probabilities."""
+    cat = tmp_path / "cat.ecsv"
+    Table({"GalaxyID": [1, 2, 3]}).write(cat)
+    twin = tmp_path / "twin.amz"
+    shutil.copy(tiny_model, twin)
+    base = ["classify", str(cat), "--image-dir", str(image_dir), "--model", str(tiny_model)]
+    assert CliRunner().invoke(cli, base + ["-o", str(tmp_path / "one.ecsv")]).exit_code == 0
+    res = CliRunner().invoke(cli, base + ["--model", str(twin), "-o", str(tmp_path / "two.ecsv")])
+    assert res.exit_code == 0, res.output
+    one, two = Table.read(tmp_path / "one.ecsv"), Table.read(tmp_path / "two.ecsv")
+    assert two.meta["MORPHMOD"] == "+".join([one.meta["MORPHMOD"]] * 2)  # the bundle names
+    np.testing.assert_allclose(two["morph_prob_spiral"], one["morph_prob_spiral"], rtol=1e-6)
+    res = CliRunner().invoke(cli, base + ["--model", str(twin), "--dask", "local:1", "-o",
+                                          str(tmp_path / "three.ecsv")])
+    assert "--dask takes one --model" in str(res.exception)
