@@ -218,23 +218,13 @@ def classify(catalog: Path, output: Path | None, source: str, source_option: tup
 
     from .catalog_io import check_writable, guess_format, read_catalog, write_catalog
     from .journal import OutputLock, remove_stale_temps
+    from .scaleout import is_hats_catalog
 
     output = output or default_output(catalog)
     journal = output.with_name(output.name + ".partial")
     if output.resolve() == catalog.resolve():
         raise UserError(f"output {output} is the input catalog, which astromorph never "
                         f"modifies; choose another -o")
-    guess_format(output, output_format, "--output-format")  # fail before the run, not after
-    check_output_dirs(output)
-    if not os.access(output.parent, os.W_OK):
-        raise UserError(f"cannot write to output directory {output.parent}")
-    if output.exists() and not overwrite:
-        raise UserError(f"output {output} exists; pass --overwrite to replace it")
-    table = read_catalog(catalog, in_format)
-    if len(table) == 0:
-        raise UserError(f"catalog {catalog} has no rows")
-    # The model's class names are known only once it loads; the prefix is checked here.
-    check_writable(table, output, output_format, (f"{prefix}label", f"{prefix}flags"))
     # Only what the user set reaches the plugins, so each plugin's own defaults apply.
     shortcuts = dict(image_dir=image_dir, id_column=id_column, path_column=path_column,
                      image=list(images) or None, ra_column=ra_column, dec_column=dec_column,
@@ -247,6 +237,21 @@ def classify(catalog: Path, output: Path | None, source: str, source_option: tup
     options = dict(source=source, centring=centring, centring_options=centring_options,
                    prefix=prefix, workers=workers, fast_decode=fast_decode, tta=tta,
                    **source_options)
+    if is_hats_catalog(catalog):
+        _classify_hats(catalog, output, models, backend, device, batch_size, chunk_size,
+                       progress, overwrite, resume, dask_address, options)
+        return
+    guess_format(output, output_format, "--output-format")  # fail before the run, not after
+    check_output_dirs(output)
+    if not os.access(output.parent, os.W_OK):
+        raise UserError(f"cannot write to output directory {output.parent}")
+    if output.exists() and not overwrite:
+        raise UserError(f"output {output} exists; pass --overwrite to replace it")
+    table = read_catalog(catalog, in_format)
+    if len(table) == 0:
+        raise UserError(f"catalog {catalog} has no rows")
+    # The model's class names are known only once it loads; the prefix is checked here.
+    check_writable(table, output, output_format, (f"{prefix}label", f"{prefix}flags"))
     with row_warnings():
         # One run per output: a second one would share the journal and the temp-file names.
         lock = OutputLock(output).acquire()
@@ -285,6 +290,31 @@ def classify(catalog: Path, output: Path | None, source: str, source_option: tup
         raise ExitStatus(f"no row was classified (all {len(out)} flagged; see {prefix}flags); "
                          f"the output is written, the exit status says so",
                          EXIT_NOTHING_CLASSIFIED)
+
+
+def _classify_hats(catalog: Path, output: Path, models: tuple[str, ...], backend: str,
+                   device: str, batch_size: int | None, chunk_size: int,
+                   progress: bool | None, overwrite: bool, resume: bool,
+                   dask_address: str | None, options: dict) -> None:
+    """A HATS catalog folder in, a HATS catalog folder out, through LSDB (lazy partitions,
+    on --dask's cluster when given)."""
+    import contextlib
+
+    from .scaleout import classify_hats, dask_client
+
+    if len(models) > 1:
+        raise UserError("a HATS catalog takes one --model (each partition loads it by path)")
+    if resume:
+        raise UserError("--resume is for single-process runs of a catalog file; a HATS "
+                        "catalog is written whole (rerun it)")
+    with dask_client(dask_address) if dask_address else contextlib.nullcontext(), \
+            row_warnings():
+        rows, clean = classify_hats(catalog, output, model=models[0] if models else None,
+                                    backend=backend, device=device, batch_size=batch_size,
+                                    chunk_size=chunk_size, overwrite=overwrite,
+                                    progress=progress, **options)
+    click.echo(f"wrote {output} (HATS catalog): {rows} rows, {clean} classified cleanly, "
+               f"{rows - clean} flagged", err=True)
 
 
 def plugin_options(source: str, source_shortcuts: dict, source_pairs: tuple[str, ...],

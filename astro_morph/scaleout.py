@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -178,22 +180,30 @@ def classify_dask(table: Table, client, model: str | os.PathLike | None = None,
     return out
 
 
-def classify_lsdb(catalog, model: str | os.PathLike | None = None, **options: Any):
+def classify_lsdb(catalog, model: str | os.PathLike | None = None, backend: str = "onnx",
+                  device: str = "cpu", batch_size: int | None = 256, **options: Any):
     """Add morphology columns to an LSDB catalog, partition by partition (lazy).
 
     Each HATS partition (a pandas DataFrame) becomes an astropy Table, goes through
     :func:`astro_morph.classify`, and comes back as a DataFrame; compute the result with
-    ``.compute()`` or write it with ``.to_hats(...)`` on a dask.distributed cluster.
+    ``.compute()`` or write it with ``.to_hats(...)`` (:func:`classify_hats` does both
+    ends), on a dask.distributed cluster or dask's local scheduler.
     """
     try:
         import lsdb  # noqa: F401
     except ImportError:
         raise UserError("LSDB catalogs need lsdb: pip install lsdb") from None
+    from .api import classify
     from .columns import DEFAULT_PREFIX, output_column_names
     from .inference.load import portable_model
 
     ref = portable_model(model)
-    clf = _model(ref, "onnx", "cpu", 256)
+    clf = _model(ref, backend, device, batch_size)
+    # The catalog's empty frame meets every check a partition would (columns, image folder,
+    # options) here, as one line, not in the first partition (LSDB wraps that in its own
+    # RuntimeError) after the task graph is built.
+    classify(Table.from_pandas(catalog.meta.reset_index(drop=True)), model=clf, device=device,
+             progress=False, **options)
     prefix = options.get("prefix", DEFAULT_PREFIX)
     meta = catalog.meta.copy()
     # The same names as every other output (class names made column-safe).
@@ -204,15 +214,73 @@ def classify_lsdb(catalog, model: str | os.PathLike | None = None, **options: An
     meta[flags] = np.zeros(0, np.int32)
 
     def one(df):
-        from .api import classify
-
         if len(df) == 0:
             return meta
-        out = classify(Table.from_pandas(df), model=_model(ref, "onnx", "cpu", 256),
-                       progress=False, **options)
+        out = classify(Table.from_pandas(df), model=_model(ref, backend, device, batch_size),
+                       device=device, progress=False, **options)
         result = out.to_pandas(index=False)
         result.index = df.index
         # pandas gives masked labels (failed rows) as None; keep the meta's dtypes.
         return result.astype({k: v for k, v in meta.dtypes.items() if k in result})
 
     return catalog.map_partitions(one, meta=meta)
+
+
+def is_hats_catalog(path: str | os.PathLike) -> bool:
+    """A folder holding a HATS catalog or collection, as LSDB writes them (its
+    ``hats.properties``, ``collection.properties``, or ``properties`` in older layouts)."""
+    p = Path(path)
+    return p.is_dir() and any((p / name).is_file() for name in
+                              ("hats.properties", "collection.properties", "properties"))
+
+
+def classify_hats(catalog_dir: str | os.PathLike, output_dir: str | os.PathLike,
+                  model: str | os.PathLike | None = None, overwrite: bool = False,
+                  progress: bool | None = None, prefix: str | None = None,
+                  **options: Any) -> tuple[int, int]:
+    """Classify a HATS catalog into a new HATS catalog at ``output_dir``, lazily with LSDB.
+
+    Partitions run on the dask.distributed Client in use, else dask's local scheduler. The
+    catalog is written beside ``output_dir`` and moved into place only when complete, so an
+    interrupted run leaves no half catalog there. Returns (rows, rows classified cleanly).
+    """
+    try:
+        import lsdb
+    except ImportError:
+        raise UserError("HATS catalogs need lsdb: pip install lsdb") from None
+    from .columns import DEFAULT_PREFIX
+
+    source, out = Path(catalog_dir), Path(output_dir)
+    if out.resolve() == source.resolve():
+        raise UserError(f"output {out} is the input catalog, which astromorph never modifies; "
+                        "choose another -o")
+    if out.exists() and not overwrite:
+        raise UserError(f"output {out} exists; pass --overwrite to replace it")
+    try:
+        catalog = lsdb.open_catalog(source)
+    except Exception as exc:  # hats' own errors for a damaged or foreign folder
+        raise UserError(f"cannot open HATS catalog {source}: {first_line(exc)}") from None
+    prefix = DEFAULT_PREFIX if prefix is None else prefix
+    lazy = classify_lsdb(catalog, model=model, prefix=prefix, **options)
+    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        # write_catalog since lsdb 0.7.3, which deprecates to_hats
+        write = getattr(lazy, "write_catalog", None) or lazy.to_hats
+        show = sys.stderr.isatty() if progress is None else progress  # tqdm's "auto"
+        try:
+            write(tmp, catalog_name=out.name, progress_bar=show, overwrite=True)
+        except RuntimeError as exc:  # LSDB's "Error applying function ... to partition N"
+            if isinstance(exc.__cause__, (UserError, OSError)):
+                raise UserError(first_line(exc)) from None
+            raise
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    flags = lsdb.open_catalog(out, columns=[f"{prefix}flags"]).compute(
+        progress_bar=False)[f"{prefix}flags"]
+    return len(flags), int((np.asarray(flags) == 0).sum())

@@ -125,3 +125,39 @@ def test_bad_dask_addresses_are_one_line(address, says):
     # A Client that failed to connect had made itself dask's default; left open, any later
     # compute in the process (an LSDB catalog's) asked for it ("no Client active").
     assert (dask.config.get("scheduler", None), _default_client()) == before
+
+
+def test_cli_classifies_a_hats_catalog_into_a_hats_catalog(image_dir, tiny_model, tmp_path):
+    """`astromorph classify <HATS folder>` runs LSDB's partitions and writes a HATS catalog
+    (it had been API-only); bad options are one line before any partition runs."""
+    lsdb = pytest.importorskip("lsdb", reason="lsdb not installed (optional: pip install lsdb)")
+    from click.testing import CliRunner
+
+    import astro_morph
+    from astro_morph.cli import cli
+    from astro_morph.errors import UserError
+
+    cat = _catalog(image_dir)
+    rng = np.random.default_rng(1)
+    cat["ra"], cat["dec"] = rng.uniform(0, 360, len(cat)), rng.uniform(-60, 60, len(cat))
+    hats = lsdb.from_dataframe(cat.to_pandas(), ra_column="ra", dec_column="dec")
+    (getattr(hats, "write_catalog", None) or hats.to_hats)(tmp_path / "in", progress_bar=False)
+    out = tmp_path / "out"
+    base = ["classify", str(tmp_path / "in"), "--image-dir", str(image_dir), "--model",
+            str(tiny_model), "-o", str(out)]
+    res = CliRunner().invoke(cli, base + ["--id-column", "Nope"])
+    assert isinstance(res.exception, UserError) and "no column 'Nope'" in str(res.exception)
+    res = CliRunner().invoke(cli, base + ["--resume"])
+    assert "a HATS catalog is written whole" in str(res.exception)
+    res = CliRunner().invoke(cli, base)
+    assert res.exit_code == 0, (res.output, res.exception)
+    want = astro_morph.classify(cat, model=tiny_model, image_dir=image_dir, progress=False)
+    n_bad = int((want["morph_flags"] != 0).sum())
+    assert f"{len(cat)} rows, {len(cat) - n_bad} classified cleanly, {n_bad} flagged" in res.output
+    got = lsdb.open_catalog(out).compute(progress_bar=False).sort_values("row")
+    assert list(got["row"]) == list(want["row"])
+    assert list(got["morph_flags"]) == list(want["morph_flags"])
+    np.testing.assert_allclose(got["morph_prob_spiral"], want["morph_prob_spiral"], rtol=1e-5)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images", "in", "out"]  # no partial
+    res = CliRunner().invoke(cli, base)
+    assert "exists; pass --overwrite" in str(res.exception)
