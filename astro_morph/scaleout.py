@@ -202,8 +202,8 @@ def classify_lsdb(catalog, model: str | os.PathLike | None = None, backend: str 
     # The catalog's empty frame meets every check a partition would (columns, image folder,
     # options) here, as one line, not in the first partition (LSDB wraps that in its own
     # RuntimeError) after the task graph is built.
-    classify(Table.from_pandas(catalog.meta.reset_index(drop=True)), model=clf, device=device,
-             progress=False, **options)
+    checked = classify(Table.from_pandas(catalog.meta.reset_index(drop=True)), model=clf,
+                       device=device, progress=False, **options)
     prefix = options.get("prefix", DEFAULT_PREFIX)
     meta = catalog.meta.copy()
     # The same names as every other output (class names made column-safe).
@@ -223,7 +223,10 @@ def classify_lsdb(catalog, model: str | os.PathLike | None = None, backend: str 
         # pandas gives masked labels (failed rows) as None; keep the meta's dtypes.
         return result.astype({k: v for k, v in meta.dtypes.items() if k in result})
 
-    return catalog.map_partitions(one, meta=meta)
+    lazy = catalog.map_partitions(one, meta=meta)
+    #: The run's provenance (MORPHMOD, MORPHSHA, ...), as a table's meta has it.
+    lazy.morph_provenance = {k: str(v) for k, v in checked.meta.items() if k != "comments"}
+    return lazy
 
 
 def is_hats_catalog(path: str | os.PathLike) -> bool:
@@ -242,7 +245,9 @@ def classify_hats(catalog_dir: str | os.PathLike, output_dir: str | os.PathLike,
 
     Partitions run on the dask.distributed Client in use, else dask's local scheduler. The
     catalog is written beside ``output_dir`` and moved into place only when complete, so an
-    interrupted run leaves no half catalog there. Returns (rows, rows classified cleanly).
+    interrupted run leaves no half catalog there. The run's provenance (model, digest,
+    classes, ...: the MORPH* keys of a table's meta) goes into its ``hats.properties``.
+    Returns (rows, rows classified cleanly).
     """
     try:
         import lsdb
@@ -269,8 +274,9 @@ def classify_hats(catalog_dir: str | os.PathLike, output_dir: str | os.PathLike,
         # write_catalog since lsdb 0.7.3, which deprecates to_hats
         write = getattr(lazy, "write_catalog", None) or lazy.to_hats
         show = sys.stderr.isatty() if progress is None else progress  # tqdm's "auto"
-        try:
-            write(tmp, catalog_name=out.name, progress_bar=show, overwrite=True)
+        try:  # the provenance goes into the catalog's hats.properties
+            write(tmp, catalog_name=out.name, progress_bar=show, overwrite=True,
+                  addl_hats_properties=lazy.morph_provenance)
         except RuntimeError as exc:  # LSDB's "Error applying function ... to partition N"
             if isinstance(exc.__cause__, (UserError, OSError)):
                 raise UserError(first_line(exc)) from None

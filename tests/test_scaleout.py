@@ -159,5 +159,8 @@ def test_cli_classifies_a_hats_catalog_into_a_hats_catalog(image_dir, tiny_model
     assert list(got["morph_flags"]) == list(want["morph_flags"])
     np.testing.assert_allclose(got["morph_prob_spiral"], want["morph_prob_spiral"], rtol=1e-5)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["images", "in", "out"]  # no partial
+    properties = (out / "out" / "hats.properties").read_text()
+    assert f"MORPHCLS={want.meta['MORPHCLS']}" in properties
+    assert f"MORPHSHA={want.meta['MORPHSHA']}" in properties
     res = CliRunner().invoke(cli, base)
     assert "exists; pass --overwrite" in str(res.exception)
