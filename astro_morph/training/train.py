@@ -15,6 +15,7 @@ import math
 import shutil
 import time
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,13 @@ from ..centring.crop import crop_or_paper
 from ..errors import UserError
 from ..models.arch import get_arch
 from ..models.efficientnet_g import batch_norm_momentum, build_model
-from ..models.model_file import read_bundle, train_log_path, write_bundle
+from ..models.model_file import (
+    MAX_INPUT_SIZE,
+    MIN_INPUT_SIZE,
+    read_bundle,
+    train_log_path,
+    write_bundle,
+)
 from ..models.torch_io import bundle_from_network, checkpoint_errors, network_from_bundle
 from .augment import CROP_RANGE, augment_batch
 from .data import (
@@ -338,6 +345,22 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
         raise UserError(f"{cfg.output} exists; pass --overwrite to replace it")
     if cfg.freeze_backbone and not cfg.init:  # a random backbone would stay random
         raise UserError("--freeze-backbone needs --init: the model whose backbone is kept")
+    # The CLI's click ranges, for API callers: epochs=0 had ended in load_state_dict(None),
+    # batch_size=0 in range()'s ValueError, lr <= 0 in torch's own error or a run that learns
+    # nothing.
+    for key, low in (("epochs", 1), ("batch_size", 1), ("threads", 1), ("limit", 1),
+                     ("resolution", MIN_INPUT_SIZE)):
+        value = getattr(cfg, key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, Integral)
+                                  or value < low):
+            raise UserError(f"{key} must be a whole number >= {low}, not {value!r}")
+        if value is not None:  # numpy integers too: the config is written as JSON
+            cfg = replace(cfg, **{key: int(value)})
+    if not 0 < cfg.lr < math.inf:
+        raise UserError(f"learning rate must be a finite number > 0, not {cfg.lr}")
+    if cfg.resolution is not None and cfg.resolution > MAX_INPUT_SIZE:
+        raise UserError(f"resolution must be {MIN_INPUT_SIZE}-{MAX_INPUT_SIZE} pixels, not "
+                        f"{cfg.resolution}")
     if cfg.precision not in ("fp32", "bf16"):
         raise UserError(f"precision must be fp32 or bf16, not {cfg.precision!r}")
     if not 0 <= cfg.weight_decay < math.inf:

@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pytest
@@ -664,3 +665,23 @@ def test_train_takes_compares_name_at_size(tmp_path, monkeypatch):
     res = CliRunner().invoke(cli, base + ["--arch", "efficientnet-g0@40", "--resolution", "48"])
     assert "efficientnet-g0@40 and --resolution 48 disagree" in str(res.exception)
     assert len(seen) == 1
+
+
+@pytest.mark.parametrize(("bad", "says"), [
+    ({"epochs": 0}, "epochs must be a whole number >= 1, not 0"),
+    ({"batch_size": 0}, "batch_size must be a whole number >= 1, not 0"),
+    ({"threads": 0}, "threads must be a whole number >= 1, not 0"),
+    ({"limit": 0}, "limit must be a whole number >= 1, not 0"),
+    ({"epochs": 2.5}, "epochs must be a whole number >= 1, not 2.5"),
+    ({"lr": 0.0}, "learning rate must be a finite number > 0, not 0.0"),
+    ({"lr": float("nan")}, "learning rate must be a finite number > 0, not nan"),
+    ({"resolution": 4}, "resolution must be a whole number >= 8, not 4"),
+    ({"resolution": 2048}, "resolution must be 8-1024 pixels, not 2048")])
+def test_api_configs_out_of_range_are_one_line(bad, says, tmp_path):
+    """The CLI's click ranges, for API callers: epochs=0 had ended in load_state_dict(None),
+    batch_size=0 in range()'s ValueError, lr=0 in a run that learned nothing, and
+    resolution=0 had been taken for the architecture's own. Checked before any data is read."""
+    cfg = TrainConfig(labels=str(tmp_path / "absent.csv"), image_dir=str(tmp_path),
+                      output=str(tmp_path / "m.amz"), **bad)
+    with pytest.raises(UserError, match=f"^{re.escape(says)}$"):
+        train(cfg, progress=False)
