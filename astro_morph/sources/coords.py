@@ -3,13 +3,18 @@ strings, bad rows flagged) and galaxy radii to cutout sides in arcsec."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from astropy import units as u
 from astropy.table import Table
 
 from ..errors import UserError, suggest_names
+from ..flags import MorphFlag
+from .base import Cutout
 
-__all__ = ["find_column", "radec_degrees", "cutout_sides_arcsec", "GZ_FIELD_PER_PETROR90"]
+__all__ = ["find_column", "radec_degrees", "cutout_sides_arcsec", "cut_each_position",
+           "GZ_FIELD_PER_PETROR90"]
 
 #: Galaxy Zoo images span 424 pixels of 0.024 x petroR90_r arcsec (Lintott et al. 2008;
 #: Willett et al. 2013): a field of 10.18 petroR90 radii.
@@ -101,3 +106,27 @@ def cutout_sides_arcsec(table: Table, size_column: str | None,
     sides = values * GZ_FIELD_PER_PETROR90
     defaulted = ~(np.isfinite(sides) & (sides > 0))
     return np.where(defaulted, float(default_arcsec), sides), defaulted
+
+
+def cut_each_position(rows: Table, ra_column: str, dec_column: str, size_column: str | None,
+                      size_arcsec: float, cut: Callable[[float, float, float], Cutout],
+                      map_: Callable = map) -> list[Cutout]:
+    """One Cutout per row of a positional source: ``cut(ra_deg, dec_deg, side_arcsec)``.
+
+    Rows whose coordinates are unusable are flagged ``BAD_COORDINATES`` without a call, and
+    rows whose size fell back to ``size_arcsec`` get ``SIZE_DEFAULTED`` on top of ``cut``'s
+    flags. ``map_`` runs the rows (a thread pool's ``map`` for network requests).
+    """
+    ra, dec, bad = radec_degrees(rows, ra_column, dec_column)
+    sides, defaulted = cutout_sides_arcsec(rows, size_column, size_arcsec)
+
+    def one(i: int) -> Cutout:
+        if bad[i]:
+            return Cutout(None, MorphFlag.BAD_COORDINATES,
+                          "RA/Dec missing, NaN, out of range or unparseable")
+        cutout = cut(float(ra[i]), float(dec[i]), float(sides[i]))
+        if defaulted[i]:
+            cutout.flags |= MorphFlag.SIZE_DEFAULTED
+        return cutout
+
+    return list(map_(one, range(len(rows))))

@@ -22,7 +22,7 @@ from ..errors import UserError, check_option, first_line, suggest_names
 from ..flags import MorphFlag
 from ..hookspecs import hookimpl
 from .base import Cutout, Source
-from .coords import GZ_FIELD_PER_PETROR90, cutout_sides_arcsec, find_column, radec_degrees
+from .coords import GZ_FIELD_PER_PETROR90, cut_each_position, find_column
 
 __all__ = ["FitsMosaicSource", "GZ_FIELD_PER_PETROR90"]
 
@@ -141,20 +141,10 @@ class FitsMosaicSource(Source):
                       meta={"position": position})
 
     def fetch(self, rows: Table) -> list[Cutout]:
-        ra, dec, bad = radec_degrees(rows, self.ra_column, self.dec_column)
-        sizes, defaulted = cutout_sides_arcsec(rows, self.size_column, self.size_arcsec)
-        out = []
-        for i in range(len(rows)):
-            if bad[i]:
-                out.append(Cutout(None, MorphFlag.BAD_COORDINATES,
-                                  "RA/Dec missing, NaN, out of range or unparseable"))
-                continue
-            side = max(8, int(round(sizes[i] / self.pixel_scale)))
-            cut = self._cut(float(ra[i]), float(dec[i]), side)
-            if defaulted[i]:
-                cut.flags |= MorphFlag.SIZE_DEFAULTED
-            out.append(cut)
-        return out
+        """One Cutout per row, cut from every band at the row's position."""
+        return cut_each_position(
+            rows, self.ra_column, self.dec_column, self.size_column, self.size_arcsec,
+            lambda ra, dec, side: self._cut(ra, dec, max(8, int(round(side / self.pixel_scale)))))
 
 
 @hookimpl

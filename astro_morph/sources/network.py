@@ -28,7 +28,7 @@ from astropy.table import Table
 from ..errors import UserError, check_option
 from ..flags import MorphFlag
 from .base import Cutout, Source
-from .coords import cutout_sides_arcsec, find_column, radec_degrees
+from .coords import cut_each_position, find_column
 
 __all__ = ["NetworkSource", "DownloadError", "default_cache_dir"]
 
@@ -279,17 +279,6 @@ class NetworkSource(Source):
 
     def fetch(self, rows: Table) -> list[Cutout]:
         """One Cutout per row; requests run ``concurrency`` at a time under the rate limit."""
-        ra, dec, bad = radec_degrees(rows, self.ra_column, self.dec_column)
-        sizes, defaulted = cutout_sides_arcsec(rows, self.size_column, self.size_arcsec)
-
-        def job(i: int) -> Cutout:
-            if bad[i]:
-                return Cutout(None, MorphFlag.BAD_COORDINATES,
-                              "RA/Dec missing, NaN, out of range or unparseable")
-            cut = self._one(float(ra[i]), float(dec[i]), float(sizes[i]))
-            if defaulted[i]:
-                cut.flags |= MorphFlag.SIZE_DEFAULTED
-            return cut
-
         with ThreadPoolExecutor(self.concurrency) as pool:
-            return list(pool.map(job, range(len(rows))))
+            return cut_each_position(rows, self.ra_column, self.dec_column, self.size_column,
+                                     self.size_arcsec, self._one, pool.map)
