@@ -401,7 +401,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
     crop_range = tuple(c * zoom(crop) for c in CROP_RANGE)  # checks the fraction first
     class_names = training_classes(table, cfg.class_names, cfg.labels, cfg.train_split)
     split_rows(table, cfg.val_split, cfg.labels)  # named before the training images decode
-    for other in (cfg.val_split, "test"):
+    # Every split that is scored (val, test, or a survey's own names), not only "test".
+    held = {str(s) for s in np.ma.filled(table["split"], "")} - {cfg.train_split, ""}
+    for other in [cfg.val_split, *sorted(held - {cfg.val_split})]:
         leaked = shared_ids(table, cfg.id_column, cfg.train_split, other)
         if leaked:
             logging.getLogger("astro_morph").warning(

@@ -685,3 +685,16 @@ def test_api_configs_out_of_range_are_one_line(bad, says, tmp_path):
                       output=str(tmp_path / "m.amz"), **bad)
     with pytest.raises(UserError, match=f"^{re.escape(says)}$"):
         train(cfg, progress=False)
+
+
+def test_leaks_into_any_scored_split_are_named(image_dir, tmp_path, caplog):
+    """A galaxy in 'train' and in a split of the survey's own name ('holdout') is a leak as
+    much as one in 'test' (only val and the literal 'test' had been checked)."""
+    labels = tmp_path / "labels.csv"
+    labels.write_text("OBJID,label,split\n1,a,train\n2,b,train\n3,a,val\n4,b,val\n"
+                      "1,a,holdout\n")
+    cfg = TrainConfig(labels=str(labels), image_dir=str(image_dir),
+                      output=str(tmp_path / "m.amz"), epochs=1, batch_size=2, threads=1)
+    with caplog.at_level("WARNING", logger="astro_morph"):
+        train(cfg, progress=False)
+    assert "1 ids are in both 'train' and 'holdout' (first: 1)" in caplog.text
