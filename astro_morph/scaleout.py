@@ -186,8 +186,10 @@ def classify_lsdb(catalog, model: str | os.PathLike | None = None, backend: str 
 
     Each HATS partition (a pandas DataFrame) becomes an astropy Table, goes through
     :func:`astro_morph.classify`, and comes back as a DataFrame; compute the result with
-    ``.compute()`` or write it with ``.to_hats(...)`` (:func:`classify_hats` does both
-    ends), on a dask.distributed cluster or dask's local scheduler.
+    ``.compute()`` or write it with ``.write_catalog(...)`` (:func:`classify_hats` does
+    both ends), on a dask.distributed cluster or dask's local scheduler. The returned
+    catalog's ``morph_provenance`` holds the run's provenance (the MORPH* keys of a
+    table's meta), for the written catalog's properties.
     """
     try:
         import lsdb  # noqa: F401
@@ -271,12 +273,10 @@ def classify_hats(catalog_dir: str | os.PathLike, output_dir: str | os.PathLike,
     if tmp.exists():
         shutil.rmtree(tmp)
     try:
-        # write_catalog since lsdb 0.7.3, which deprecates to_hats
-        write = getattr(lazy, "write_catalog", None) or lazy.to_hats
         show = sys.stderr.isatty() if progress is None else progress  # tqdm's "auto"
         try:  # the provenance goes into the catalog's hats.properties
-            write(tmp, catalog_name=out.name, progress_bar=show, overwrite=True,
-                  addl_hats_properties=lazy.morph_provenance)
+            lazy.write_catalog(tmp, catalog_name=out.name, progress_bar=show, overwrite=True,
+                               addl_hats_properties=lazy.morph_provenance)
         except RuntimeError as exc:  # LSDB's "Error applying function ... to partition N"
             if isinstance(exc.__cause__, (UserError, OSError)):
                 raise UserError(first_line(exc)) from None

@@ -141,7 +141,7 @@ def test_cli_classifies_a_hats_catalog_into_a_hats_catalog(image_dir, tiny_model
     rng = np.random.default_rng(1)
     cat["ra"], cat["dec"] = rng.uniform(0, 360, len(cat)), rng.uniform(-60, 60, len(cat))
     hats = lsdb.from_dataframe(cat.to_pandas(), ra_column="ra", dec_column="dec")
-    (getattr(hats, "write_catalog", None) or hats.to_hats)(tmp_path / "in", progress_bar=False)
+    hats.write_catalog(tmp_path / "in", progress_bar=False)
     out = tmp_path / "out"
     base = ["classify", str(tmp_path / "in"), "--image-dir", str(image_dir), "--model",
             str(tiny_model), "-o", str(out)]
