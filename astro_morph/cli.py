@@ -304,15 +304,12 @@ def _classify_hats(catalog: Path, output: Path, models: tuple[str, ...], backend
 
     if len(models) > 1:
         raise UserError("a HATS catalog takes one --model (each partition loads it by path)")
-    if resume:
-        raise UserError("--resume is for single-process runs of a catalog file; a HATS "
-                        "catalog is written whole (rerun it)")
     with dask_client(dask_address) if dask_address else contextlib.nullcontext(), \
             row_warnings():
         rows, clean = classify_hats(catalog, output, model=models[0] if models else None,
                                     backend=backend, device=device, batch_size=batch_size,
                                     chunk_size=chunk_size, overwrite=overwrite,
-                                    progress=progress, **options)
+                                    resume=resume, progress=progress, **options)
     click.echo(f"wrote {output} (HATS catalog): {rows} rows, {clean} classified cleanly, "
                f"{rows - clean} flagged", err=True)
 

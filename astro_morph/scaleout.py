@@ -14,6 +14,7 @@ LSDB/HATS catalogs go through :func:`classify_lsdb` (``lsdb`` installed separate
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import sys
@@ -25,6 +26,7 @@ import numpy as np
 from astropy.table import Table
 
 from .errors import UserError, first_line
+from .fileio import atomic_write_text
 
 __all__ = ["connect", "dask_client", "classify_dask", "classify_lsdb"]
 
@@ -241,15 +243,16 @@ def is_hats_catalog(path: str | os.PathLike) -> bool:
 
 def classify_hats(catalog_dir: str | os.PathLike, output_dir: str | os.PathLike,
                   model: str | os.PathLike | None = None, overwrite: bool = False,
-                  progress: bool | None = None, prefix: str | None = None,
-                  **options: Any) -> tuple[int, int]:
+                  resume: bool = False, progress: bool | None = None,
+                  prefix: str | None = None, **options: Any) -> tuple[int, int]:
     """Classify a HATS catalog into a new HATS catalog at ``output_dir``, lazily with LSDB.
 
     Partitions run on the dask.distributed Client in use, else dask's local scheduler. The
-    catalog is written beside ``output_dir`` and moved into place only when complete, so an
-    interrupted run leaves no half catalog there. The run's provenance (model, digest,
-    classes, ...: the MORPH* keys of a table's meta) goes into its ``hats.properties``.
-    Returns (rows, rows classified cleanly).
+    catalog is written to ``<output_dir>.partial`` and moved into place only when complete;
+    an interrupted run keeps the partitions written so far there, and ``resume=True``
+    continues it (the same input, model and options only: checked against the run record
+    kept beside it). The run's provenance (model, digest, classes, ...: the MORPH* keys of a
+    table's meta) goes into its ``hats.properties``. Returns (rows, rows classified cleanly).
     """
     try:
         import lsdb
@@ -263,30 +266,45 @@ def classify_hats(catalog_dir: str | os.PathLike, output_dir: str | os.PathLike,
                         "choose another -o")
     if out.exists() and not overwrite:
         raise UserError(f"output {out} exists; pass --overwrite to replace it")
+    partial = out.with_name(out.name + ".partial")
+    record = out.with_name(out.name + ".partial.json")  # what the unfinished run was
+    if partial.exists() and not (resume or overwrite):
+        raise UserError(f"{partial} holds an unfinished run; pass --resume to continue it, "
+                        "or --overwrite to start again")
+    if resume and not partial.exists():
+        raise UserError(f"--resume: no unfinished run at {partial}")
     try:
         catalog = lsdb.open_catalog(source)
     except Exception as exc:  # hats' own errors for a damaged or foreign folder
         raise UserError(f"cannot open HATS catalog {source}: {first_line(exc)}") from None
     prefix = DEFAULT_PREFIX if prefix is None else prefix
     lazy = classify_lsdb(catalog, model=model, prefix=prefix, **options)
-    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    try:
-        show = sys.stderr.isatty() if progress is None else progress  # tqdm's "auto"
-        try:  # the provenance goes into the catalog's hats.properties
-            lazy.write_catalog(tmp, catalog_name=out.name, progress_bar=show, overwrite=True,
-                               addl_hats_properties=lazy.morph_provenance)
-        except RuntimeError as exc:  # LSDB's "Error applying function ... to partition N"
-            if isinstance(exc.__cause__, (UserError, OSError)):
-                raise UserError(first_line(exc)) from None
-            raise
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    run = {"input": str(source.resolve()), "prefix": prefix,
+           "options": {k: str(v) for k, v in sorted(options.items())},
+           **{k: v for k, v in lazy.morph_provenance.items() if k != "MORPHDAT"}}
+    if resume:
+        before = json.loads(record.read_text()) if record.is_file() else {}
+        changed = sorted(k for k in set(run) | set(before) if run.get(k) != before.get(k))
+        if changed:
+            raise UserError(f"cannot resume from {partial}: the run differs in "
+                            f"{', '.join(changed)}")
+    else:
+        shutil.rmtree(partial, ignore_errors=True)
+        atomic_write_text(record, json.dumps(run, indent=1))
+    show = sys.stderr.isatty() if progress is None else progress  # tqdm's "auto"
+    try:  # the provenance goes into the catalog's hats.properties
+        lazy.write_catalog(partial, catalog_name=out.name, progress_bar=show,
+                           overwrite=not resume, resume=resume,
+                           addl_hats_properties=lazy.morph_provenance)
+    except RuntimeError as exc:  # LSDB's "Error applying function ... to partition N"
+        if isinstance(exc.__cause__, (UserError, OSError)):
+            raise UserError(f"{first_line(exc)}; the partitions written so far are kept in "
+                            f"{partial}: fix the cause and rerun with --resume") from None
+        raise
+    if out.exists():
+        shutil.rmtree(out)
+    partial.rename(out)
+    record.unlink(missing_ok=True)
     flags = lsdb.open_catalog(out, columns=[f"{prefix}flags"]).compute(
         progress_bar=False)[f"{prefix}flags"]
     return len(flags), int((np.asarray(flags) == 0).sum())

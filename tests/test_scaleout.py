@@ -148,7 +148,7 @@ def test_cli_classifies_a_hats_catalog_into_a_hats_catalog(image_dir, tiny_model
     res = CliRunner().invoke(cli, base + ["--id-column", "Nope"])
     assert isinstance(res.exception, UserError) and "no column 'Nope'" in str(res.exception)
     res = CliRunner().invoke(cli, base + ["--resume"])
-    assert "a HATS catalog is written whole" in str(res.exception)
+    assert "--resume: no unfinished run at" in str(res.exception)
     res = CliRunner().invoke(cli, base)
     assert res.exit_code == 0, (res.output, res.exception)
     want = astro_morph.classify(cat, model=tiny_model, image_dir=image_dir, progress=False)
@@ -164,3 +164,54 @@ def test_cli_classifies_a_hats_catalog_into_a_hats_catalog(image_dir, tiny_model
     assert f"MORPHSHA={want.meta['MORPHSHA']}" in properties
     res = CliRunner().invoke(cli, base)
     assert "exists; pass --overwrite" in str(res.exception)
+
+
+def test_an_interrupted_hats_run_resumes_and_skips_the_written_partitions(
+        image_dir, tiny_model, tmp_path, monkeypatch):
+    """A failed HATS run keeps its partitions in <out>.partial; --resume writes only the
+    rest, refuses another model, and the result equals an uninterrupted run."""
+    lsdb = pytest.importorskip("lsdb", reason="lsdb not installed (optional: pip install lsdb)")
+    from click.testing import CliRunner
+
+    import astro_morph.api
+    from astro_morph.cli import cli
+    from astro_morph.errors import UserError
+
+    cat = _catalog(image_dir)
+    rng = np.random.default_rng(2)
+    cat["ra"], cat["dec"] = rng.uniform(0, 360, len(cat)), rng.uniform(-60, 60, len(cat))
+    hats = lsdb.from_dataframe(cat.to_pandas(), ra_column="ra", dec_column="dec")
+    hats.write_catalog(tmp_path / "in", progress_bar=False)
+    n_parts = len(lsdb.open_catalog(tmp_path / "in").get_healpix_pixels())
+    base = ["classify", str(tmp_path / "in"), "--image-dir", str(image_dir), "--model",
+            str(tiny_model)]
+    assert CliRunner().invoke(cli, base + ["-o", str(tmp_path / "whole")]).exit_code == 0
+
+    real, calls, failing = astro_morph.api.classify, [], [True]
+
+    def flaky(table, **kw):  # the third partition fails, as a full disk would
+        calls.append(len(table))
+        if failing[0] and len(table) and len([n for n in calls if n]) == 3:
+            raise UserError("no space left (simulated)")
+        return real(table, **kw)
+
+    monkeypatch.setattr(astro_morph.api, "classify", flaky)
+    out = ["-o", str(tmp_path / "out")]
+    res = CliRunner().invoke(cli, base + out)
+    assert "no space left (simulated); the partitions written so far are kept in" in \
+        str(res.exception)
+    assert not (tmp_path / "out").exists() and (tmp_path / "out.partial").is_dir()
+    res = CliRunner().invoke(cli, base + out)
+    assert "holds an unfinished run; pass --resume" in str(res.exception)
+    res = CliRunner().invoke(cli, base + out + ["--resume", "--prefix", "m2_"])
+    assert "the run differs in prefix" in str(res.exception)
+    calls.clear()
+    failing[0] = False
+    res = CliRunner().invoke(cli, base + out + ["--resume"])
+    assert res.exit_code == 0, (res.output, res.exception)
+    assert 0 < len([n for n in calls if n]) < n_parts  # the written partitions were skipped
+    want = lsdb.open_catalog(tmp_path / "whole").compute(progress_bar=False).sort_values("row")
+    got = lsdb.open_catalog(tmp_path / "out").compute(progress_bar=False).sort_values("row")
+    assert list(got["row"]) == list(want["row"])
+    np.testing.assert_array_equal(got["morph_prob_spiral"], want["morph_prob_spiral"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images", "in", "out", "whole"]
