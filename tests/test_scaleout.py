@@ -171,6 +171,7 @@ def test_an_interrupted_hats_run_resumes_and_skips_the_written_partitions(
     """A failed HATS run keeps its partitions in <out>.partial; --resume writes only the
     rest, refuses another model, and the result equals an uninterrupted run."""
     lsdb = pytest.importorskip("lsdb", reason="lsdb not installed (optional: pip install lsdb)")
+    import dask
     from click.testing import CliRunner
 
     import astro_morph.api
@@ -196,6 +197,8 @@ def test_an_interrupted_hats_run_resumes_and_skips_the_written_partitions(
         return real(table, **kw)
 
     monkeypatch.setattr(astro_morph.api, "classify", flaky)
+    # In this process, where the patch is (the module's LocalCluster may be dask's default).
+    monkeypatch.setitem(dask.config.config, "scheduler", "threads")
     out = ["-o", str(tmp_path / "out")]
     res = CliRunner().invoke(cli, base + out)
     assert "no space left (simulated); the partitions written so far are kept in" in \
