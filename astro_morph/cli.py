@@ -217,7 +217,9 @@ def classify(catalog: Path, output: Path | None, source: str, source_option: tup
     import numpy as np
 
     from .catalog_io import check_writable, guess_format, read_catalog, write_catalog
+    from .columns import output_column_names
     from .journal import OutputLock, remove_stale_temps
+    from .models.base import Classifier
     from .scaleout import is_hats_catalog
 
     output = output or default_output(catalog)
@@ -250,8 +252,10 @@ def classify(catalog: Path, output: Path | None, source: str, source_option: tup
     table = read_catalog(catalog, in_format)
     if len(table) == 0:
         raise UserError(f"catalog {catalog} has no rows")
-    # The model's class names are known only once it loads; the prefix is checked here.
-    check_writable(table, output, output_format, (f"{prefix}label", f"{prefix}flags"))
+    model = _loaded_model(models, backend, device, batch_size, dask_address)
+    # Every added column's name, now that the model's classes are known (a long --prefix).
+    check_writable(table, output, output_format, tuple(output_column_names(
+        model.class_names if isinstance(model, Classifier) else _classes_of(model), prefix)))
     with row_warnings():
         # One run per output: a second one would share the journal and the temp-file names.
         lock = OutputLock(output).acquire()
@@ -263,7 +267,7 @@ def classify(catalog: Path, output: Path | None, source: str, source_option: tup
                 click.echo(f"note: --overwrite without --resume: starting afresh (removed the "
                            f"unfinished run in {journal})", err=True)
             try:
-                out = _run_classify(table, models, backend, device, batch_size, chunk_size,
+                out = _run_classify(table, model, backend, device, batch_size, chunk_size,
                                     progress, journal, resume, dask_address, partition_rows,
                                     options)
             except KeyboardInterrupt:
@@ -344,20 +348,36 @@ def source_plugin_options(source: str, shortcuts: dict, pairs: tuple[str, ...]) 
     return options
 
 
-def _run_classify(table, models, backend, device, batch_size, chunk_size, progress, journal,
+def _loaded_model(models: tuple[str, ...], backend: str, device: str,
+                  batch_size: int | None, dask_address: str | None):
+    """The run's model: loaded here for a single-process run (an ensemble for several
+    --model), or the name or path each Dask worker loads."""
+    from .inference.load import load_model
+
+    if dask_address:
+        if len(models) > 1:
+            raise UserError("--dask takes one --model (each worker loads it by path); an "
+                            "ensemble runs in a single process")
+        return models[0] if models else None
+    if len(models) > 1:
+        from .inference.ensemble import EnsembleClassifier
+
+        return EnsembleClassifier([load_model(m, backend, device, batch_size) for m in models])
+    return load_model(models[0] if models else None, backend, device, batch_size)
+
+
+def _classes_of(model: str | None) -> list[str]:
+    """The classes of the model a Dask run's workers will load (loaded once here to ask)."""
+    from .inference.load import load_model
+
+    return list(load_model(model).class_names)
+
+
+def _run_classify(table, model, backend, device, batch_size, chunk_size, progress, journal,
                   resume, dask_address, partition_rows, options):
     """The run itself: single process (with the resume journal) or Dask partitions."""
     from .api import classify as classify_api
 
-    model = models[0] if len(models) == 1 else None
-    if len(models) > 1:
-        if dask_address:
-            raise UserError("--dask takes one --model (each worker loads it by path); an "
-                            "ensemble runs in a single process")
-        from .inference.ensemble import EnsembleClassifier
-        from .inference.load import load_model
-
-        model = EnsembleClassifier([load_model(m, backend, device, batch_size) for m in models])
     if not dask_address:
         return classify_api(table, model=model, backend=backend, device=device,
                             batch_size=batch_size, chunk_size=chunk_size, progress=progress,
