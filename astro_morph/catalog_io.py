@@ -51,8 +51,17 @@ def guess_format(path: str | os.PathLike, fmt: str | None = None,
 
 
 def read_catalog(path: str | os.PathLike, fmt: str | None = None) -> Table:
-    """Read a catalog; any failure is a one-line :class:`UserError` naming the file."""
+    """Read a catalog; any failure is a one-line :class:`UserError` naming the file.
+
+    A HATS catalog folder (e.g. a ``classify`` of one) is read whole through LSDB, with its
+    ``MORPH*`` properties as the table's meta: for ``gallery`` and ``evaluate``-sized looks,
+    not for catalogs larger than memory (``classify`` maps those partition by partition).
+    """
     p = Path(path)
+    from .scaleout import is_hats_catalog
+
+    if is_hats_catalog(p):
+        return _read_hats(p)
     if not p.is_file():
         raise UserError(f"catalog not found: {p}")
     if p.stat().st_size == 0:
@@ -78,6 +87,23 @@ def read_catalog(path: str | os.PathLike, fmt: str | None = None) -> Table:
         # A CSV saved by Excel starts with a UTF-8 byte-order mark, which astropy keeps in
         # the first column's name: `--id-column OBJID` must still find it.
         table.rename_column(table.colnames[0], table.colnames[0].lstrip("\ufeff"))
+    return table
+
+
+def _read_hats(path: Path) -> Table:
+    """A HATS catalog as one Table (its rows in HEALPix order; the index column dropped)."""
+    try:
+        import lsdb
+    except ImportError:
+        raise UserError("HATS catalogs need lsdb: pip install lsdb") from None
+    try:
+        catalog = lsdb.open_catalog(path)
+        frame = catalog.compute(progress_bar=False)
+    except Exception as exc:  # hats' own errors for a damaged or foreign folder
+        raise UserError(f"cannot open HATS catalog {path}: {first_line(exc)}") from None
+    table = Table.from_pandas(frame.reset_index(drop=True))
+    extra = getattr(catalog.hc_structure.catalog_info, "model_extra", None) or {}
+    table.meta.update({k: v for k, v in extra.items() if k.startswith("MORPH")})
     return table
 
 

@@ -164,6 +164,15 @@ def test_cli_classifies_a_hats_catalog_into_a_hats_catalog(image_dir, tiny_model
     assert f"MORPHSHA={want.meta['MORPHSHA']}" in properties
     res = CliRunner().invoke(cli, base)
     assert "exists; pass --overwrite" in str(res.exception)
+    # The output folder reads back as one table with its provenance, e.g. for its gallery.
+    from astro_morph.catalog_io import read_catalog
+
+    back = read_catalog(out)
+    assert len(back) == len(cat) and back.meta["MORPHSHA"] == want.meta["MORPHSHA"]
+    res = CliRunner().invoke(cli, ["gallery", str(out), "--png", str(tmp_path / "g.png"),
+                                   "--image-dir", str(image_dir)])
+    assert res.exit_code == 0, (res.output, res.exception)
+    assert f"of the {len(cat) - n_bad} rows classified" in res.output
 
 
 def test_an_interrupted_hats_run_resumes_and_skips_the_written_partitions(
