@@ -304,10 +304,17 @@ def _classify_hats(catalog: Path, output: Path, models: tuple[str, ...], backend
     on --dask's cluster when given)."""
     import contextlib
 
+    from .catalog_io import FORMATS
     from .scaleout import classify_hats, dask_client
 
     if len(models) > 1:
         raise UserError("a HATS catalog takes one --model (each partition loads it by path)")
+    suffix = next((x for x in sorted(FORMATS, key=len, reverse=True)
+                   if output.name.lower().endswith(x)), None)
+    if suffix:
+        raise UserError(f"-o {output}: a HATS catalog is written as a HATS catalog, a folder; "
+                        f"name one without a catalog file suffix (e.g. -o "
+                        f"{output.name[:-len(suffix)]})")
     with dask_client(dask_address) if dask_address else contextlib.nullcontext(), \
             row_warnings():
         rows, clean = classify_hats(catalog, output, model=models[0] if models else None,

@@ -208,14 +208,14 @@ def classify_lsdb(catalog, model: str | os.PathLike | None = None, backend: str 
     # RuntimeError) after the task graph is built.
     checked = classify(Table.from_pandas(catalog.meta.reset_index(drop=True)), model=clf,
                        device=device, progress=False, **options)
-    prefix = options.get("prefix", DEFAULT_PREFIX)
     meta = catalog.meta.copy()
-    # The same names as every other output (class names made column-safe).
-    label, *probs, flags = output_column_names(clf.class_names, prefix)
-    meta[label] = meta.index.to_series().astype(str).iloc[:0]
-    for name in probs:
-        meta[name] = np.zeros(0, np.float32)
-    meta[flags] = np.zeros(0, np.int32)
+    # The columns the run adds, as the empty run made them (the centring step's dx/dy
+    # too): the same names as every other output (class names made column-safe).
+    added = checked.to_pandas(index=False)
+    label = output_column_names(clf.class_names, options.get("prefix", DEFAULT_PREFIX))[0]
+    for name in checked.colnames[len(catalog.meta.columns):]:
+        meta[name] = (meta.index.to_series().astype(str).iloc[:0] if name == label
+                      else np.zeros(0, added[name].dtype))
 
     def one(df):
         if len(df) == 0:
@@ -261,9 +261,11 @@ def classify_hats(catalog_dir: str | os.PathLike, output_dir: str | os.PathLike,
     from .columns import DEFAULT_PREFIX
 
     source, out = Path(catalog_dir), Path(output_dir)
-    if out.resolve() == source.resolve():
-        raise UserError(f"output {out} is the input catalog, which astromorph never modifies; "
-                        "choose another -o")
+    if out.resolve() == source.resolve() or out.resolve().is_relative_to(source.resolve()):
+        raise UserError(f"output {out} is the input catalog or inside it, which astromorph "
+                        "never modifies; choose another -o")
+    if not out.parent.is_dir():
+        raise UserError(f"output directory does not exist: {out.parent}")
     if out.exists() and not overwrite:
         raise UserError(f"output {out} exists; pass --overwrite to replace it")
     partial = out.with_name(out.name + ".partial")

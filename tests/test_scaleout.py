@@ -149,6 +149,11 @@ def test_cli_classifies_a_hats_catalog_into_a_hats_catalog(image_dir, tiny_model
     assert isinstance(res.exception, UserError) and "no column 'Nope'" in str(res.exception)
     res = CliRunner().invoke(cli, base + ["--resume"])
     assert "--resume: no unfinished run at" in str(res.exception)
+    for where, says in ((tmp_path / "in" / "sub", "is the input catalog or inside it"),
+                        (tmp_path / "out.fits", "a HATS catalog is written as a HATS catalog"),
+                        (tmp_path / "no" / "out", "output directory does not exist")):
+        res = CliRunner().invoke(cli, base[:-1] + [str(where)])
+        assert says in str(res.exception), res.exception
     res = CliRunner().invoke(cli, base)
     assert res.exit_code == 0, (res.output, res.exception)
     want = astro_morph.classify(cat, model=tiny_model, image_dir=image_dir, progress=False)
@@ -173,6 +178,12 @@ def test_cli_classifies_a_hats_catalog_into_a_hats_catalog(image_dir, tiny_model
                                    "--image-dir", str(image_dir)])
     assert res.exit_code == 0, (res.output, res.exception)
     assert f"of the {len(cat) - n_bad} rows classified" in res.output
+    # A centring step that reports offsets adds its dx/dy columns to every partition too
+    # (the partitions' declared columns had lacked them: a traceback).
+    pytest.importorskip("skimage", reason="recentre needs scikit-image")
+    res = CliRunner().invoke(cli, base[:-1] + [str(tmp_path / "rc"), "--centring", "recentre"])
+    assert res.exit_code == 0, (res.output, res.exception)
+    assert {"morph_dx", "morph_dy"} <= set(lsdb.open_catalog(tmp_path / "rc").columns)
 
 
 def test_an_interrupted_hats_run_resumes_and_skips_the_written_partitions(
