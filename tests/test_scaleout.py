@@ -127,6 +127,16 @@ def test_bad_dask_addresses_are_one_line(address, says):
     assert (dask.config.get("scheduler", None), _default_client()) == before
 
 
+def _hats_catalog(lsdb, image_dir, path, seed):
+    """The test catalog at random sky positions, written as a HATS catalog at ``path``."""
+    cat = _catalog(image_dir)
+    rng = np.random.default_rng(seed)
+    cat["ra"], cat["dec"] = rng.uniform(0, 360, len(cat)), rng.uniform(-60, 60, len(cat))
+    hats = lsdb.from_dataframe(cat.to_pandas(), ra_column="ra", dec_column="dec")
+    hats.write_catalog(path, progress_bar=False)
+    return cat
+
+
 def test_cli_classifies_a_hats_catalog_into_a_hats_catalog(image_dir, tiny_model, tmp_path):
     """`astromorph classify <HATS folder>` runs LSDB's partitions and writes a HATS catalog
     (it had been API-only); bad options are one line before any partition runs."""
@@ -137,11 +147,7 @@ def test_cli_classifies_a_hats_catalog_into_a_hats_catalog(image_dir, tiny_model
     from astro_morph.cli import cli
     from astro_morph.errors import UserError
 
-    cat = _catalog(image_dir)
-    rng = np.random.default_rng(1)
-    cat["ra"], cat["dec"] = rng.uniform(0, 360, len(cat)), rng.uniform(-60, 60, len(cat))
-    hats = lsdb.from_dataframe(cat.to_pandas(), ra_column="ra", dec_column="dec")
-    hats.write_catalog(tmp_path / "in", progress_bar=False)
+    cat = _hats_catalog(lsdb, image_dir, tmp_path / "in", seed=1)
     out = tmp_path / "out"
     base = ["classify", str(tmp_path / "in"), "--image-dir", str(image_dir), "--model",
             str(tiny_model), "-o", str(out)]
@@ -198,11 +204,7 @@ def test_an_interrupted_hats_run_resumes_and_skips_the_written_partitions(
     from astro_morph.cli import cli
     from astro_morph.errors import UserError
 
-    cat = _catalog(image_dir)
-    rng = np.random.default_rng(2)
-    cat["ra"], cat["dec"] = rng.uniform(0, 360, len(cat)), rng.uniform(-60, 60, len(cat))
-    hats = lsdb.from_dataframe(cat.to_pandas(), ra_column="ra", dec_column="dec")
-    hats.write_catalog(tmp_path / "in", progress_bar=False)
+    _hats_catalog(lsdb, image_dir, tmp_path / "in", seed=2)
     n_parts = len(lsdb.open_catalog(tmp_path / "in").get_healpix_pixels())
     base = ["classify", str(tmp_path / "in"), "--image-dir", str(image_dir), "--model",
             str(tiny_model)]
