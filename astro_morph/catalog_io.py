@@ -134,6 +134,14 @@ def check_writable(table: Table, path: str | os.PathLike, fmt: str | None = None
     """
     out_fmt = guess_format(path, fmt, "--output-format")
     if out_fmt == "fits":
+        seen: dict[str, str] = {}
+        for name in table.colnames:  # FITS compares column names case-insensitively
+            other = seen.setdefault(name.lower(), name)
+            if other != name:
+                logging.getLogger("astro_morph").warning(
+                    "columns %r and %r differ only in case: FITS readers may take one for the "
+                    "other (fitsverify warns); rename one, or write ECSV, VOTable or Parquet",
+                    other, name)
         for name in [*table.colnames, *new_columns]:
             reason = fits_name_problem(name)
             if reason:

@@ -138,3 +138,16 @@ def test_fits_column_names_that_cannot_be_written_are_one_line_errors(tmp_path):
     with pytest.raises(UserError, match="cannot write .* as fits: Column name must"):
         write_catalog(long, tmp_path / "o.fits")
     assert not (tmp_path / "o.fits").exists()
+
+
+def test_fits_names_differing_only_in_case_are_warned_of(tmp_path, caplog):
+    """FITS compares column names case-insensitively: 'ra' beside 'RA' is written (astropy
+    keeps both) but fitsverify warns and other readers may take one for the other."""
+    from astro_morph.catalog_io import check_writable
+
+    table = Table({"ra": [1.0], "RA": [2.0]})
+    with caplog.at_level("WARNING", logger="astro_morph"):
+        check_writable(table, tmp_path / "o.ecsv")
+        assert caplog.text == ""
+        check_writable(table, tmp_path / "o.fits")
+    assert "columns 'ra' and 'RA' differ only in case" in caplog.text
