@@ -417,6 +417,15 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
                            crop_fraction=crop)
     val_set = load_split(table, cfg.image_dir, cfg.val_split, class_names, cfg.id_column,
                          size, train=False, limit=cfg.limit, crop_fraction=crop)
+    in_val = np.asarray(np.ma.filled(table["split"], "")).astype(str) == cfg.val_split
+    unseen = sorted({str(v) for v in np.ma.filled(table["label"][in_val], "")} - {""}
+                    - set(class_names))
+    if unseen:  # the selection metric leaves them out: say so, as evaluate does
+        logging.getLogger("astro_morph").warning(
+            "%s: %d %r rows are labelled with classes the training does not have (%s); "
+            "they are left out of the val scores", cfg.labels,
+            int(np.isin(np.ma.filled(table["label"][in_val], "").astype(str), unseen).sum()),
+            cfg.val_split, ", ".join(unseen))
     soft, pseudo, extra_stats = None, None, None
     if cfg.pseudo_labels or cfg.extra_labels:  # added images must not show a val/test galaxy
         from .pseudo import evaluation_images

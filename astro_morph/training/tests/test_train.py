@@ -698,3 +698,16 @@ def test_leaks_into_any_scored_split_are_named(image_dir, tmp_path, caplog):
     with caplog.at_level("WARNING", logger="astro_morph"):
         train(cfg, progress=False)
     assert "1 ids are in both 'train' and 'holdout' (first: 1)" in caplog.text
+
+
+def test_val_rows_of_classes_not_trained_are_named(image_dir, tmp_path, caplog):
+    """A val row labelled with a class the training does not have is left out of the
+    selection metric; that was silent (evaluate says it)."""
+    labels = tmp_path / "labels.csv"
+    labels.write_text("OBJID,label,split\n1,a,train\n2,b,train\n3,a,val\n4,c,val\n")
+    cfg = TrainConfig(labels=str(labels), image_dir=str(image_dir),
+                      output=str(tmp_path / "m.amz"), epochs=1, batch_size=2, threads=1)
+    with caplog.at_level("WARNING", logger="astro_morph"):
+        train(cfg, progress=False)
+    assert "1 'val' rows are labelled with classes the training does not have (c)" in \
+        caplog.text
