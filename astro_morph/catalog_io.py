@@ -17,7 +17,8 @@ from astropy.table import Table
 from .errors import UserError, first_line
 from .fileio import atomic_write, require_output_dir, temp_suffix
 
-__all__ = ["FORMATS", "check_writable", "guess_format", "read_catalog", "write_catalog"]
+__all__ = ["FORMATS", "catalog_suffix", "check_writable", "guess_format", "is_hats_catalog",
+           "read_catalog", "write_catalog"]
 
 #: File suffix -> astropy format name.
 FORMATS = {
@@ -42,12 +43,25 @@ def guess_format(path: str | os.PathLike, fmt: str | None = None,
         if fmt.lower() not in SHORT_NAMES:
             raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(SHORT_NAMES)}")
         return SHORT_NAMES[fmt.lower()]
-    name = Path(path).name.lower()
-    for suffix in sorted(FORMATS, key=len, reverse=True):
-        if name.endswith(suffix):
-            return FORMATS[suffix]
+    suffix = catalog_suffix(path)
+    if suffix:
+        return FORMATS[suffix]
     raise UserError(f"{path}: cannot tell the format from the suffix; use one of "
                     f"{', '.join(sorted(FORMATS))} or pass {option}")
+
+
+def catalog_suffix(path: str | os.PathLike) -> str | None:
+    """The catalog file suffix ``path`` ends with (the longest: ``.fits.gz``), or ``None``."""
+    name = Path(path).name.lower()
+    return next((s for s in sorted(FORMATS, key=len, reverse=True) if name.endswith(s)), None)
+
+
+def is_hats_catalog(path: str | os.PathLike) -> bool:
+    """A folder holding a HATS catalog or collection, as LSDB writes them (its
+    ``hats.properties``, ``collection.properties``, or ``properties`` in older layouts)."""
+    p = Path(path)
+    return p.is_dir() and any((p / name).is_file() for name in
+                              ("hats.properties", "collection.properties", "properties"))
 
 
 def read_catalog(path: str | os.PathLike, fmt: str | None = None) -> Table:
@@ -58,8 +72,6 @@ def read_catalog(path: str | os.PathLike, fmt: str | None = None) -> Table:
     not for catalogs larger than memory (``classify`` maps those partition by partition).
     """
     p = Path(path)
-    from .scaleout import is_hats_catalog
-
     if is_hats_catalog(p):
         return _read_hats(p)
     if not p.is_file():

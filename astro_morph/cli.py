@@ -216,11 +216,16 @@ def classify(catalog: Path, output: Path | None, source: str, source_option: tup
     """Classify every row of CATALOG and write it with morphology columns."""
     import numpy as np
 
-    from .catalog_io import check_writable, guess_format, read_catalog, write_catalog
+    from .catalog_io import (
+        check_writable,
+        guess_format,
+        is_hats_catalog,
+        read_catalog,
+        write_catalog,
+    )
     from .columns import output_column_names
     from .journal import OutputLock, remove_stale_temps
     from .models.base import Classifier
-    from .scaleout import is_hats_catalog
 
     output = output or default_output(catalog)
     journal = output.with_name(output.name + ".partial")
@@ -304,13 +309,12 @@ def _classify_hats(catalog: Path, output: Path, models: tuple[str, ...], backend
     on --dask's cluster when given)."""
     import contextlib
 
-    from .catalog_io import FORMATS
+    from .catalog_io import catalog_suffix
     from .scaleout import classify_hats, dask_client
 
     if len(models) > 1:
         raise UserError("a HATS catalog takes one --model (each partition loads it by path)")
-    suffix = next((x for x in sorted(FORMATS, key=len, reverse=True)
-                   if output.name.lower().endswith(x)), None)
+    suffix = catalog_suffix(output)
     if suffix:
         raise UserError(f"-o {output}: a HATS catalog is written as a HATS catalog, a folder; "
                         f"name one without a catalog file suffix (e.g. -o "

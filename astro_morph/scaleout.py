@@ -233,14 +233,6 @@ def classify_lsdb(catalog, model: str | os.PathLike | None = None, backend: str 
     return lazy
 
 
-def is_hats_catalog(path: str | os.PathLike) -> bool:
-    """A folder holding a HATS catalog or collection, as LSDB writes them (its
-    ``hats.properties``, ``collection.properties``, or ``properties`` in older layouts)."""
-    p = Path(path)
-    return p.is_dir() and any((p / name).is_file() for name in
-                              ("hats.properties", "collection.properties", "properties"))
-
-
 def classify_hats(catalog_dir: str | os.PathLike, output_dir: str | os.PathLike,
                   model: str | os.PathLike | None = None, overwrite: bool = False,
                   resume: bool = False, progress: bool | None = None,
