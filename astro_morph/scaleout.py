@@ -14,7 +14,6 @@ LSDB/HATS catalogs go through :func:`classify_lsdb` (``lsdb`` installed separate
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import sys
@@ -26,7 +25,7 @@ import numpy as np
 from astropy.table import Table
 
 from .errors import UserError, first_line
-from .fileio import atomic_write_text
+from .journal import Journal
 
 __all__ = ["connect", "dask_client", "classify_dask", "classify_lsdb"]
 
@@ -240,11 +239,12 @@ def classify_hats(catalog_dir: str | os.PathLike, output_dir: str | os.PathLike,
     """Classify a HATS catalog into a new HATS catalog at ``output_dir``, lazily with LSDB.
 
     Partitions run on the dask.distributed Client in use, else dask's local scheduler. The
-    catalog is written to ``<output_dir>.partial`` and moved into place only when complete;
-    an interrupted run keeps the partitions written so far there, and ``resume=True``
-    continues it (the same input, model and options only: checked against the run record
-    kept beside it). The run's provenance (model, digest, classes, ...: the MORPH* keys of a
-    table's meta) goes into its ``hats.properties``. Returns (rows, rows classified cleanly).
+    catalog is written inside ``<output_dir>.partial`` (a resume journal, as for catalog
+    files) and moved into place only when complete; an interrupted run keeps the partitions
+    written so far there, and ``resume=True`` continues it (the same input, model and options
+    only: checked against the journal's run record). The run's provenance (model, digest,
+    classes, ...: the MORPH* keys of a table's meta) goes into its ``hats.properties``.
+    Returns (rows, rows classified cleanly).
     """
     try:
         import lsdb
@@ -260,35 +260,30 @@ def classify_hats(catalog_dir: str | os.PathLike, output_dir: str | os.PathLike,
         raise UserError(f"output directory does not exist: {out.parent}")
     if out.exists() and not overwrite:
         raise UserError(f"output {out} exists; pass --overwrite to replace it")
+    # <out>.partial is the resume journal, as for catalog files: its run.json says what the
+    # run was, and LSDB writes the catalog inside it.
     partial = out.with_name(out.name + ".partial")
-    record = out.with_name(out.name + ".partial.json")  # what the unfinished run was
-    if partial.exists() and not (resume or overwrite):
-        raise UserError(f"{partial} holds an unfinished run; pass --resume to continue it, "
-                        "or --overwrite to start again")
     if resume and not partial.exists():
         raise UserError(f"--resume: no unfinished run at {partial}")
+    if overwrite and not resume:
+        shutil.rmtree(partial, ignore_errors=True)
     try:
         catalog = lsdb.open_catalog(source)
     except Exception as exc:  # hats' own errors for a damaged or foreign folder
         raise UserError(f"cannot open HATS catalog {source}: {first_line(exc)}") from None
     prefix = DEFAULT_PREFIX if prefix is None else prefix
     lazy = classify_lsdb(catalog, model=model, prefix=prefix, **options)
-    run = {"input": str(source.resolve()), "prefix": prefix,
-           "options": {k: str(v) for k, v in sorted(options.items())},
-           **{k: v for k, v in lazy.morph_provenance.items() if k != "MORPHDAT"}}
-    if resume:
-        before = json.loads(record.read_text()) if record.is_file() else {}
-        changed = sorted(k for k in set(run) | set(before) if run.get(k) != before.get(k))
-        if changed:
-            raise UserError(f"cannot resume from {partial}: the run differs in "
-                            f"{', '.join(changed)}")
-    else:
-        shutil.rmtree(partial, ignore_errors=True)
-        atomic_write_text(record, json.dumps(run, indent=1))
+    signature = {"input": str(source.resolve()), "prefix": prefix,
+                 "options": {k: str(v) for k, v in sorted(options.items())},
+                 **{k: v for k, v in lazy.morph_provenance.items() if k != "MORPHDAT"}}
+    # Refuses an unfinished run without --resume, and resuming another one.
+    journal = Journal(partial, signature, resume)
+    written = partial / "catalog"
+    again = resume and written.exists()
     show = sys.stderr.isatty() if progress is None else progress  # tqdm's "auto"
     try:  # the provenance goes into the catalog's hats.properties
-        lazy.write_catalog(partial, catalog_name=out.name, progress_bar=show,
-                           overwrite=not resume, resume=resume,
+        lazy.write_catalog(written, catalog_name=out.name, progress_bar=show,
+                           overwrite=not again, resume=again,
                            addl_hats_properties=lazy.morph_provenance)
     except RuntimeError as exc:  # LSDB's "Error applying function ... to partition N"
         if isinstance(exc.__cause__, (UserError, OSError)):
@@ -297,8 +292,8 @@ def classify_hats(catalog_dir: str | os.PathLike, output_dir: str | os.PathLike,
         raise
     if out.exists():
         shutil.rmtree(out)
-    partial.rename(out)
-    record.unlink(missing_ok=True)
+    written.rename(out)
+    journal.remove()
     flags = lsdb.open_catalog(out, columns=[f"{prefix}flags"]).compute(
         progress_bar=False)[f"{prefix}flags"]
     return len(flags), int((np.asarray(flags) == 0).sum())
