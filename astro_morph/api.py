@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-from numbers import Integral
 from typing import Any
 
 from astropy.table import Table
 
 from .catalog_io import read_catalog
 from .columns import DEFAULT_PREFIX, add_columns, check_no_clash, provenance_meta
-from .errors import UserError
+from .errors import UserError, whole_number
 from .inference.tta import TTAClassifier
 from .models.base import Classifier, training_crop
 from .options import accepted_options, build_centring, build_source, check_options
@@ -97,9 +96,7 @@ def classify(table: Table | str | os.PathLike, source: str = "galaxyzoo",
     # The CLI's click ranges, for API callers: a chunk of 0 rows would never advance.
     for key, value in (("chunk_size", chunk_size), ("workers", workers),
                        ("batch_size", batch_size)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, Integral)
-                                  or value < 1):
-            raise UserError(f"classify: {key} must be a whole number >= 1, not {value!r}")
+        whole_number(f"classify: {key}", value, 1)
     # Only the options the caller set reach the factories, so each plugin's own defaults
     # apply; unknown keys fail before anything is built or loaded.
     src_options = {k: v for k, v in source_options.items() if v is not None}

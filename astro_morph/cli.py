@@ -225,7 +225,6 @@ def classify(catalog: Path, output: Path | None, source: str, source_option: tup
     )
     from .columns import output_column_names
     from .journal import OutputLock, remove_stale_temps
-    from .models.base import Classifier
 
     output = output or default_output(catalog)
     journal = output.with_name(output.name + ".partial")
@@ -257,10 +256,9 @@ def classify(catalog: Path, output: Path | None, source: str, source_option: tup
     table = read_catalog(catalog, in_format)
     if len(table) == 0:
         raise UserError(f"catalog {catalog} has no rows")
-    model = _loaded_model(models, backend, device, batch_size, dask_address)
+    model, classes = _loaded_model(models, backend, device, batch_size, dask_address)
     # Every added column's name, now that the model's classes are known (a long --prefix).
-    check_writable(table, output, output_format, tuple(output_column_names(
-        model.class_names if isinstance(model, Classifier) else _classes_of(model), prefix)))
+    check_writable(table, output, output_format, tuple(output_column_names(classes, prefix)))
     with row_warnings():
         # One run per output: a second one would share the journal and the temp-file names.
         lock = OutputLock(output).acquire()
@@ -360,28 +358,25 @@ def source_plugin_options(source: str, shortcuts: dict, pairs: tuple[str, ...]) 
 
 
 def _loaded_model(models: tuple[str, ...], backend: str, device: str,
-                  batch_size: int | None, dask_address: str | None):
-    """The run's model: loaded here for a single-process run (an ensemble for several
-    --model), or the name or path each Dask worker loads."""
+                  batch_size: int | None, dask_address: str | None) -> tuple[object, list[str]]:
+    """The run's model and its classes: loaded here for a single-process run (an ensemble
+    for several --model); for Dask the name or path each worker loads (loaded once here
+    only to ask its classes)."""
     from .inference.load import load_model
 
     if dask_address:
         if len(models) > 1:
             raise UserError("--dask takes one --model (each worker loads it by path); an "
                             "ensemble runs in a single process")
-        return models[0] if models else None
+        ref = models[0] if models else None
+        return ref, list(load_model(ref).class_names)
     if len(models) > 1:
         from .inference.ensemble import EnsembleClassifier
 
-        return EnsembleClassifier([load_model(m, backend, device, batch_size) for m in models])
-    return load_model(models[0] if models else None, backend, device, batch_size)
-
-
-def _classes_of(model: str | None) -> list[str]:
-    """The classes of the model a Dask run's workers will load (loaded once here to ask)."""
-    from .inference.load import load_model
-
-    return list(load_model(model).class_names)
+        clf = EnsembleClassifier([load_model(m, backend, device, batch_size) for m in models])
+    else:
+        clf = load_model(models[0] if models else None, backend, device, batch_size)
+    return clf, list(clf.class_names)
 
 
 def _run_classify(table, model, backend, device, batch_size, chunk_size, progress, journal,

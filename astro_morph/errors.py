@@ -87,6 +87,19 @@ def check_option(ok: bool, what: str, key: str, value: object, expected: str) ->
         raise UserError(f"{what} option {key}={value!r}: expected {expected}")
 
 
+def whole_number(what: str, value: object, low: int) -> int | None:
+    """``value`` as an ``int`` (numpy integers too), ``None`` kept; anything else, or below
+    ``low``, is one line: ``<what> must be a whole number >= <low>, not <value>``. For API
+    callers, who skip the CLI's click ranges."""
+    from numbers import Integral
+
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
+        raise UserError(f"{what} must be a whole number >= {low}, not {value!r}")
+    return int(value)
+
+
 def run_script(main) -> None:
     """Run a ``scripts/*.py`` entry point as ``astromorph`` runs a command: a
     :class:`UserError` (a missing or foreign file) ends it with one ``Error:`` line on stderr

@@ -15,7 +15,6 @@ import math
 import shutil
 import time
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
-from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..centring.crop import crop_or_paper
-from ..errors import UserError
+from ..errors import UserError, whole_number
 from ..models.arch import get_arch
 from ..models.efficientnet_g import batch_norm_momentum, build_model
 from ..models.model_file import (
@@ -350,12 +349,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
     # nothing.
     for key, low in (("epochs", 1), ("batch_size", 1), ("threads", 1), ("limit", 1),
                      ("resolution", MIN_INPUT_SIZE)):
-        value = getattr(cfg, key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, Integral)
-                                  or value < low):
-            raise UserError(f"{key} must be a whole number >= {low}, not {value!r}")
-        if value is not None:  # numpy integers too: the config is written as JSON
-            cfg = replace(cfg, **{key: int(value)})
+        # int(): numpy integers too, since the config is written as JSON
+        cfg = replace(cfg, **{key: whole_number(key, getattr(cfg, key), low)})
     if not 0 < cfg.lr < math.inf:
         raise UserError(f"learning rate must be a finite number > 0, not {cfg.lr}")
     if cfg.resolution is not None and cfg.resolution > MAX_INPUT_SIZE:
@@ -400,7 +395,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
     crop = crop_or_paper(cfg.crop_fraction)
     crop_range = tuple(c * zoom(crop) for c in CROP_RANGE)  # checks the fraction first
     class_names = training_classes(table, cfg.class_names, cfg.labels, cfg.train_split)
-    split_rows(table, cfg.val_split, cfg.labels)  # named before the training images decode
+    val_rows = split_rows(table, cfg.val_split, cfg.labels)  # before the images decode
     # Every split that is scored (val, test, or a survey's own names), not only "test".
     held = {str(s) for s in np.ma.filled(table["split"], "")} - {cfg.train_split, ""}
     for other in [cfg.val_split, *sorted(held - {cfg.val_split})]:
@@ -417,15 +412,13 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
                            crop_fraction=crop)
     val_set = load_split(table, cfg.image_dir, cfg.val_split, class_names, cfg.id_column,
                          size, train=False, limit=cfg.limit, crop_fraction=crop)
-    in_val = np.asarray(np.ma.filled(table["split"], "")).astype(str) == cfg.val_split
-    unseen = sorted({str(v) for v in np.ma.filled(table["label"][in_val], "")} - {""}
-                    - set(class_names))
+    val_labels = np.ma.filled(val_rows["label"], "").astype(str)
+    unseen = sorted(set(val_labels.tolist()) - {""} - set(class_names))
     if unseen:  # the selection metric leaves them out: say so, as evaluate does
         logging.getLogger("astro_morph").warning(
             "%s: %d %r rows are labelled with classes the training does not have (%s); "
             "they are left out of the val scores", cfg.labels,
-            int(np.isin(np.ma.filled(table["label"][in_val], "").astype(str), unseen).sum()),
-            cfg.val_split, ", ".join(unseen))
+            int(np.isin(val_labels, unseen).sum()), cfg.val_split, ", ".join(unseen))
     soft, pseudo, extra_stats = None, None, None
     if cfg.pseudo_labels or cfg.extra_labels:  # added images must not show a val/test galaxy
         from .pseudo import evaluation_images
