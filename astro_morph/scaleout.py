@@ -253,7 +253,7 @@ def classify_hats(catalog_dir: str | os.PathLike, output_dir: str | os.PathLike,
     from .columns import DEFAULT_PREFIX
 
     source, out = Path(catalog_dir), Path(output_dir)
-    if out.resolve() == source.resolve() or out.resolve().is_relative_to(source.resolve()):
+    if out.resolve().is_relative_to(source.resolve()):  # the input itself, or inside it
         raise UserError(f"output {out} is the input catalog or inside it, which astromorph "
                         "never modifies; choose another -o")
     if not out.parent.is_dir():
