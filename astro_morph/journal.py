@@ -22,7 +22,8 @@ import numpy as np
 from .errors import UserError
 from .fileio import atomic_write_bytes
 
-__all__ = ["Journal", "OutputLock", "remove_stale_temps", "table_fingerprint"]
+__all__ = ["Journal", "OutputLock", "folder_fingerprint", "remove_stale_temps",
+           "table_fingerprint"]
 
 
 def table_fingerprint(table) -> str:
@@ -35,6 +36,27 @@ def table_fingerprint(table) -> str:
                  else repr(col.tolist()).encode())
         mask = np.ma.getmaskarray(table[name])
         h.update(mask.tobytes())
+    return h.hexdigest()
+
+
+#: Small files that describe a HATS catalog's content (row counts, column statistics of
+#: every partition): read whole. Every other file counts by its path and size.
+_DESCRIPTIONS = {"_metadata", "_common_metadata", "partition_info.csv", "properties",
+                 "hats.properties", "collection.properties"}
+
+
+def folder_fingerprint(folder: str | os.PathLike) -> str:
+    """SHA-256 identifying a catalog folder (HATS): every file's relative path and size,
+    and the bytes of the files that describe the content (``_metadata``, partition list,
+    properties). Stat calls, not a read of every partition, so cheap for large catalogs;
+    a rewritten catalog changes its ``_metadata`` (row counts and statistics)."""
+    root = Path(folder)
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0")
+        h.update(str(path.stat().st_size).encode() + b"\0")
+        if path.name in _DESCRIPTIONS:
+            h.update(path.read_bytes())
     return h.hexdigest()
 
 

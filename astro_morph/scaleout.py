@@ -25,7 +25,7 @@ import numpy as np
 from astropy.table import Table
 
 from .errors import UserError, first_line
-from .journal import Journal
+from .journal import Journal, folder_fingerprint
 
 __all__ = ["connect", "dask_client", "classify_dask", "classify_lsdb"]
 
@@ -273,7 +273,8 @@ def classify_hats(catalog_dir: str | os.PathLike, output_dir: str | os.PathLike,
         raise UserError(f"cannot open HATS catalog {source}: {first_line(exc)}") from None
     prefix = DEFAULT_PREFIX if prefix is None else prefix
     lazy = classify_lsdb(catalog, model=model, prefix=prefix, **options)
-    signature = {"input": str(source.resolve()), "prefix": prefix,
+    # The input's content, not its path: a catalog rewritten in place is not resumed into.
+    signature = {"input": folder_fingerprint(source), "prefix": prefix,
                  "options": {k: str(v) for k, v in sorted(options.items())},
                  **{k: v for k, v in lazy.morph_provenance.items() if k != "MORPHDAT"}}
     # Refuses an unfinished run without --resume, and resuming another one.

@@ -230,6 +230,15 @@ def test_an_interrupted_hats_run_resumes_and_skips_the_written_partitions(
     assert "holds an unfinished run; pass --resume" in str(res.exception)
     res = CliRunner().invoke(cli, base + out + ["--resume", "--prefix", "m2_"])
     assert "the run differs in prefix" in str(res.exception)
+    # The same path holding another catalog (rewritten in place) is not resumed into.
+    import shutil
+
+    shutil.move(tmp_path / "in", tmp_path / "in-kept")
+    _hats_catalog(lsdb, image_dir, tmp_path / "in", seed=3)
+    res = CliRunner().invoke(cli, base + out + ["--resume"])
+    assert "the run differs in input" in str(res.exception)
+    shutil.rmtree(tmp_path / "in")
+    shutil.move(tmp_path / "in-kept", tmp_path / "in")
     calls.clear()
     failing[0] = False
     res = CliRunner().invoke(cli, base + out + ["--resume"])
