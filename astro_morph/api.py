@@ -135,7 +135,7 @@ def classify(table: Table | str | os.PathLike, source: str = "galaxyzoo",
         log.warning("row %d: %s", row, message)
     meta = provenance_meta(clf.name, clf.sha256, clf.backend, source, centring,
                            clf.class_names, __version__, tta_name)
-    comments = list(table.meta.get("comments", [])) + meta.pop("comments")
+    comments = _as_comment_list(table.meta.get("comments")) + meta.pop("comments")
     out = add_columns(table, clf.class_names, result.probs, result.flags, prefix,
                       result.dx if offsets else None, result.dy if offsets else None, meta)
     out.meta["comments"] = comments
@@ -158,3 +158,13 @@ def _with_model_crop(centring: str, factory: Any, options: dict[str, Any],
                     clf.name, crop)
         return options
     return {**options, "crop_fraction": crop}
+
+
+def _as_comment_list(value: object) -> list:
+    """The input's ``meta["comments"]`` as a list: a table written by hand may hold one
+    string there (which ``list()`` would split into its characters) or nothing."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]

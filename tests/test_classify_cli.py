@@ -121,6 +121,22 @@ def test_output_formats_and_torch_backend(tiny_model, image_dir, tmp_path, fmt):
         assert t["morph_prob_spiral"].unit is None
 
 
+def test_the_inputs_comments_are_kept_whole(tiny_model, image_dir, tmp_path):
+    """An ECSV written by hand may hold one string as meta['comments']; it had been split
+    into its characters, one comment each, before the flag bits."""
+    cat = tmp_path / "c.ecsv"
+    t = Table({"GalaxyID": [1, 2]})
+    t.meta["comments"] = "selected by hand"
+    t.write(cat)
+    out = tmp_path / "o.ecsv"
+    res = CliRunner().invoke(cli, ["classify", str(cat), "--image-dir", str(image_dir),
+                                   "--model", str(tiny_model), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    comments = Table.read(out).meta["comments"]
+    assert comments[0] == "selected by hand"
+    assert comments[1].startswith("morph_flags bit 1:")
+
+
 def _check_votable_provenance(out, model):
     """Provenance keywords and flag bits travel as INFO elements; the file is valid."""
     import hashlib
