@@ -9,7 +9,13 @@ from typing import Any
 from astropy.table import Table
 
 from .catalog_io import read_catalog
-from .columns import DEFAULT_PREFIX, add_columns, check_no_clash, provenance_meta
+from .columns import (
+    DEFAULT_PREFIX,
+    add_columns,
+    check_no_clash,
+    earlier_provenance,
+    provenance_meta,
+)
 from .errors import UserError, whole_number
 from .inference.tta import TTAClassifier
 from .models.base import Classifier, training_crop
@@ -134,8 +140,11 @@ def classify(table: Table | str | os.PathLike, source: str = "galaxyzoo",
     for row, message in result.messages:
         log.warning("row %d: %s", row, message)
     meta = provenance_meta(clf.name, clf.sha256, clf.backend, source, centring,
-                           clf.class_names, __version__, tta_name)
-    comments = _as_comment_list(table.meta.get("comments")) + meta.pop("comments")
+                           clf.class_names, __version__, tta_name, prefix)
+    # A catalog classified before (another --prefix) keeps that run's provenance as a
+    # comment: the new MORPH* keys replace the old ones.
+    comments = (_as_comment_list(table.meta.get("comments")) + earlier_provenance(table.meta)
+                + meta.pop("comments"))
     out = add_columns(table, clf.class_names, result.probs, result.flags, prefix,
                       result.dx if offsets else None, result.dy if offsets else None, meta)
     out.meta["comments"] = comments

@@ -13,7 +13,7 @@ from .errors import UserError
 from .flags import FLAG_DESCRIPTIONS, flags_column_description
 
 __all__ = ["DEFAULT_PREFIX", "output_column_names", "add_columns", "check_no_clash",
-           "read_probabilities", "classes_of"]
+           "read_probabilities", "classes_of", "earlier_provenance"]
 
 DEFAULT_PREFIX = "morph_"
 
@@ -60,6 +60,13 @@ def classes_of(table: Table, prefix: str = DEFAULT_PREFIX) -> list[str]:
     return found
 
 
+def earlier_provenance(meta: dict) -> list[str]:
+    """An earlier run's ``MORPH*`` keys as comments (``earlier MORPHMOD=...``, one a key),
+    which a new run's provenance replaces: a catalog classified again with another
+    ``--prefix``. Its ``MORPHPFX`` (absent before 0.1) names the columns they describe."""
+    return [f"earlier {k}={v}" for k, v in meta.items() if str(k).upper().startswith("MORPH")]
+
+
 def check_no_clash(table: Table, class_names: list[str], prefix: str, offsets: bool) -> None:
     """Refuse to overwrite input columns (case-insensitively, as FITS compares them)."""
     existing = {c.lower() for c in table.colnames}
@@ -100,15 +107,20 @@ def add_columns(table: Table, class_names: list[str], probs: np.ndarray, flags: 
                            description="re-centring offset in y (image rows), input pixels"))
     out.add_columns(cols)
     if meta:
+        # An earlier run's MORPH* keys would pass for this run's (a MORPHTTA this run has
+        # not): they go, all of them (classify keeps them as one comment).
+        for key in [k for k in out.meta if str(k).upper().startswith("MORPH")]:
+            del out.meta[key]
         out.meta.update(meta)
     return out
 
 
 def provenance_meta(model_name: str, sha256: str, backend: str, source: str, centring: str,
                     class_names: list[str], version: str,
-                    tta: str | None = None) -> dict[str, str]:
+                    tta: str | None = None, prefix: str = DEFAULT_PREFIX) -> dict[str, str]:
     """Table meta recording how the columns were made. Keys are FITS-safe (8 characters)."""
     meta = {
+        "MORPHPFX": prefix,
         "MORPHVER": version,
         "MORPHMOD": model_name,
         "MORPHSHA": sha256,
@@ -120,6 +132,6 @@ def provenance_meta(model_name: str, sha256: str, backend: str, source: str, cen
     }
     if tta:
         meta["MORPHTTA"] = tta
-    comments = [f"morph_flags bit {int(f)}: {d}" for f, d in FLAG_DESCRIPTIONS.items()]
+    comments = [f"{prefix}flags bit {int(f)}: {d}" for f, d in FLAG_DESCRIPTIONS.items()]
     meta["comments"] = comments
     return meta

@@ -276,7 +276,8 @@ def classify_hats(catalog_dir: str | os.PathLike, output_dir: str | os.PathLike,
     # The input's content, not its path: a catalog rewritten in place is not resumed into.
     signature = {"input": folder_fingerprint(source), "prefix": prefix,
                  "options": {k: str(v) for k, v in sorted(options.items())},
-                 **{k: v for k, v in lazy.morph_provenance.items() if k != "MORPHDAT"}}
+                 **{k: v for k, v in lazy.morph_provenance.items()
+                    if k not in ("MORPHDAT", "MORPHPFX")}}
     # Refuses an unfinished run without --resume, and resuming another one.
     journal = Journal(partial, signature, resume)
     written = partial / "catalog"

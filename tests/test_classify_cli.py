@@ -137,6 +137,26 @@ def test_the_inputs_comments_are_kept_whole(tiny_model, image_dir, tmp_path):
     assert comments[1].startswith("morph_flags bit 1:")
 
 
+def test_classifying_again_keeps_the_earlier_runs_provenance(tiny_model, image_dir, tmp_path):
+    """A second run (another --prefix) had overwritten the first run's MORPH* keys, and an
+    old MORPHTTA stayed as if the new run had used it: the new keys now describe the new
+    run only, the old ones stay as 'earlier KEY=value' comments."""
+    cat = tmp_path / "c.fits"
+    Table({"GalaxyID": [1, 2]}).write(cat)
+    base = ["classify", "--image-dir", str(image_dir), "--model", str(tiny_model)]
+    first, second = tmp_path / "o1.fits", tmp_path / "o2.ecsv"
+    res = CliRunner().invoke(cli, base + [str(cat), "-o", str(first), "--tta"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(cli, base + [str(first), "-o", str(second), "--prefix", "m2_"])
+    assert res.exit_code == 0, res.output
+    old, new = Table.read(first).meta, Table.read(second).meta
+    assert new["MORPHPFX"] == "m2_" and "MORPHTTA" not in new
+    assert f"earlier MORPHTTA={old['MORPHTTA']}" in new["comments"]
+    assert "earlier MORPHPFX=morph_" in new["comments"]
+    assert f"earlier MORPHSHA={old['MORPHSHA']}" in new["comments"]
+    assert "m2_flags bit 1: image missing" in new["comments"]
+
+
 def _check_votable_provenance(out, model):
     """Provenance keywords and flag bits travel as INFO elements; the file is valid."""
     import hashlib
