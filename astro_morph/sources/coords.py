@@ -50,13 +50,18 @@ def _to_degrees(column, is_ra: bool) -> tuple[np.ndarray, np.ndarray]:
 
         values = np.full(n, np.nan)
         for i, text in enumerate(data):
-            text = text.decode() if isinstance(text, bytes) else str(text)
-            if mask[i] or not text.strip():
+            text = (text.decode() if isinstance(text, bytes) else str(text)).strip()
+            if mask[i] or not text:
                 continue
-            try:
-                has_sep = any(ch in text for ch in ": hdms")
+            try:  # a bare number is degrees, as in a numeric column ('12.5', '1.25e2')
+                values[i] = float(text)
+                continue
+            except ValueError:
+                pass
+            try:  # sexagesimal RA is hours ('10:00:00', '10 00 00'); 'd'/'h' say themselves
+                has_sep = any(ch in text for ch in ": hms")
                 unit = (u.hourangle if is_ra and has_sep else u.deg)
-                values[i] = Angle(text.strip(), unit=unit).deg
+                values[i] = Angle(text, unit=unit).deg
             except (ValueError, u.UnitsError):
                 pass
     bad = mask | ~np.isfinite(values)

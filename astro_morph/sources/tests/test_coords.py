@@ -1,0 +1,28 @@
+"""RA/Dec columns given as text, as CSV and hand-made catalogs hold them."""
+
+import numpy as np
+import pytest
+from astropy.table import Table
+
+from astro_morph.sources.coords import radec_degrees
+
+
+@pytest.mark.parametrize(("text", "degrees"), [
+    ("150.25", 150.25), ("12.5 ", 12.5), (" 150.25", 150.25),  # padding: still degrees
+    ("1.5e2", 150.0),
+    ("10:00:00", 150.0), ("10 00 00", 150.0), ("10h00m00s", 150.0),  # sexagesimal RA: hours
+    ("150d15m", 150.25), ("150.5deg", 150.5),  # an explicit degree sign wins
+])
+def test_ra_text_is_read_as_astronomers_write_it(text, degrees):
+    ra, _, bad = radec_degrees(Table({"RA": [text], "DEC": ["-12:30:00"]}))
+    assert not bad[0]
+    assert ra[0] == pytest.approx(degrees)
+
+
+def test_dec_text_is_degrees_and_nonsense_is_flagged():
+    t = Table({"RA": ["150", "150", "150", "150"],
+               "DEC": ["-12:30:00", " +12.5", "nan", "north"]})
+    _, dec, bad = radec_degrees(t)
+    assert dec[:2] == pytest.approx([-12.5, 12.5])
+    assert list(bad) == [False, False, True, True]
+    assert np.isnan(dec[2:]).all()
