@@ -109,12 +109,28 @@ def training_classes(table: Table, requested: list[str] | None, source: str | os
                 if unknown else "classes repeat, or are not all")
         raise UserError(f"{what} in the {split!r} split of {source}; labels "
                         f"present: {', '.join(present) or 'none'}")
+    _warn_near_duplicates(names, source)
     if len(names) < 2:
         given = (f"--classes names only {names[0]!r}" if requested else
                  f"the {split!r} split labels every row {names[0]!r}" if names else
                  f"the {split!r} split has no labels")
         raise UserError(f"{source}: a classifier needs at least two classes; {given}")
     return names
+
+
+def _warn_near_duplicates(names: list[str], source: str | os.PathLike) -> None:
+    """Warn of class names that differ only in case, spaces, '-' or '_' ('Spiral' and
+    'spiral', 'edge_on' and 'edge-on'): each would be trained as a class of its own."""
+    seen: dict[str, str] = {}
+    for name in names:
+        key = "".join(ch for ch in name.lower() if ch not in " -_")
+        if key in seen:
+            logging.getLogger("astro_morph").warning(
+                "%s: labels %r and %r differ only in case or separators; they are trained "
+                "as two classes (correct the labels, or name the ones to train with "
+                "--classes)", source, seen[key], name)
+        else:
+            seen[key] = name
 
 
 def shared_ids(table: Table, id_column: str, split: str, other: str,

@@ -578,6 +578,24 @@ def test_training_classes_needs_two_and_names_the_splits():
         training_classes(t, None, "l.csv")
 
 
+def test_labels_that_differ_only_in_case_or_separators_are_warned_of(caplog):
+    from astropy.table import Table
+
+    from astro_morph.training.data import training_classes
+
+    t = Table({"label": ["Spiral", "spiral", "edge_on", "Edge-on", "merger"],
+               "split": ["train"] * 5})
+    with caplog.at_level("WARNING", logger="astro_morph"):
+        assert len(training_classes(t, None, "l.csv")) == 5  # still trained as given
+    said = [r.getMessage() for r in caplog.records]
+    assert any("'Spiral' and 'spiral' differ only in case" in m for m in said)
+    assert any("'Edge-on' and 'edge_on' differ only in case" in m for m in said)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="astro_morph"):
+        training_classes(t, ["spiral", "edge_on"], "l.csv")
+    assert not caplog.records  # --classes chose among them
+
+
 @pytest.mark.parametrize("use_buffers", [True, False])
 def test_ema_step_count_matches_n_averaged(use_buffers):
     """The warmup counts steps itself (reading n_averaged would sync a GPU each step); the
