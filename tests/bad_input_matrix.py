@@ -401,12 +401,12 @@ def _damaged_checkpoint(work: Path, images: Path) -> list[str]:
     return args + ["--resume"]
 
 
-def _pseudo_upper_case(work: Path, images: Path) -> list[str]:
-    """The sources open <id>.jpg/.jpeg/.png only, so .JPG files are no pseudo-label pool."""
+def _pseudo_mixed_case(work: Path, images: Path) -> list[str]:
+    """The sources open <id>.jpg/.jpeg/.png (or .JPG ...) only: .Jpg files are no pool."""
     folder = work / "unlabelled"
     folder.mkdir()
     for src in sorted(images.glob("*.jpg"))[:2]:
-        (folder / f"{src.stem}.JPG").write_bytes(src.read_bytes())
+        (folder / f"{src.stem}.Jpg").write_bytes(src.read_bytes())
     return _labels(work, images) + ["--teacher", str(CTX["model"]), "--distill-weight", "0",
                                     "--pseudo-labels", str(folder)]
 
@@ -589,7 +589,7 @@ CASES: list[Case] = [
          command="train", group="train"),
     Case("train on a labelled set with a missing image", _labels_missing_image, 0,
          "left out 1 of 3 rows whose image is missing", command="train", group="train"),
-    Case("train --pseudo-labels on a folder of upper-case .JPG files", _pseudo_upper_case, 1,
+    Case("train --pseudo-labels on a folder of mixed-case .Jpg files", _pseudo_mixed_case, 1,
          "no .jpg/.jpeg/.png images in", command="train", group="train"),
     Case("train --extra-labels on a table with none of the training classes",
          _extra_other_classes, 1, "no row of split 'train' has a training class",

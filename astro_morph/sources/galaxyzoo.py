@@ -1,8 +1,9 @@
 """Galaxy Zoo JPEG folders (``--source galaxyzoo``).
 
-Rows name an image by id (``<id>.jpg`` or ``<id>.jpeg`` in ``image_dir``, the Kaggle and
-Galaxy Zoo 1 layouts) or by a path column relative to ``image_dir``. Paths that resolve
-outside ``image_dir`` are refused (a catalog must not read arbitrary files).
+Rows name an image by id (``<id>.jpg``, ``<id>.jpeg`` or ``<id>.png`` in ``image_dir``, the
+Kaggle and Galaxy Zoo 1 layouts; or the same in upper case) or by a path column relative to
+``image_dir``. Paths that resolve outside ``image_dir`` are refused (a catalog must not read
+arbitrary files).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from ..hookspecs import hookimpl
 from .base import Cutout, Source, bad_id_reason, format_id
 from .images import read_rgb
 
-__all__ = ["GalaxyZooSource"]
+__all__ = ["GalaxyZooSource", "image_names"]
 
 EXTENSIONS = (".jpg", ".jpeg", ".png")
 #: Runs of rows per decoding thread in one fetch (more balance the load, fewer cost less).
@@ -34,13 +35,19 @@ PARTS_PER_THREAD = 2
 MAX_NAME_CHARS = 1024
 
 
+def image_names(key: str) -> list[str]:
+    """The file names an id's image may have, in the order they are tried: each of
+    :data:`EXTENSIONS`, then in upper case (cameras and Windows tools write ``1.JPG``)."""
+    return [key + e for ext in EXTENSIONS for e in (ext, ext.upper())]
+
+
 class GalaxyZooSource(Source):
     """Read one JPEG per row from a folder.
 
     Parameters
     ----------
     image_dir : str or Path
-        Folder holding ``<id>.jpg`` / ``<id>.jpeg`` files.
+        Folder holding ``<id>.jpg`` / ``<id>.jpeg`` / ``<id>.png`` files (or ``.JPG``...).
     id_column : str
         Column with the image id (default ``GalaxyID``). Ignored when ``path_column`` is given.
     path_column : str, optional
@@ -71,7 +78,13 @@ class GalaxyZooSource(Source):
                      "a pixel count of 1 or more")
         self.max_pixels = max_pixels
         # One listing instead of a stat per row and extension: fast on network filesystems.
-        self._names = {p for p in os.listdir(self.image_dir)}
+        self._names = set(os.listdir(self.image_dir))
+        # Files of other formats by stem, for the message of a row with no image.
+        self._others: dict[str, str] = {}
+        for name in self._names:
+            stem, ext = os.path.splitext(name)
+            if ext.lower() not in EXTENSIONS:
+                self._others.setdefault(stem, name)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
@@ -98,11 +111,14 @@ class GalaxyZooSource(Source):
             return self._checked(self.image_dir / key, key)
         if "/" in key or "\\" in key or key.startswith("."):
             return None, MorphFlag.PATH_REFUSED, f"id {key!r} is not a plain file name"
-        for ext in EXTENSIONS:
-            if key + ext in self._names:
-                return self._checked(self.image_dir / (key + ext), key + ext)
+        for name in image_names(key):
+            if name in self._names:
+                return self._checked(self.image_dir / name, name)
+        other = self._others.get(key)
+        hint = (f" ({other} is there: a format not read here; convert it to PNG or JPEG)"
+                if other else "")
         return (None, MorphFlag.IMAGE_MISSING,
-                f"no image {key}.jpg or {key}.jpeg in {self.image_dir}")
+                f"no image {key}.jpg, .jpeg or .png in {self.image_dir}{hint}")
 
     def _checked(self, path: Path, key: str) -> tuple[Path | None, int, str]:
         """``path`` if it is a regular file inside the folder; symlinks that lead out of it,

@@ -22,7 +22,7 @@ from astropy.table import Table
 from ..centring.crop import PAPER_CROP_FRACTION, crop_resize
 from ..errors import UserError, some_values, suggest_names
 from ..sources.base import bad_id_reason, format_id
-from ..sources.galaxyzoo import EXTENSIONS
+from ..sources.galaxyzoo import EXTENSIONS, image_names
 from ..sources.images import read_rgb
 
 __all__ = ["LabelledSet", "load_labels", "split_rows", "training_classes", "shared_ids",
@@ -145,9 +145,9 @@ def shared_ids(table: Table, id_column: str, split: str, other: str,
 
 
 def _find_image(image_dir: Path, key: str) -> Path | None:
-    """``<key><ext>`` in ``image_dir`` in the Galaxy Zoo source's order of extensions."""
-    for ext in EXTENSIONS:
-        p = image_dir / f"{key}{ext}"
+    """``<key><ext>`` in ``image_dir``, the names the Galaxy Zoo source tries, in its order."""
+    for name in image_names(key):
+        p = image_dir / name
         if p.is_file():
             return p
     return None

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..centring.crop import PAPER_CROP_FRACTION
 from ..errors import UserError
-from ..sources.galaxyzoo import EXTENSIONS
+from ..sources.galaxyzoo import EXTENSIONS, image_names
 from .data import LabelledSet, _find_image, load_split
 
 __all__ = ["unlabelled_images", "evaluation_images", "pseudo_labelled"]
@@ -33,14 +33,14 @@ def unlabelled_images(image_dir: str | os.PathLike,
     if not folder.is_dir():
         raise UserError(f"--pseudo-labels: {folder} is not a folder")
     stems = {p.stem for p in folder.iterdir()
-             if p.suffix in EXTENSIONS and not p.name.startswith(".")}
+             if p.name in image_names(p.stem) and not p.name.startswith(".")}
     found = {stem: path for stem in sorted(stems)
              if (path := _find_image(folder, stem)) is not None}
     if not found:
         other = sorted(q.name for q in folder.iterdir() if q.suffix.lower() in EXTENSIONS
-                       and q.suffix not in EXTENSIONS)
-        hint = (f" ({len(other)} with another case, e.g. {other[0]}: image ids are looked up"
-                f" with lower-case suffixes; rename them)") if other else ""
+                       and q.name not in image_names(q.stem))
+        hint = (f" ({len(other)} with a mixed-case suffix, e.g. {other[0]}: image ids are "
+                f"looked up with lower- or upper-case suffixes; rename them)") if other else ""
         raise UserError(f"--pseudo-labels: no {'/'.join(EXTENSIONS)} images in "
                         f"{folder}{hint}")
     return dict(list(found.items())[:limit]) if limit else found

@@ -18,6 +18,25 @@ def test_ids_find_jpg_and_jpeg(image_dir):
     assert "99.jpg" in out[2].message
 
 
+def test_upper_case_extensions_are_found_and_other_formats_named(image_dir):
+    """1.JPG (cameras, Windows tools) had been 'no image'; a 6.gif is named in the message.
+    The training loader finds the same files."""
+    from pathlib import Path
+
+    from astro_morph.training.data import _find_image
+
+    (image_dir / "2.jpg").rename(image_dir / "2.JPG")
+    (image_dir / "3.jpg").rename(image_dir / "3.PNG")  # a JPEG named .PNG: Pillow reads both
+    Image.new("RGB", (8, 8)).save(image_dir / "6.gif")
+    out = GalaxyZooSource(image_dir).fetch(Table({"GalaxyID": [2, 3, 6]}))
+    assert out[0].image is not None and out[1].image is not None
+    assert out[2].flags == MorphFlag.IMAGE_MISSING
+    assert "(6.gif is there: a format not read here; convert it to PNG or JPEG)" in \
+        out[2].message
+    assert _find_image(Path(image_dir), "2") == image_dir / "2.JPG"
+    assert _find_image(Path(image_dir), "6") is None
+
+
 def test_id_formats():
     assert format_id(587722952767439450) == "587722952767439450"
     assert format_id(np.int64(587722952767439450)) == "587722952767439450"

@@ -397,11 +397,12 @@ def test_pseudo_labels_add_the_teachers_confident_images(tmp_path, tiny_model):
     (folder / "broken.jpg").write_bytes(b"not a jpeg")
     (folder / "notes.txt").write_text("not an image")
     (folder / ".hidden.jpg").write_bytes(b"")
-    # The sources open <id>.jpg/.jpeg/.png only: an upper-case suffix is not listed (it was,
-    # and then the duplicate check crashed on the image it could not find).
-    (folder / "upper.JPG").write_bytes((folder / "u00.jpg").read_bytes())
+    # The sources open <id>.jpg/.jpeg/.png and the same in upper case only: a mixed-case
+    # suffix is not listed (it was, and then the duplicate check crashed on the image it
+    # could not find).
+    (folder / "mixed.Jpg").write_bytes((folder / "u00.jpg").read_bytes())
     ids = list(unlabelled_images(folder))
-    assert ids == ["broken"] + [f"u{i:02d}" for i in range(12)]  # no .txt, hidden, .JPG
+    assert ids == ["broken"] + [f"u{i:02d}" for i in range(12)]  # no .txt, hidden, .Jpg
 
     probs = train_mod.teacher_targets([str(tiny_model)], ids, str(folder), "id",
                                       GZ1_CLASSES, threads=1, allow_missing=True)
@@ -417,13 +418,13 @@ def test_pseudo_labels_add_the_teachers_confident_images(tmp_path, tiny_model):
     assert sum(stats["kept_per_class"].values()) == len(expected)
 
     # A folder whose only listed image is a val image's copy: it is dropped, and the
-    # upper-case file beside it is not opened (before, a crash on the file not found).
+    # mixed-case file beside it is not opened (before, a crash on the file not found).
     only_val = tmp_path / "only_val"
     only_val.mkdir()
     yy, xx = np.mgrid[:200, :200] - 100
     sky = 180 * np.exp(-(xx ** 2 + (yy / 0.6) ** 2) / 300) + rng.normal(20, 6, (200, 200))
     Image.fromarray(sky.clip(0, 255).astype(np.uint8)).convert("RGB").save(only_val / "g.jpg")
-    (only_val / "other.JPG").write_bytes((folder / "u00.jpg").read_bytes())
+    (only_val / "other.Jpg").write_bytes((folder / "u00.jpg").read_bytes())
     (tmp_path / "val_copy.jpg").write_bytes((only_val / "g.jpg").read_bytes())
     with pytest.raises(UserError, match="shows a val/test galaxy"):
         pseudo_labelled([str(tiny_model)], only_val, GZ1_CLASSES, threshold, size=40,
