@@ -63,7 +63,8 @@ def classes_of(table: Table, prefix: str = DEFAULT_PREFIX) -> list[str]:
 def earlier_provenance(meta: dict) -> list[str]:
     """An earlier run's ``MORPH*`` keys as comments (``earlier MORPHMOD=...``, one a key),
     which a new run's provenance replaces: a catalog classified again with another
-    ``--prefix``. Its ``MORPHPFX`` (absent before 0.1) names the columns they describe."""
+    ``--prefix``. Its ``MORPHPFX`` (absent from files written before that key was added)
+    names the columns they describe."""
     return [f"earlier {k}={v}" for k, v in meta.items() if str(k).upper().startswith("MORPH")]
 
 
@@ -108,7 +109,7 @@ def add_columns(table: Table, class_names: list[str], probs: np.ndarray, flags: 
     out.add_columns(cols)
     if meta:
         # An earlier run's MORPH* keys would pass for this run's (a MORPHTTA this run has
-        # not): they go, all of them (classify keeps them as one comment).
+        # not): they go, all of them (classify keeps them as 'earlier KEY=value' comments).
         for key in [k for k in out.meta if str(k).upper().startswith("MORPH")]:
             del out.meta[key]
         out.meta.update(meta)
