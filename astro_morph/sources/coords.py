@@ -21,15 +21,29 @@ __all__ = ["find_column", "radec_degrees", "cutout_sides_arcsec", "cut_each_posi
 GZ_FIELD_PER_PETROR90 = 424 * 0.024
 
 
+#: Coordinate column names of common catalogs (VizieR, SExtractor, Gaia, TOPCAT matches),
+#: lower case: named in the error when the asked-for column is absent.
+USUAL_NAMES = {
+    "--ra-column": ("ra", "raj2000", "_raj2000", "ra_icrs", "alpha_j2000", "ra_j2000",
+                    "ra_deg", "radeg", "ra2000", "ra_1"),
+    "--dec-column": ("dec", "dej2000", "_dej2000", "decj2000", "de_icrs", "delta_j2000",
+                     "dec_j2000", "dec_deg", "decdeg", "de2000", "dec_1"),
+}
+
+
 def find_column(colnames: list[str], name: str, option: str) -> str:
-    """The column called ``name``, compared case-insensitively, or a UserError naming it."""
+    """The column called ``name``, compared case-insensitively, or a UserError naming it
+    (and, for RA/Dec, a column of a usual name such as VizieR's RAJ2000 or SExtractor's
+    ALPHA_J2000: named, not taken, since a catalog may hold several positions)."""
     if name in colnames:
         return name
     matches = [c for c in colnames if c.lower() == name.lower()]
     if matches:
         return matches[0]
-    raise UserError(f"catalog has no column {name!r}{suggest_names(name, colnames)}; "
-                    f"choose one with {option}")
+    usual = [c for c in colnames if c.lower() in USUAL_NAMES.get(option, ())]
+    hint = (f" (it has {' and '.join(repr(c) for c in usual[:2])}: {option} {usual[0]}?)"
+            if usual else suggest_names(name, colnames))
+    raise UserError(f"catalog has no column {name!r}{hint}; choose one with {option}")
 
 
 def _to_degrees(column, is_ra: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -26,3 +26,17 @@ def test_dec_text_is_degrees_and_nonsense_is_flagged():
     assert dec[:2] == pytest.approx([-12.5, 12.5])
     assert list(bad) == [False, False, True, True]
     assert np.isnan(dec[2:]).all()
+
+
+@pytest.mark.parametrize(("columns", "says"), [
+    (["ALPHA_J2000", "DELTA_J2000"], "(it has 'ALPHA_J2000': --ra-column ALPHA_J2000?)"),
+    (["RAJ2000", "DEJ2000", "_RAJ2000"], "(it has 'RAJ2000' and '_RAJ2000': --ra-column RAJ2000?)"),
+    (["ra_x", "dec"], "(did you mean 'ra_x'?)"),  # no usual name: the closest ones
+])
+def test_a_missing_ra_column_names_the_usual_coordinate_columns(columns, says):
+    from astro_morph.errors import UserError
+
+    t = Table({c: [1.0] for c in columns})
+    with pytest.raises(UserError) as err:
+        radec_degrees(t)
+    assert str(err.value) == f"catalog has no column 'RA' {says}; choose one with --ra-column"
