@@ -13,8 +13,8 @@ from ..errors import UserError, suggest_names
 from ..flags import MorphFlag
 from .base import Cutout
 
-__all__ = ["find_column", "radec_degrees", "cutout_sides_arcsec", "cut_each_position",
-           "GZ_FIELD_PER_PETROR90"]
+__all__ = ["find_column", "column_hint", "radec_degrees", "cutout_sides_arcsec",
+           "cut_each_position", "GZ_FIELD_PER_PETROR90", "USUAL_NAMES"]
 
 #: Galaxy Zoo images span 424 pixels of 0.024 x petroR90_r arcsec (Lintott et al. 2008;
 #: Willett et al. 2013): a field of 10.18 petroR90 radii.
@@ -28,7 +28,21 @@ USUAL_NAMES = {
                     "ra_deg", "radeg", "ra2000", "ra_1"),
     "--dec-column": ("dec", "dej2000", "_dej2000", "decj2000", "de_icrs", "delta_j2000",
                      "dec_j2000", "dec_deg", "decdeg", "de2000", "dec_1"),
+    # Image ids: SDSS object ids (Galaxy Zoo 1/2 tables), Kaggle's GalaxyID, Zooniverse.
+    "--id-column": ("objid", "dr7objid", "dr8objid", "galaxyid", "id", "asset_id",
+                    "iauname"),
 }
+
+
+def column_hint(name: str, colnames: list[str], option: str) -> str:
+    """What to say after "catalog has no column 'name'": the closest names (a misspelling,
+    'GalaxyId'), else the columns of a usual name for ``option`` it holds
+    (:data:`USUAL_NAMES`: 'RAJ2000' is too far from 'RA' to be a misspelling)."""
+    close = suggest_names(name, colnames)
+    usual = [c for c in colnames if c.lower() in USUAL_NAMES.get(option, ())]
+    if close or not usual:
+        return close
+    return f" (it has {' and '.join(repr(c) for c in usual[:2])}: {option} {usual[0]}?)"
 
 
 def find_column(colnames: list[str], name: str, option: str) -> str:
@@ -40,10 +54,8 @@ def find_column(colnames: list[str], name: str, option: str) -> str:
     matches = [c for c in colnames if c.lower() == name.lower()]
     if matches:
         return matches[0]
-    usual = [c for c in colnames if c.lower() in USUAL_NAMES.get(option, ())]
-    hint = (f" (it has {' and '.join(repr(c) for c in usual[:2])}: {option} {usual[0]}?)"
-            if usual else suggest_names(name, colnames))
-    raise UserError(f"catalog has no column {name!r}{hint}; choose one with {option}")
+    raise UserError(f"catalog has no column {name!r}{column_hint(name, colnames, option)}; "
+                    f"choose one with {option}")
 
 
 def _to_degrees(column, is_ra: bool) -> tuple[np.ndarray, np.ndarray]:

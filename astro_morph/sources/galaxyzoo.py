@@ -20,10 +20,11 @@ from typing import Any
 from astropy.table import Table
 
 from ..centring.base import Prepared
-from ..errors import UserError, check_option, suggest_names
+from ..errors import UserError, check_option
 from ..flags import MorphFlag
 from ..hookspecs import hookimpl
 from .base import Cutout, Source, bad_id_reason, format_id
+from .coords import column_hint
 from .images import read_rgb
 
 __all__ = ["GalaxyZooSource", "image_names"]
@@ -89,12 +90,13 @@ class GalaxyZooSource(Source):
         self._pool_lock = threading.Lock()
 
     def check_columns(self, columns: list[str]) -> None:
-        """Raise a UserError naming the missing id/path column and the closest names."""
+        """Raise a UserError naming the missing id/path column and a usual id column it
+        holds (OBJID, ...) or the closest names."""
         wanted = self.path_column or self.id_column
         if wanted not in columns:
             option = "--path-column" if self.path_column else "--id-column"
             raise UserError(
-                f"catalog has no column {wanted!r}{suggest_names(wanted, columns)}; "
+                f"catalog has no column {wanted!r}{column_hint(wanted, columns, option)}; "
                 f"choose one with {option}"
             )
 

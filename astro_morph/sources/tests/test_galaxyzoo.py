@@ -92,6 +92,10 @@ def test_missing_column_suggests(image_dir):
     src = GalaxyZooSource(image_dir)
     with pytest.raises(UserError, match=r"no column 'GalaxyID' \(did you mean 'galaxy_id'\?\)"):
         src.check_columns(["galaxy_id", "ra"])
+    # Galaxy Zoo 1/2 tables name galaxies by SDSS OBJID, far from 'GalaxyID' as text.
+    with pytest.raises(UserError, match=r"no column 'GalaxyID' \(it has 'OBJID': "
+                                        r"--id-column OBJID\?\); choose one with --id-column"):
+        src.check_columns(["OBJID", "label", "split"])
 
 
 def test_missing_image_dir(tmp_path):
