@@ -13,17 +13,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import click
-from click.utils import PacifyFlushWrapper
 
 from .errors import (
     EXIT_INTERRUPTED,
     EXIT_NOTHING_CLASSIFIED,
     EXIT_PIPE_CLOSED,
-    EXIT_USER_ERROR,
     ExitStatus,
     UserError,
     refuse_repeats,
 )
+from .pipes import PipeSafeStream
 
 MAX_ROW_WARNINGS = 10
 
@@ -569,12 +568,16 @@ def main() -> None:
     logger = logging.getLogger("astro_morph")
     if not any(isinstance(h, _Warnings) for h in logger.handlers):  # main() may run again
         logger.addHandler(_Warnings())
+    # A reader that leaves (| head) silences the messages, not the work (pipes.py).
+    streams = []
+    for name in ("stdout", "stderr"):
+        if not isinstance(getattr(sys, name), PipeSafeStream):
+            setattr(sys, name, PipeSafeStream(getattr(sys, name)))
+        streams.append(getattr(sys, name))
     try:
         cli.main(standalone_mode=False)
     except SystemExit as exc:
-        # click ends a command whose stdout reader has gone with status 1, which here means
-        # "user error, nothing written"; it marks that case by wrapping sys.stdout.
-        if exc.code == EXIT_USER_ERROR and isinstance(sys.stdout, PacifyFlushWrapper):
+        if exc.code in (None, 0) and any(s.broken for s in streams):
             sys.exit(EXIT_PIPE_CLOSED)
         raise
     except click.exceptions.Abort:
@@ -599,3 +602,5 @@ def main() -> None:
         what = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else exc
         click.echo(f"Error: {what}", err=True)
         sys.exit(1)
+    if any(s.broken for s in streams):
+        sys.exit(EXIT_PIPE_CLOSED)

@@ -703,10 +703,9 @@ def _invoke(argv: list[str], patch: Callable | None, monkeypatch) -> tuple[int, 
 EXIT_CODES = ("Exit status: 0 the output is written (flagged rows included); 1 a user error, "
               "nothing written (an existing output is left as it was); 2 a usage error "
               "(click); 3 the output is written but no row could be classified; 130 "
-              "interrupted (finished chunks kept for `--resume`); 141 stdout closed before "
-              "the command finished printing (`| head`): files written before that line are "
-              "complete; a cut-short train or search continues from its checkpoint with "
-              "`--resume`, compare when rerun the same way.")
+              "interrupted (finished chunks kept for `--resume`); 141 the reader of stdout "
+              "or stderr left before the command finished printing (`| head`): the rest of "
+              "its messages were dropped, its work and files are complete.")
 
 
 def markdown(results: list[tuple[Case, Observed]]) -> str:

@@ -121,6 +121,24 @@ def test_output_formats_and_torch_backend(tiny_model, image_dir, tmp_path, fmt):
         assert t["morph_prob_spiral"].unit is None
 
 
+def test_a_closed_log_reader_does_not_cost_the_output(tiny_model, image_dir, tmp_path):
+    """`astromorph classify ... 2>&1 | head -1`: the reader leaves at the first warning. The
+    run had ended there, its rows done but the output unwritten; now the messages go to
+    /dev/null, the output is written, and the status is the shell's 141 for a closed pipe."""
+    cat = tmp_path / "c.fits"
+    Table({"GalaxyID": list(range(1, 41))}).write(cat)  # 35 rows with no image: warnings
+    out = tmp_path / "o.fits"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "astro_morph", "classify", str(cat), "--image-dir",
+         str(image_dir), "--model", str(tiny_model), "-o", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc.stderr.close()
+    assert proc.wait(timeout=300) == 141
+    t = Table.read(out)
+    assert len(t) == 40 and int((t["morph_flags"] == 0).sum()) == 5
+    assert not (tmp_path / "o.fits.partial").exists()
+
+
 def test_the_inputs_comments_are_kept_whole(tiny_model, image_dir, tmp_path):
     """An ECSV written by hand may hold one string as meta['comments']; it had been split
     into its characters, one comment each, before the flag bits."""
