@@ -33,8 +33,9 @@ class FitsMosaicSource(Source):
     Parameters
     ----------
     image : list of path
-        One to three FITS images, one per band, reddest first (each its first 2-D HDU with a
-        celestial WCS), sharing one pixel scale: every band is cut by the same pixel box.
+        One to three FITS images, one per band, reddest first (each its first 2-D HDU, extra
+        axes of length 1 allowed, with a celestial WCS), sharing one pixel scale and
+        orientation: every band is cut by the same pixel box.
     ra_column, dec_column : str
         Coordinate columns (case-insensitive): degrees, angle Quantities or sexagesimal text.
     size_arcsec : float
@@ -78,14 +79,21 @@ class FitsMosaicSource(Source):
             p = Path(p)
             try:
                 with fits.open(p, memmap=True) as hdul:
-                    hdu = next((h for h in hdul if h.data is not None and h.data.ndim == 2),
-                               None)
+                    # A 2-D image, or one with extra axes of length 1 (NAXIS3 = 1, as some
+                    # pipelines write a single plane): the sky is the same 2-D array.
+                    hdu = next((h for h in hdul if h.is_image and h.data is not None
+                                and sum(n > 1 for n in h.data.shape) == 2
+                                and h.data.shape[-2:] == tuple(n for n in h.data.shape
+                                                               if n > 1)), None)
                     if hdu is None:
                         raise UserError(f"{p}: no 2-D image HDU")
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")  # FITS WCS fix-up notices
                         wcs = WCS(hdu.header)
-                    data = np.asarray(hdu.data, dtype=np.float32)
+                    if hdu.data.ndim > 2 and sorted([wcs.wcs.lng, wcs.wcs.lat]) != [0, 1]:
+                        raise UserError(f"{p}: its celestial axes are not its first two "
+                                        f"(CTYPE {', '.join(wcs.wcs.ctype)})")
+                    data = np.asarray(hdu.data, dtype=np.float32).reshape(hdu.data.shape[-2:])
             except (OSError, ValueError) as exc:
                 raise UserError(f"cannot read FITS image {p}: {first_line(exc)}") from None
             if not wcs.has_celestial:
@@ -100,11 +108,17 @@ class FitsMosaicSource(Source):
         band_scales = [float(np.mean([s.to_value(u.arcsec)
                                       for s in wcs.proj_plane_pixel_scales()]))
                        for _, wcs in self.bands]
-        for p, scale in zip(paths[1:], band_scales[1:], strict=True):
+        first = self.bands[0][1].pixel_scale_matrix
+        for p, scale, (_, wcs) in zip(paths[1:], band_scales[1:], self.bands[1:], strict=True):
             if abs(scale / band_scales[0] - 1) > 0.01:
                 raise UserError(f"--image {p}: {scale:.4g} arcsec per pixel, but {paths[0]} has "
                                 f"{band_scales[0]:.4g}; give bands on one pixel grid (resample "
                                 f"them first, e.g. with the reproject package)")
+            # The same scale turned or mirrored: the same box would hold the sky rotated.
+            if np.abs(wcs.pixel_scale_matrix - first).max() > 0.01 * np.abs(first).max():
+                raise UserError(f"--image {p}: its pixel grid is rotated or flipped against "
+                                f"{paths[0]}'s; give bands on one pixel grid (resample them "
+                                f"first, e.g. with the reproject package)")
         self.pixel_scale = band_scales[0]
 
     def check_columns(self, columns: list[str]) -> None:

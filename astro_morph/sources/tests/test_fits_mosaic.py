@@ -190,3 +190,32 @@ def test_bands_options_and_grids_that_cannot_work_are_refused(tmp_path, mosaic):
     with pytest.raises(UserError, match=r"--image .*half.fits: 0.198 arcsec per pixel, but "
                                         r".*i.fits has 0.396; give bands on one pixel grid"):
         FitsMosaicSource([paths[0], half])
+    turned = _wcs(800)
+    turned.wcs.cdelt = [PIXEL / 3600, PIXEL / 3600]  # east to the right: mirrored
+    flipped = tmp_path / "flipped.fits"
+    fits.PrimaryHDU(np.zeros((800, 800), np.float32), header=turned.to_header()).writeto(
+        flipped)
+    with pytest.raises(UserError, match=r"--image .*flipped.fits: its pixel grid is rotated "
+                                        r"or flipped against .*i.fits's"):
+        FitsMosaicSource([paths[0], flipped])
+
+
+def test_an_image_with_a_degenerate_third_axis_is_read(tmp_path, mosaic):
+    """NAXIS3 = 1 (one plane, as some pipelines write images) had been 'no 2-D image HDU'."""
+    paths, cat, _ = mosaic
+    data = fits.getdata(paths[0])
+    header = _wcs(800).to_header()
+    header["WCSAXES"] = 3
+    header["CTYPE3"], header["CRVAL3"], header["CDELT3"], header["CRPIX3"] = "FREQ", 1e9, 1, 1
+    cube = tmp_path / "cube.fits"
+    fits.PrimaryHDU(data[None], header=header).writeto(cube)
+    rows = Table({"RA": cat["ra"][:2], "DEC": cat["Dec"][:2]})
+    got = FitsMosaicSource([cube]).fetch(rows)
+    want = FitsMosaicSource([paths[0]]).fetch(rows)
+    for g, w in zip(got, want, strict=True):
+        assert g.flags == w.flags == 0
+        np.testing.assert_array_equal(g.image, w.image)
+    two = tmp_path / "two-planes.fits"
+    fits.PrimaryHDU(np.stack([data, data]), header=header).writeto(two)
+    with pytest.raises(UserError, match="no 2-D image HDU"):
+        FitsMosaicSource([two])
