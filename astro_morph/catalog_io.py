@@ -116,6 +116,11 @@ def _read_hats(path: Path) -> Table:
     table = Table.from_pandas(frame.reset_index(drop=True))
     extra = getattr(catalog.hc_structure.catalog_info, "model_extra", None) or {}
     table.meta.update({k: v for k, v in extra.items() if k.startswith("MORPH")})
+    # An earlier run's keys (scaleout.classify_lsdb) as a table keeps them: comments.
+    earlier = [f"earlier {k[len('earlier_'):]}={v}" for k, v in extra.items()
+               if k.startswith("earlier_MORPH")]
+    if earlier:
+        table.meta["comments"] = earlier
     return table
 
 

@@ -229,6 +229,19 @@ def classify_lsdb(catalog, model: str | os.PathLike | None = None, backend: str 
     lazy = catalog.map_partitions(one, meta=meta)
     #: The run's provenance (MORPHMOD, MORPHSHA, ...), as a table's meta has it.
     lazy.morph_provenance = {k: str(v) for k, v in checked.meta.items() if k != "comments"}
+    # LSDB carries the input's properties into the new catalog: an input classified before
+    # would pass its MORPH* keys (a MORPHTTA this run has not) for this run's. They are kept
+    # as earlier_MORPH* keys, as a table keeps them as 'earlier KEY=value' comments.
+    for part in (lazy, getattr(lazy, "margin", None)):
+        info = getattr(getattr(part, "hc_structure", None), "catalog_info", None)
+        extra = getattr(info, "model_extra", None)
+        if extra:
+            earlier = {k: v for k, v in extra.items() if str(k).upper().startswith("MORPH")}
+            # A new dict: the input catalog's own properties are left as they are.
+            info.__pydantic_extra__ = {k: v for k, v in extra.items() if k not in earlier}
+            if part is lazy:
+                lazy.morph_provenance.update({f"earlier_{k}": str(v)
+                                              for k, v in earlier.items()})
     return lazy
 
 

@@ -190,6 +190,20 @@ def test_cli_classifies_a_hats_catalog_into_a_hats_catalog(image_dir, tiny_model
     res = CliRunner().invoke(cli, base[:-1] + [str(tmp_path / "rc"), "--centring", "recentre"])
     assert res.exit_code == 0, (res.output, res.exception)
     assert {"morph_dx", "morph_dy"} <= set(lsdb.open_catalog(tmp_path / "rc").columns)
+    # Classified again (another prefix, no TTA, the first with it): LSDB carried the input's
+    # properties over, so the first run's MORPHTTA had passed for the second run's. The new
+    # keys describe the new run; the old ones stay as earlier_MORPH*.
+    res = CliRunner().invoke(cli, base[:1] + [str(tmp_path / "rc")] + base[2:-1]
+                             + [str(tmp_path / "tta"), "--tta", "--prefix", "t_"])
+    assert res.exit_code == 0, (res.output, res.exception)
+    res = CliRunner().invoke(cli, base[:1] + [str(tmp_path / "tta")] + base[2:-1]
+                             + [str(tmp_path / "again"), "--prefix", "m2_"])
+    assert res.exit_code == 0, (res.output, res.exception)
+    again = read_catalog(tmp_path / "again")
+    assert again.meta["MORPHPFX"] == "m2_" and "MORPHTTA" not in again.meta
+    assert any(c.startswith("earlier MORPHTTA=D4") for c in again.meta["comments"])
+    assert "earlier MORPHPFX=t_" in again.meta["comments"]
+    assert "MORPHTTA" in read_catalog(tmp_path / "tta").meta  # the input is left as it was
 
 
 def test_an_interrupted_hats_run_resumes_and_skips_the_written_partitions(
