@@ -69,7 +69,15 @@ def load_labels(labels: str | os.PathLike, id_column: str | None = None,
     table = read_catalog(path)
     for col in [c for c in (id_column, label_column, split_column) if c]:
         if col not in table.colnames:
-            raise UserError(f"{path}: no column {col!r}{suggest_names(col, table.colnames)}")
+            if col == id_column:
+                from ..sources.coords import column_hint
+
+                hint = column_hint(col, table.colnames, "--id-column")
+            else:
+                hint = suggest_names(col, table.colnames)
+            if col == split_column and not hint:
+                hint = f" (make one with `astromorph split {path} -o LABELS_WITH_SPLITS`)"
+            raise UserError(f"{path}: no column {col!r}{hint}")
     for col in (label_column, split_column):
         # A blank cell reads as masked, whose fill value would pass for a class or split
         # name ("0"); it is the empty string here, which no class or split is.

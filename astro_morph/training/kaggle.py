@@ -29,6 +29,7 @@ from astropy.table import Table
 
 from ..errors import UserError
 from ..sources.base import format_id
+from .splits import refuse_repeated_ids, stratified_split
 
 __all__ = ["TABLE1_RULES", "TASKS", "VOTE_COLUMNS", "task_fractions", "select_table1",
            "vote_column"]
@@ -117,11 +118,7 @@ def select_table1(solutions: Table, id_column: str = "GalaxyID", test_fraction: 
     if id_column not in solutions.colnames:
         raise UserError(f"Kaggle solutions table has no {id_column!r} column")
     ids = np.array([format_id(v) or "" for v in solutions[id_column]])
-    uniq, counts = np.unique(ids, return_counts=True)
-    if (counts > 1).any():  # one image in two splits would leak into test
-        twice = np.flatnonzero(ids == uniq[np.argmax(counts > 1)])
-        raise UserError(f"{id_column} {ids[twice[0]]} appears {len(twice)} times (rows "
-                        f"{', '.join(str(i) for i in twice[:5])}); each galaxy once, please")
+    refuse_repeated_ids(ids, id_column)  # one image in two splits would leak into test
     votes = _votes(solutions)
     f = _fractions(votes)
     invalid = ~np.all([np.isfinite(v) for v in votes.values()], axis=0)
@@ -138,16 +135,8 @@ def select_table1(solutions: Table, id_column: str = "GalaxyID", test_fraction: 
     chosen = n_pass == 1
     names = np.array(list(TABLE1_RULES))
     labels = names[np.argmax(passes, axis=0)]
-    rng = np.random.default_rng(seed)
-    split = np.full(len(solutions), "", dtype="<5U")
-    for name in names:
-        idx = np.flatnonzero(chosen & (labels == name))
-        idx = idx[rng.permutation(len(idx))]
-        n_test = int(round(test_fraction * len(idx)))
-        n_val = int(round(val_fraction * (len(idx) - n_test)))
-        split[idx[:n_test]] = "test"
-        split[idx[n_test:n_test + n_val]] = "val"
-        split[idx[n_test + n_val:]] = "train"
+    split = stratified_split(labels, list(names), test_fraction, val_fraction, seed,
+                             eligible=chosen)
     out = Table({id_column: solutions[id_column][chosen], "label": labels[chosen],
                  "split": split[chosen]})
     out.meta["counts"] = {str(n): int(((labels == n) & chosen).sum()) for n in names}

@@ -1,0 +1,100 @@
+"""Stratified train/val/test splits for a labelled set (``astromorph split``).
+
+Each class is shuffled with one seeded generator and cut by the fractions, as gz1's and the
+paper's splits were made, so every split holds every class in proportion and a rerun with the
+same seed gives the same splits. An image is in one split only: ids that repeat are refused.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from astropy.table import Table
+
+from ..errors import UserError
+from ..sources.base import format_id
+
+__all__ = ["stratified_split", "refuse_repeated_ids", "add_split_column"]
+
+
+def stratified_split(labels: np.ndarray, classes: list[str], test_fraction: float,
+                     val_fraction: float, seed: int,
+                     eligible: np.ndarray | None = None) -> np.ndarray:
+    """``"train"``, ``"val"`` or ``"test"`` per row (``""`` for rows not ``eligible`` or of
+    no listed class).
+
+    Per class, in ``classes`` order, the rows are permuted by one generator seeded with
+    ``seed``; the first ``round(test_fraction * n)`` go to test, then
+    ``round(val_fraction * (n - n_test))`` (a share of what test left) to val, the rest to
+    train. A class of one or two rows stays in train.
+    """
+    labels = np.asarray(labels).astype(str)
+    ok = np.ones(len(labels), bool) if eligible is None else np.asarray(eligible, bool)
+    rng = np.random.default_rng(seed)
+    split = np.full(len(labels), "", dtype="<5U")
+    for name in classes:
+        idx = np.flatnonzero(ok & (labels == name))
+        idx = idx[rng.permutation(len(idx))]
+        n_test = int(round(test_fraction * len(idx)))
+        n_val = int(round(val_fraction * (len(idx) - n_test)))
+        split[idx[:n_test]] = "test"
+        split[idx[n_test:n_test + n_val]] = "val"
+        split[idx[n_test + n_val:]] = "train"
+    return split
+
+
+def refuse_repeated_ids(ids: np.ndarray, id_column: str) -> None:
+    """One line naming the first id that repeats: one image in two splits would leak."""
+    uniq, counts = np.unique(ids, return_counts=True)
+    if (counts > 1).any():
+        twice = np.flatnonzero(ids == uniq[np.argmax(counts > 1)])
+        raise UserError(f"{id_column} {ids[twice[0]]} appears {len(twice)} times (rows "
+                        f"{', '.join(str(i) for i in twice[:5])}); each galaxy once, please")
+
+
+def add_split_column(table: Table, id_column: str, label_column: str = "label",
+                     split_column: str = "split", fractions: tuple[float, float, float] = (
+                         0.8, 0.1, 0.1), seed: int = 0) -> Table:
+    """A copy of ``table`` with a stratified ``split_column`` (train/val/test fractions).
+
+    Rows with a blank label get an empty split (``train`` leaves them out) and are counted
+    in a warning. The per-class counts go into ``meta["split_counts"]``.
+    """
+    for col in (id_column, label_column):
+        if col not in table.colnames:
+            from ..sources.coords import column_hint
+
+            option = "--id-column" if col == id_column else "--label-column"
+            raise UserError(f"no column {col!r}{column_hint(col, table.colnames, option)}; "
+                            f"choose one with {option}")
+    if split_column in table.colnames:
+        raise UserError(f"the table already has a column {split_column!r}; name the new one "
+                        f"with --split-column, or train on the splits it has")
+    if len(fractions) != 3 or min(fractions) < 0 or not np.isclose(sum(fractions), 1) \
+            or fractions[0] <= 0:
+        raise UserError(f"--fractions takes train,val,test shares that add up to 1 with "
+                        f"train > 0, not {','.join(str(f) for f in fractions)}")
+    if len(table) == 0:
+        raise UserError("the table has no rows")
+    ids = np.array([format_id(v) or "" for v in table[id_column]])
+    refuse_repeated_ids(ids, id_column)
+    labels = np.asarray(table[label_column]).astype(str)
+    labels[np.ma.getmaskarray(table[label_column])] = ""
+    labels = np.char.strip(labels)
+    blank = labels == ""
+    if blank.all():
+        raise UserError(f"column {label_column!r} holds no labels")
+    if blank.any():
+        logging.getLogger("astro_morph").warning(
+            "%d rows have no label (first: row %d); their split is empty, so training leaves "
+            "them out", int(blank.sum()), int(np.argmax(blank)))
+    _, val, test = fractions
+    classes = sorted(set(labels[~blank].tolist()))
+    split = stratified_split(labels, classes, test, val / (1 - test) if test < 1 else 0.0,
+                             seed, eligible=~blank)
+    out = table.copy()
+    out[split_column] = split
+    out.meta["split_counts"] = {c: {s: int(((labels == c) & (split == s)).sum())
+                                    for s in ("train", "val", "test")} for c in classes}
+    return out
