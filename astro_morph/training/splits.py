@@ -13,7 +13,7 @@ import numpy as np
 from astropy.table import Table
 
 from ..errors import UserError
-from ..sources.base import format_id
+from ..sources.base import bad_id_reason, format_id
 
 __all__ = ["stratified_split", "refuse_repeated_ids", "add_split_column"]
 
@@ -78,6 +78,10 @@ def add_split_column(table: Table, id_column: str, label_column: str = "label",
     if len(table) == 0:
         raise UserError("the table has no rows")
     ids = np.array([format_id(v) or "" for v in table[id_column]])
+    if (ids == "").any():  # masked, blank, or a float that lost an 18-digit id's digits
+        row = int(np.argmax(ids == ""))
+        raise UserError(f"row {row}: {bad_id_reason(table[id_column][row])} (column "
+                        f"{id_column!r}); every row needs a usable id to be split")
     refuse_repeated_ids(ids, id_column)
     labels = np.asarray(table[label_column]).astype(str)
     labels[np.ma.getmaskarray(table[label_column])] = ""

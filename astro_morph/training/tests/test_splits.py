@@ -36,6 +36,9 @@ def test_blank_labels_get_no_split_and_repeated_ids_are_refused(caplog):
     with caplog.at_level("WARNING", logger="astro_morph"):
         out = add_split_column(t, "OBJID", fractions=(0.6, 0.2, 0.2))
     assert out["split"][3] == "" and "1 rows have no label (first: row 3)" in caplog.text
+    floats = Table({"OBJID": [587722952767439450.0, 2.0], "label": ["a", "b"]})
+    with pytest.raises(UserError, match="row 0: id 5.87723e.17 is a floating-point number"):
+        add_split_column(floats, "OBJID")
     t["OBJID"][5] = t["OBJID"][7]
     with pytest.raises(UserError, match=r"OBJID 587722952767439457 appears 2 times \(rows "
                                         r"5, 7\)"):
