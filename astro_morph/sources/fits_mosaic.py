@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import warnings
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -78,23 +79,32 @@ class FitsMosaicSource(Source):
         for p in paths:
             p = Path(p)
             try:
-                with fits.open(p, memmap=True) as hdul:
-                    # A 2-D image, or one with extra axes of length 1 (NAXIS3 = 1, as some
-                    # pipelines write a single plane): the sky is the same 2-D array.
-                    hdu = next((h for h in hdul if h.is_image and h.data is not None
-                                and sum(n > 1 for n in h.data.shape) == 2
-                                and h.data.shape[-2:] == tuple(n for n in h.data.shape
-                                                               if n > 1)), None)
-                    if hdu is None:
-                        raise UserError(f"{p}: no 2-D image HDU")
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")  # FITS WCS fix-up notices
-                        wcs = WCS(hdu.header)
-                    if hdu.data.ndim > 2 and sorted([wcs.wcs.lng, wcs.wcs.lat]) != [0, 1]:
+                # Not memory-mapped: astropy cannot map scaled integer images (BSCALE/BZERO/
+                # BLANK, common in archives); the HDU's section reads only each cutout's
+                # rows instead, so a large mosaic is never loaded whole. Kept open while the
+                # source lives.
+                hdul = fits.open(p, memmap=False)
+                weakref.finalize(self, hdul.close)
+                # A 2-D image, or one with extra axes of length 1 (NAXIS3 = 1, as some
+                # pipelines write a single plane): the sky is the same 2-D array.
+                hdu = next((h for h in hdul if h.is_image and h.shape
+                            and sum(n > 1 for n in h.shape) == 2
+                            and tuple(h.shape[-2:]) == tuple(n for n in h.shape if n > 1)),
+                           None)
+                if hdu is None:
+                    raise UserError(f"{p}: no 2-D image HDU")
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # FITS WCS fix-up notices
+                    wcs = WCS(hdu.header)
+                if len(hdu.shape) > 2:
+                    if sorted([wcs.wcs.lng, wcs.wcs.lat]) != [0, 1]:
                         raise UserError(f"{p}: its celestial axes are not its first two "
                                         f"(CTYPE {', '.join(wcs.wcs.ctype)})")
-                    data = np.asarray(hdu.data, dtype=np.float32).reshape(hdu.data.shape[-2:])
-            except (OSError, ValueError) as exc:
+                    # Cutout2D reads sections of 2-D images only: this plane is loaded.
+                    data = np.asarray(hdu.section[(0,) * (len(hdu.shape) - 2)])
+                else:
+                    data = hdu.section
+            except (OSError, ValueError, TypeError) as exc:
                 raise UserError(f"cannot read FITS image {p}: {first_line(exc)}") from None
             if not wcs.has_celestial:
                 raise UserError(f"{p}: header has no celestial WCS")
@@ -145,7 +155,7 @@ class FitsMosaicSource(Source):
                               f"RA={ra:.6f} Dec={dec:.6f} is outside the mosaic")
             planes.append(cut.data.astype(np.float64))
             position = position or tuple(float(v) for v in cut.input_position_cutout)
-        blank = np.mean(~np.isfinite(np.stack(planes)) | (np.stack(planes) == 0))
+        blank = np.mean([_blank(plane) for plane in planes])
         if blank > self.max_nan_fraction:
             return Cutout(None, MorphFlag.OUTSIDE_FOOTPRINT,
                           f"RA={ra:.6f} Dec={dec:.6f}: {blank:.0%} of the cutout is blank")
@@ -159,6 +169,19 @@ class FitsMosaicSource(Source):
         return cut_each_position(
             rows, self.ra_column, self.dec_column, self.size_column, self.size_arcsec,
             lambda ra, dec, side: self._cut(ra, dec, max(8, int(round(side / self.pixel_scale)))))
+
+
+def _blank(plane: np.ndarray) -> np.ndarray:
+    """Pixels with no data: NaN or inf, and regions of exact zeros (how coadds such as
+    SWarp's fill no coverage). A zero counts only inside a 3 x 3 block of zeros: lossy tile
+    compression (.fits.fz) quantises faint sky to exact 0 in scattered pixels, which are
+    data."""
+    from scipy.ndimage import binary_opening
+
+    zero = plane == 0
+    if zero.any():
+        zero = binary_opening(zero, structure=np.ones((3, 3), bool))
+    return ~np.isfinite(plane) | zero
 
 
 @hookimpl

@@ -219,3 +219,46 @@ def test_an_image_with_a_degenerate_third_axis_is_read(tmp_path, mosaic):
     fits.PrimaryHDU(np.stack([data, data]), header=header).writeto(two)
     with pytest.raises(UserError, match="no 2-D image HDU"):
         FitsMosaicSource([two])
+
+
+def test_scaled_integer_and_tile_compressed_images_are_read_lazily(tmp_path, mosaic):
+    """A BSCALE/BZERO int16 image (archives write them) had been refused: astropy cannot
+    memory-map scaled data ('Set memmap=False'). Bands are now read through their HDU's
+    section, only each cutout's pixels, so a large mosaic is not loaded whole; Rice tile-
+    compressed images (.fits.fz) the same way."""
+    from astropy.io.fits.hdu.image import Section
+
+    paths, cat, _ = mosaic
+    data = fits.getdata(paths[0]).astype(np.float32)
+    header = _wcs(800).to_header()
+    scaled = fits.PrimaryHDU(data.copy(), header=header)
+    scaled.scale("int16", bscale=float(np.ptp(data)) / 60000, bzero=float(data.mean()))
+    scaled.writeto(tmp_path / "scaled.fits")
+    assert fits.getheader(tmp_path / "scaled.fits")["BITPIX"] == 16
+    fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(data, header=header)]).writeto(
+        tmp_path / "band.fits.fz")
+    rows = Table({"RA": cat["ra"], "DEC": cat["Dec"]})
+    want = FitsMosaicSource([paths[0]]).fetch(rows)
+    for name in ("scaled.fits", "band.fits.fz"):
+        src = FitsMosaicSource([tmp_path / name])
+        assert not isinstance(src.bands[0][0], np.ndarray)  # a section, not the pixels
+        got = src.fetch(rows)
+        for g, w in zip(got, want, strict=True):
+            assert g.flags == w.flags == 0
+            # int16 quantisation (and the compressor's) moves the stretched pixels a little
+            assert np.abs(g.image.astype(int) - w.image.astype(int)).mean() < 2
+    assert isinstance(FitsMosaicSource([paths[0]]).bands[0][0], Section)
+    # A region of zeros (a coadd's missing coverage) is still blank: here the left half of
+    # the first galaxy's cutout (about 76 px), so NAN_PIXELS; all of it: outside.
+    gap = data.copy()
+    gap[:, :100] = 0
+    fits.PrimaryHDU(gap, header=header).writeto(tmp_path / "gap.fits")
+    gx, _ = _wcs(800).world_to_pixel_values(cat["ra"][0], cat["Dec"][0])
+    assert 60 < gx < 140  # the first galaxy sits on the edge of the gap
+    got = FitsMosaicSource([tmp_path / "gap.fits"], size_arcsec=30).fetch(rows[:1])
+    assert got[0].flags == MorphFlag.NAN_PIXELS
+    gap[:, :300] = 0
+    fits.PrimaryHDU(gap, header=header).writeto(tmp_path / "gap2.fits")
+    got = FitsMosaicSource([tmp_path / "gap2.fits"], size_arcsec=30).fetch(rows[:1])
+    assert got[0].flags == MorphFlag.OUTSIDE_FOOTPRINT and "blank" in got[0].message
+
