@@ -58,7 +58,6 @@ class FitsMosaicSource(Source):
                  max_nan_fraction: float = 0.5, *, workers: int | None = None,
                  draft_side: int | None = None) -> None:
         super().__init__(workers=workers, draft_side=draft_side)
-        from astropy.io import fits
         from astropy.wcs import WCS
 
         paths = [image] if isinstance(image, (str, os.PathLike)) else list(image or [])
@@ -79,31 +78,22 @@ class FitsMosaicSource(Source):
         for p in paths:
             p = Path(p)
             try:
-                # Not memory-mapped: astropy cannot map scaled integer images (BSCALE/BZERO/
-                # BLANK, common in archives); the HDU's section reads only each cutout's
-                # rows instead, so a large mosaic is never loaded whole. Kept open while the
-                # source lives.
-                hdul = fits.open(p, memmap=False)
+                hdul, hdu = _open_image(p, memmap=True)
                 weakref.finalize(self, hdul.close)
-                # A 2-D image, or one with extra axes of length 1 (NAXIS3 = 1, as some
-                # pipelines write a single plane): the sky is the same 2-D array.
-                hdu = next((h for h in hdul if h.is_image and h.shape
-                            and sum(n > 1 for n in h.shape) == 2
-                            and tuple(h.shape[-2:]) == tuple(n for n in h.shape if n > 1)),
-                           None)
-                if hdu is None:
-                    raise UserError(f"{p}: no 2-D image HDU")
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # FITS WCS fix-up notices
                     wcs = WCS(hdu.header)
-                if len(hdu.shape) > 2:
-                    if sorted([wcs.wcs.lng, wcs.wcs.lat]) != [0, 1]:
-                        raise UserError(f"{p}: its celestial axes are not its first two "
-                                        f"(CTYPE {', '.join(wcs.wcs.ctype)})")
-                    # Cutout2D reads sections of 2-D images only: this plane is loaded.
-                    data = np.asarray(hdu.section[(0,) * (len(hdu.shape) - 2)])
-                else:
-                    data = hdu.section
+                if len(hdu.shape) > 2 and sorted([wcs.wcs.lng, wcs.wcs.lat]) != [0, 1]:
+                    raise UserError(f"{p}: its celestial axes are not its first two "
+                                    f"(CTYPE {', '.join(wcs.wcs.ctype)})")
+                try:  # memory-mapped: only the pages cutouts touch are read
+                    data = hdu.data
+                except ValueError:  # scaled integers (BSCALE/BZERO/BLANK) cannot be mapped
+                    hdul.close()
+                    hdul, hdu = _open_image(p, memmap=False)
+                    weakref.finalize(self, hdul.close)
+                    data = hdu.data  # read whole, as floats
+                data = data.reshape(data.shape[-2:])  # a NAXIS3 = 1 image: its plane
             except (OSError, ValueError, TypeError) as exc:
                 raise UserError(f"cannot read FITS image {p}: {first_line(exc)}") from None
             if not wcs.has_celestial:
@@ -169,6 +159,21 @@ class FitsMosaicSource(Source):
         return cut_each_position(
             rows, self.ra_column, self.dec_column, self.size_column, self.size_arcsec,
             lambda ra, dec, side: self._cut(ra, dec, max(8, int(round(side / self.pixel_scale)))))
+
+
+def _open_image(path: Path, memmap: bool):
+    """(the open HDUList, its first image HDU with a 2-D sky: 2-D, or with extra axes of
+    length 1, as some pipelines write a single plane); a UserError when there is none."""
+    from astropy.io import fits
+
+    hdul = fits.open(path, memmap=memmap)
+    hdu = next((h for h in hdul if h.is_image and h.shape
+                and sum(n > 1 for n in h.shape) == 2
+                and tuple(h.shape[-2:]) == tuple(n for n in h.shape if n > 1)), None)
+    if hdu is None:
+        hdul.close()
+        raise UserError(f"{path}: no 2-D image HDU")
+    return hdul, hdu
 
 
 def _blank(plane: np.ndarray) -> np.ndarray:
