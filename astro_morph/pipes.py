@@ -33,6 +33,10 @@ class PipeSafeStream:
                 self._silence()
         return len(text)
 
+    def writelines(self, lines) -> None:  # noqa: ANN001 - any iterable of str
+        for line in lines:
+            self.write(line)
+
     def flush(self) -> None:
         if not self.broken:
             try:
