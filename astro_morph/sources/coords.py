@@ -14,7 +14,7 @@ from ..flags import MorphFlag
 from .base import Cutout
 
 __all__ = ["find_column", "column_hint", "radec_degrees", "cutout_sides_arcsec",
-           "cut_each_position", "GZ_FIELD_PER_PETROR90", "USUAL_NAMES"]
+           "cut_each_position", "angle_unit", "GZ_FIELD_PER_PETROR90", "USUAL_NAMES"]
 
 #: Galaxy Zoo images span 424 pixels of 0.024 x petroR90_r arcsec (Lintott et al. 2008;
 #: Willett et al. 2013): a field of 10.18 petroR90 radii.
@@ -58,19 +58,52 @@ def find_column(colnames: list[str], name: str, option: str) -> str:
                     f"choose one with {option}")
 
 
+#: Angle units as catalogs spell them outside the FITS standard (astropy reads them as
+#: unrecognised units, with which no arithmetic works), lower case.
+_ANGLE_SPELLINGS = {
+    "deg": u.deg, "degree": u.deg, "degrees": u.deg, "decimal degrees": u.deg,
+    "dms": u.deg, "d:m:s": u.deg,
+    "h": u.hourangle, "hr": u.hourangle, "hour": u.hourangle, "hours": u.hourangle,
+    "hourangle": u.hourangle, "hms": u.hourangle, "h:m:s": u.hourangle,
+    "rad": u.rad, "radian": u.rad, "radians": u.rad,
+    "arcmin": u.arcmin, "arcminute": u.arcmin, "arcminutes": u.arcmin,
+    "arcsec": u.arcsec, "arcsecond": u.arcsecond, "arcseconds": u.arcsec,
+}
+
+
+def angle_unit(column, is_ra: bool = False):
+    """The angle unit of ``column`` (``None`` when it has none), or a UserError naming it.
+
+    Spellings astropy does not recognise ('degrees', 'DEG', 'hourangle' in a FITS TUNIT)
+    are read as the angle they name; an hour (FITS 'h' is a time) on an RA column is an
+    hour of right ascension, 15 degrees.
+    """
+    unit = getattr(column, "unit", None)
+    if unit is None:
+        return None
+    if isinstance(unit, u.UnrecognizedUnit):
+        text = str(unit).strip().strip("'\"").strip().lower()
+        unit = _ANGLE_SPELLINGS.get(text)
+        if unit is None:
+            raise UserError(f"column {column.name!r} has unit {text!r}, which is not an "
+                            f"angle unit (deg, arcsec, hourangle, ...)")
+    if is_ra and unit.physical_type == "time":
+        return u.hourangle * unit.to(u.hour)
+    if unit.physical_type != "angle":
+        raise UserError(f"column {column.name!r} has unit {unit}, not an angle")
+    return unit
+
+
 def _to_degrees(column, is_ra: bool) -> tuple[np.ndarray, np.ndarray]:
     """Degrees and a bad-row mask for one coordinate column."""
     n = len(column)
     mask = np.ma.getmaskarray(column)
     data = np.ma.getdata(column)
     if data.dtype.kind in "fiu":
-        unit = getattr(column, "unit", None)
+        unit = angle_unit(column, is_ra)
         values = np.asarray(data, dtype=float)
         if unit is not None and unit != u.deg:
-            try:
-                values = (values * unit).to_value(u.deg)
-            except u.UnitConversionError:
-                raise UserError(f"column {column.name!r} has unit {unit}, not an angle") from None
+            values = (values * unit).to_value(u.deg)
     else:
         from astropy.coordinates import Angle
 
@@ -127,13 +160,12 @@ def cutout_sides_arcsec(table: Table, size_column: str | None,
         values = np.asarray(np.ma.filled(col.astype(float), np.nan), dtype=float)
     except (TypeError, ValueError):
         raise UserError(f"--size-column {col.name!r} holds {col.dtype}, not numbers") from None
-    unit = getattr(col, "unit", None)
+    try:
+        unit = angle_unit(col)
+    except UserError as err:
+        raise UserError(f"--size-column: {err}") from None
     if unit is not None:
-        try:
-            values = (values * unit).to_value(u.arcsec)  # arcmin, deg: not arcsec
-        except u.UnitConversionError:
-            raise UserError(f"--size-column {col.name!r} has unit {unit}, not an angle") \
-                from None
+        values = (values * unit).to_value(u.arcsec)  # arcmin, deg: not arcsec
     sides = values * GZ_FIELD_PER_PETROR90
     defaulted = ~(np.isfinite(sides) & (sides > 0))
     return np.where(defaulted, float(default_arcsec), sides), defaulted

@@ -40,3 +40,47 @@ def test_a_missing_ra_column_names_the_usual_coordinate_columns(columns, says):
     with pytest.raises(UserError) as err:
         radec_degrees(t)
     assert str(err.value) == f"catalog has no column 'RA' {says}; choose one with --ra-column"
+
+
+@pytest.mark.parametrize(("unit", "degrees"), [
+    ("deg", 10.0), ("degrees", 10.0), ("DEG", 10.0), ("Degree", 10.0),  # outside FITS's list
+    ("hourangle", 150.0), ("h", 150.0), ("hms", 150.0), ("arcmin", 10 / 60),
+])
+def test_ra_units_as_fits_catalogs_spell_them(tmp_path, unit, degrees):
+    """A FITS TUNIT astropy does not recognise ('degrees') had ended the run in a ValueError
+    traceback (no arithmetic works with an unrecognised unit); an hour on an RA column is
+    an hour of right ascension."""
+    import warnings
+
+    from astropy.io import fits
+
+    path = tmp_path / "cat.fits"
+    fits.BinTableHDU.from_columns([
+        fits.Column(name="RA", format="D", array=np.array([10.0]), unit=unit),
+        fits.Column(name="DEC", format="D", array=np.array([2.0]), unit="deg")]).writeto(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # astropy's notice of an unrecognised unit
+        table = Table.read(path)
+    ra, dec, bad = radec_degrees(table)
+    assert ra[0] == pytest.approx(degrees) and dec[0] == 2.0 and not bad[0]
+
+
+def test_units_that_are_not_angles_are_one_line():
+    from astropy import units as u
+
+    from astro_morph.errors import UserError
+    from astro_morph.sources.coords import cutout_sides_arcsec
+
+    t = Table({"RA": [1.0] * u.mag, "DEC": [1.0]})
+    with pytest.raises(UserError, match="column 'RA' has unit mag, not an angle"):
+        radec_degrees(t)
+    t = Table({"RA": [1.0], "DEC": [1.0] * u.h})  # an hour is right ascension, not Dec
+    with pytest.raises(UserError, match="column 'DEC' has unit h, not an angle"):
+        radec_degrees(t)
+    t = Table({"r": [2.0]})
+    t["r"].unit = u.Unit("arcseconds", parse_strict="silent")
+    assert cutout_sides_arcsec(t, "r", 60.0)[0][0] == pytest.approx(2.0 * 424 * 0.024)
+    t["r"].unit = u.Unit("furlongs", parse_strict="silent")
+    with pytest.raises(UserError, match="--size-column: column 'r' has unit 'furlongs', "
+                                        "which is not an angle unit"):
+        cutout_sides_arcsec(t, "r", 60.0)
