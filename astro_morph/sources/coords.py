@@ -107,19 +107,20 @@ def _to_degrees(column, is_ra: bool) -> tuple[np.ndarray, np.ndarray]:
     else:
         from astropy.coordinates import Angle
 
+        given = angle_unit(column, is_ra)  # a text column's unit, when it has one
         values = np.full(n, np.nan)
         for i, text in enumerate(data):
             text = (text.decode() if isinstance(text, bytes) else str(text)).strip()
             if mask[i] or not text:
                 continue
-            try:  # a bare number is degrees, as in a numeric column ('12.5', '1.25e2')
-                values[i] = float(text)
+            try:  # a bare number is in the column's unit, else degrees ('12.5', '1.25e2')
+                values[i] = float(text) * (given.to(u.deg) if given is not None else 1.0)
                 continue
             except ValueError:
                 pass
             try:  # sexagesimal RA is hours ('10:00:00', '10 00 00'); 'd'/'h' say themselves
                 has_sep = any(ch in text for ch in ": hms")
-                unit = (u.hourangle if is_ra and has_sep else u.deg)
+                unit = given or (u.hourangle if is_ra and has_sep else u.deg)
                 values[i] = Angle(text, unit=unit).deg
             except (ValueError, u.UnitsError):
                 pass

@@ -84,3 +84,13 @@ def test_units_that_are_not_angles_are_one_line():
     with pytest.raises(UserError, match="--size-column: column 'r' has unit 'furlongs', "
                                         "which is not an angle unit"):
         cutout_sides_arcsec(t, "r", 60.0)
+
+
+def test_a_text_column_with_a_unit_reads_bare_numbers_in_it():
+    from astropy import units as u
+
+    t = Table({"RA": ["10.5", "10:30:00", "150.0"], "DEC": ["2", "2", "2"]})
+    t["RA"].unit = u.hourangle
+    ra, _, bad = radec_degrees(t)
+    assert list(ra[:2]) == pytest.approx([157.5, 157.5]) and bad[2]  # 150 h: no RA
+
