@@ -449,16 +449,13 @@ def kaggle_select(solutions: Path, output: Path, seed: int, overwrite: bool) -> 
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
               help="The labels table with its new split column (any catalog format).")
 @id_column_option
-@click.option("--label-column", default="label", show_default=True)
-@click.option("--split-column", default="split", show_default=True,
-              help="Name of the new column.")
 @click.option("--fractions", default="0.8,0.1,0.1", show_default=True,
               help="train,val,test shares, per class.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
-def split_command(labels: Path, output: Path, id_column: str, label_column: str,
-                  split_column: str, fractions: str, seed: int, overwrite: bool) -> None:
-    """Add a stratified train/val/test split column to LABELS (id, label), for `train`.
+def split_command(labels: Path, output: Path, id_column: str, fractions: str, seed: int,
+                  overwrite: bool) -> None:
+    """Add a stratified train/val/test `split` column to LABELS (id, label), for `train`.
 
     Each class is shuffled with SEED and cut by the fractions (gz1's are 80/10/10), so
     every split holds every class in proportion; the same seed gives the same splits.
@@ -476,8 +473,7 @@ def split_command(labels: Path, output: Path, id_column: str, label_column: str,
                         f"another file")
     check_output_dirs(output)
     with row_warnings("rows"):
-        out = add_split_column(read_catalog(labels), id_column, label_column, split_column,
-                               shares, seed)
+        out = add_split_column(read_catalog(labels), id_column, fractions=shares, seed=seed)
     counts = out.meta.pop("split_counts")
     write_catalog(out, output, overwrite=overwrite)
     total = {s: sum(c[s] for c in counts.values()) for s in ("train", "val", "test")}

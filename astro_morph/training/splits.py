@@ -61,16 +61,20 @@ def add_split_column(table: Table, id_column: str, label_column: str = "label",
     Rows with a blank label get an empty split (``train`` leaves them out) and are counted
     in a warning. The per-class counts go into ``meta["split_counts"]``.
     """
-    for col in (id_column, label_column):
-        if col not in table.colnames:
-            from ..sources.coords import column_hint
+    from ..errors import suggest_names
+    from ..sources.coords import column_hint
 
-            option = "--id-column" if col == id_column else "--label-column"
-            raise UserError(f"no column {col!r}{column_hint(col, table.colnames, option)}; "
-                            f"choose one with {option}")
+    if id_column not in table.colnames:
+        raise UserError(f"no column {id_column!r}"
+                        f"{column_hint(id_column, table.colnames, '--id-column')}; choose one "
+                        f"with --id-column")
+    if label_column not in table.colnames:
+        raise UserError(f"no column {label_column!r}"
+                        f"{suggest_names(label_column, table.colnames)}: train reads the "
+                        f"classes from a column of that name; rename yours")
     if split_column in table.colnames:
-        raise UserError(f"the table already has a column {split_column!r}; name the new one "
-                        f"with --split-column, or train on the splits it has")
+        raise UserError(f"the table already has a column {split_column!r}: train on the "
+                        f"splits it has, or remove it to make new ones")
     if len(fractions) != 3 or min(fractions) < 0 or not np.isclose(sum(fractions), 1) \
             or fractions[0] <= 0:
         raise UserError(f"--fractions takes train,val,test shares that add up to 1 with "

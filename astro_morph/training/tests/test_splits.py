@@ -50,7 +50,8 @@ def test_blank_labels_get_no_split_and_repeated_ids_are_refused(caplog):
     ({"fractions": (0.0, 0.5, 0.5)}, "train > 0"),
     ({"fractions": (0.9, 0.2, -0.1)}, "add up to 1"),
     ({"id_column": "GalaxyID"}, "no column 'GalaxyID' (it has 'OBJID': --id-column OBJID?)"),
-    ({"split_column": "label"}, "already has a column 'label'"),
+    ({"split_column": "label"}, "already has a column 'label': train on the splits"),
+    ({"label_column": "morphology"}, "no column 'morphology': train reads the classes"),
 ])
 def test_unusable_requests_are_one_line(kwargs, says):
     args = {"id_column": "OBJID", **kwargs}
