@@ -27,7 +27,7 @@ USUAL_NAMES = {
     "--ra-column": ("ra", "raj2000", "_raj2000", "ra_icrs", "alpha_j2000", "ra_j2000",
                     "ra_deg", "radeg", "ra2000", "ra_1"),
     "--dec-column": ("dec", "dej2000", "_dej2000", "decj2000", "de_icrs", "delta_j2000",
-                     "dec_j2000", "dec_deg", "decdeg", "de2000", "dec_1"),
+                     "dec_j2000", "dec_deg", "decdeg", "dedeg", "de2000", "dec_1"),
     # Image ids: SDSS object ids (Galaxy Zoo 1/2 tables), Kaggle's GalaxyID, Zooniverse.
     "--id-column": ("objid", "dr7objid", "dr8objid", "galaxyid", "id", "asset_id",
                     "iauname"),

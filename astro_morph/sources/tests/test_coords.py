@@ -34,6 +34,8 @@ def test_dec_text_is_degrees_and_nonsense_is_flagged():
     (["ra_x", "dec"], "(did you mean 'ra_x'?)"),  # no usual name: the closest ones
 ])
 def test_a_missing_ra_column_names_the_usual_coordinate_columns(columns, says):
+    """VizieR's RAJ2000 and SExtractor's ALPHA_J2000 are too far from 'RA' for a
+    did-you-mean; they are named (VizieR's RAdeg/DEdeg too: see the Dec test below)."""
     from astro_morph.errors import UserError
 
     t = Table({c: [1.0] for c in columns})
@@ -93,4 +95,12 @@ def test_a_text_column_with_a_unit_reads_bare_numbers_in_it():
     t["RA"].unit = u.hourangle
     ra, _, bad = radec_degrees(t)
     assert list(ra[:2]) == pytest.approx([157.5, 157.5]) and bad[2]  # 150 h: no RA
+
+
+def test_a_missing_dec_column_names_vizier_dedeg():
+    from astro_morph.errors import UserError
+
+    with pytest.raises(UserError, match=r"no column 'DEC' \(it has 'DEdeg': --dec-column "
+                                        r"DEdeg\?\)"):
+        radec_degrees(Table({"RA": [1.0], "DEdeg": [1.0]}))
 
