@@ -25,8 +25,8 @@ from ..sources.base import bad_id_reason, format_id
 from ..sources.galaxyzoo import EXTENSIONS, image_names
 from ..sources.images import read_rgb
 
-__all__ = ["LabelledSet", "load_labels", "split_rows", "training_classes", "shared_ids",
-           "TRAIN_REGION", "cache_size_for", "zoom"]
+__all__ = ["LabelledSet", "load_labels", "label_text", "split_rows", "training_classes",
+           "shared_ids", "TRAIN_REGION", "cache_size_for", "zoom"]
 
 #: Fraction of the image kept for training: covers a 240/424 crop rotated by any angle.
 TRAIN_REGION = 240 / 424 * math.sqrt(2)
@@ -79,12 +79,17 @@ def load_labels(labels: str | os.PathLike, id_column: str | None = None,
                 hint = f" (make one with `astromorph split {path} -o LABELS_WITH_SPLITS`)"
             raise UserError(f"{path}: no column {col!r}{hint}")
     for col in (label_column, split_column):
-        # A blank cell reads as masked, whose fill value would pass for a class or split
-        # name ("0"); it is the empty string here, which no class or split is.
-        values = np.asarray(table[col]).astype(str)
-        values[np.asarray(np.ma.getmaskarray(table[col]))] = ""
-        table[col] = np.char.strip(values)
+        table[col] = label_text(table[col])
     return table
+
+
+def label_text(column) -> np.ndarray:
+    """A label or split column as stripped strings. A blank cell reads as masked, whose fill
+    value would pass for a class or split name ("0"); it is the empty string here, which no
+    class or split is."""
+    values = np.asarray(column).astype(str)
+    values[np.asarray(np.ma.getmaskarray(column))] = ""
+    return np.char.strip(values)
 
 
 def split_rows(table: Table, split: str, source: str | os.PathLike,

@@ -14,6 +14,7 @@ from astropy.table import Table
 
 from ..errors import UserError
 from ..sources.base import bad_id_reason, format_id
+from .data import label_text
 
 __all__ = ["stratified_split", "refuse_repeated_ids", "add_split_column"]
 
@@ -87,9 +88,7 @@ def add_split_column(table: Table, id_column: str, label_column: str = "label",
         raise UserError(f"row {row}: {bad_id_reason(table[id_column][row])} (column "
                         f"{id_column!r}); every row needs a usable id to be split")
     refuse_repeated_ids(ids, id_column)
-    labels = np.asarray(table[label_column]).astype(str)
-    labels[np.ma.getmaskarray(table[label_column])] = ""
-    labels = np.char.strip(labels)
+    labels = label_text(table[label_column])
     blank = labels == ""
     if blank.all():
         raise UserError(f"column {label_column!r} holds no labels")
@@ -99,8 +98,8 @@ def add_split_column(table: Table, id_column: str, label_column: str = "label",
             "them out", int(blank.sum()), int(np.argmax(blank)))
     _, val, test = fractions
     classes = sorted(set(labels[~blank].tolist()))
-    split = stratified_split(labels, classes, test, val / (1 - test) if test < 1 else 0.0,
-                             seed, eligible=~blank)
+    # val as a share of what test leaves (train > 0, so test < 1)
+    split = stratified_split(labels, classes, test, val / (1 - test), seed, eligible=~blank)
     out = table.copy()
     out[split_column] = split
     out.meta["split_counts"] = {c: {s: int(((labels == c) & (split == s)).sum())
