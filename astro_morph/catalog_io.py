@@ -18,7 +18,7 @@ from .errors import UserError, first_line
 from .fileio import atomic_write, require_output_dir, temp_suffix
 
 __all__ = ["FORMATS", "catalog_suffix", "check_writable", "guess_format", "is_hats_catalog",
-           "read_catalog", "write_catalog"]
+           "open_hats", "read_catalog", "write_catalog"]
 
 #: File suffix -> astropy format name.
 FORMATS = {
@@ -102,16 +102,25 @@ def read_catalog(path: str | os.PathLike, fmt: str | None = None) -> Table:
     return table
 
 
-def _read_hats(path: Path) -> Table:
-    """A HATS catalog as one Table (its rows in HEALPix order; the index column dropped)."""
+def open_hats(path: str | os.PathLike, **kwargs):
+    """``lsdb.open_catalog(path, **kwargs)``, with one-line errors: lsdb missing, or a
+    damaged or foreign folder (hats' own errors)."""
     try:
         import lsdb
     except ImportError:
         raise UserError("HATS catalogs need lsdb: pip install lsdb") from None
     try:
-        catalog = lsdb.open_catalog(path)
+        return lsdb.open_catalog(path, **kwargs)
+    except Exception as exc:
+        raise UserError(f"cannot open HATS catalog {path}: {first_line(exc)}") from None
+
+
+def _read_hats(path: Path) -> Table:
+    """A HATS catalog as one Table (its rows in HEALPix order; the index column dropped)."""
+    catalog = open_hats(path)
+    try:
         frame = catalog.compute(progress_bar=False)
-    except Exception as exc:  # hats' own errors for a damaged or foreign folder
+    except Exception as exc:  # a damaged partition file
         raise UserError(f"cannot open HATS catalog {path}: {first_line(exc)}") from None
     table = Table.from_pandas(frame.reset_index(drop=True))
     extra = getattr(catalog.hc_structure.catalog_info, "model_extra", None) or {}

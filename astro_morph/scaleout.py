@@ -259,10 +259,7 @@ def classify_hats(catalog_dir: str | os.PathLike, output_dir: str | os.PathLike,
     classes, ...: the MORPH* keys of a table's meta) goes into its ``hats.properties``.
     Returns (rows, rows classified cleanly).
     """
-    try:
-        import lsdb
-    except ImportError:
-        raise UserError("HATS catalogs need lsdb: pip install lsdb") from None
+    from .catalog_io import open_hats
     from .columns import DEFAULT_PREFIX
 
     source, out = Path(catalog_dir), Path(output_dir)
@@ -280,10 +277,7 @@ def classify_hats(catalog_dir: str | os.PathLike, output_dir: str | os.PathLike,
         raise UserError(f"--resume: no unfinished run at {partial}")
     if overwrite and not resume:
         shutil.rmtree(partial, ignore_errors=True)
-    try:
-        catalog = lsdb.open_catalog(source)
-    except Exception as exc:  # hats' own errors for a damaged or foreign folder
-        raise UserError(f"cannot open HATS catalog {source}: {first_line(exc)}") from None
+    catalog = open_hats(source)
     prefix = DEFAULT_PREFIX if prefix is None else prefix
     lazy = classify_lsdb(catalog, model=model, prefix=prefix, **options)
     # The input's content, not its path: a catalog rewritten in place is not resumed into.
@@ -309,6 +303,6 @@ def classify_hats(catalog_dir: str | os.PathLike, output_dir: str | os.PathLike,
         shutil.rmtree(out)
     written.rename(out)
     journal.remove()
-    flags = lsdb.open_catalog(out, columns=[f"{prefix}flags"]).compute(
+    flags = open_hats(out, columns=[f"{prefix}flags"]).compute(
         progress_bar=False)[f"{prefix}flags"]
     return len(flags), int((np.asarray(flags) == 0).sum())
