@@ -1,4 +1,5 @@
-"""Read and write catalogs (FITS, ECSV, VOTable, Parquet, CSV) as astropy Tables.
+"""Read and write catalogs (FITS, ECSV, VOTable, Parquet, CSV) as astropy Tables; IPAC and
+tab-separated tables, and gzip, bzip2 or xz-compressed text and VOTables, are read too.
 
 Writes are atomic (:mod:`astro_morph.fileio`): the table goes to a temporary file in the
 destination folder, is flushed to disk, and is renamed over the destination only when
@@ -20,7 +21,7 @@ from .fileio import atomic_write, require_output_dir, temp_suffix
 __all__ = ["FORMATS", "catalog_suffix", "check_writable", "guess_format", "is_hats_catalog",
            "open_hats", "read_catalog", "write_catalog"]
 
-#: File suffix -> astropy format name.
+#: File suffix -> astropy format name (read and written).
 FORMATS = {
     ".fits": "fits", ".fit": "fits", ".fts": "fits", ".fits.gz": "fits",
     ".ecsv": "ascii.ecsv",
@@ -28,26 +29,52 @@ FORMATS = {
     ".vot": "votable", ".votable": "votable", ".xml": "votable",
     ".parquet": "parquet", ".pq": "parquet",
 }
+#: Suffixes of tables astromorph reads but does not write: IRSA's IPAC tables and
+#: tab-separated text (write ECSV, which keeps units and provenance, instead).
+READ_ONLY_FORMATS = {".tbl": "ascii.ipac", ".ipac": "ascii.ipac", ".tsv": "ascii.tab"}
+#: Compression astropy undoes on reading; of compressed outputs only ``.fits.gz`` is written.
+COMPRESSION = (".gz", ".bz2", ".xz")
 SHORT_NAMES = {"fits": "fits", "ecsv": "ascii.ecsv", "csv": "ascii.csv",
                "votable": "votable", "parquet": "parquet"}
+READ_ONLY_NAMES = {"ipac": "ascii.ipac", "tsv": "ascii.tab"}
 
 
 def guess_format(path: str | os.PathLike, fmt: str | None = None,
                  option: str = "--format") -> str:
     """The astropy format for ``path`` from ``fmt`` (short name) or the file suffix.
 
-    ``option`` is the CLI option that sets ``fmt``, named in the error (``--format`` for an
-    input catalog, ``--output-format`` for an output).
+    ``option`` is the CLI option that sets ``fmt``, named in the error: ``--format`` for an
+    input catalog, which may also be an IPAC or TSV table and gzip/bzip2/xz-compressed;
+    ``--output-format`` for an output, which is one of :data:`FORMATS`.
     """
+    reading = option != "--output-format"
+    names = {**SHORT_NAMES, **READ_ONLY_NAMES} if reading else SHORT_NAMES
     if fmt:
-        if fmt.lower() not in SHORT_NAMES:
-            raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(SHORT_NAMES)}")
-        return SHORT_NAMES[fmt.lower()]
+        if fmt.lower() in READ_ONLY_NAMES and not reading:
+            raise UserError(f"{path}: {fmt} tables are read, not written; write ECSV instead "
+                            f"({option} ecsv)")
+        if fmt.lower() not in names:
+            raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(names)}")
+        return names[fmt.lower()]
     suffix = catalog_suffix(path)
     if suffix:
         return FORMATS[suffix]
+    name = Path(path).name.lower()
+    if reading:
+        plain = next((name[:-len(c)] for c in COMPRESSION if name.endswith(c)), name)
+        fmt = FORMATS.get(Path(plain).suffix) or READ_ONLY_FORMATS.get(Path(plain).suffix)
+        if fmt and not (fmt == "parquet" and plain != name):  # Parquet compresses inside
+            return fmt
+    elif Path(name).suffix in READ_ONLY_FORMATS:
+        raise UserError(f"{path}: {Path(name).suffix} tables are read, not written; write "
+                        f"ECSV instead (-o {Path(path).with_suffix('.ecsv').name})")
+    elif name.endswith(COMPRESSION):
+        raise UserError(f"{path}: of compressed outputs only .fits.gz is written; write "
+                        f"{Path(path).with_suffix('').name} and compress it afterwards")
+    allowed = sorted(FORMATS) + (sorted(READ_ONLY_FORMATS) if reading else [])
+    extra = " (each may end in .gz, .bz2 or .xz)" if reading else ""
     raise UserError(f"{path}: cannot tell the format from the suffix; use one of "
-                    f"{', '.join(sorted(FORMATS))} or pass {option}")
+                    f"{', '.join(allowed)}{extra} or pass {option}")
 
 
 def catalog_suffix(path: str | os.PathLike) -> str | None:

@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -64,6 +65,49 @@ def test_bad_catalogs(tmp_path, content, match):
     path.write_bytes(content)
     with pytest.raises(UserError, match=match):
         read_catalog(path)
+
+
+@pytest.mark.parametrize("name, fmt", [
+    ("cat.csv.gz", "ascii.csv"), ("cat.ecsv.bz2", "ascii.ecsv"), ("cat.vot.xz", "votable"),
+    ("cat.tbl", "ascii.ipac"), ("cat.tsv", "ascii.tab"), ("cat.tbl.gz", "ascii.ipac")])
+def test_reads_compressed_ipac_and_tsv(tmp_path, name, fmt):
+    """IRSA's IPAC tables, TSV and compressed text/VOTables are read as such (astropy
+    undoes the compression); the values and IPAC's units survive."""
+    import bz2
+    import gzip
+    import lzma
+
+    t = _table()
+    t.remove_column("z")  # TSV and CSV have no mask, which this test is not about
+    plain = tmp_path / name.split(".")[0]
+    t.write(plain, format=fmt)
+    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(Path(name).suffix)
+    path = tmp_path / name
+    if opener:
+        with opener(path, "wb") as out:
+            out.write(plain.read_bytes())
+    else:
+        plain.rename(path)
+    assert guess_format(path) == fmt
+    back = read_catalog(path)
+    assert list(back["objid"]) == [587722952767439450, 2]
+    assert list(back["name"]) == ["M31", "NGC 891"]
+    if fmt == "ascii.ipac":
+        assert back["ra"].unit == u.deg
+
+
+@pytest.mark.parametrize("name, match", [
+    ("out.tbl", "read, not written; write ECSV instead \\(-o out.ecsv\\)"),
+    ("out.tsv", "read, not written"),
+    ("out.csv.gz", "only .fits.gz is written; write out.csv"),
+    ("out.parquet.gz", "only .fits.gz is written")])
+def test_read_only_outputs_refused(tmp_path, name, match):
+    with pytest.raises(UserError, match=match):
+        write_catalog(_table(), tmp_path / name)
+    with pytest.raises(UserError, match="read, not written"):
+        guess_format("out.x", "ipac", "--output-format")
+    with pytest.raises(UserError, match="cannot tell the format"):
+        guess_format("cat.parquet.gz")  # Parquet compresses inside; astropy cannot undo gzip
 
 
 def test_missing_and_unknown(tmp_path):
