@@ -28,6 +28,8 @@ class MorphFlag(enum.IntFlag):
     DOWNLOAD_FAILED = 512  # network source gave up after retries
     CLASSIFY_FAILED = 1024  # the classifier raised or returned non-finite values
     SIZE_DEFAULTED = 2048  # size column missing/NaN/not positive: the fixed cutout size used
+    IMAGE_BLANK = 4096  # decoded, but one value throughout or under 8 pixels a side
+    PREPARE_FAILED = 8192  # the source or centring step raised for this row (a plugin bug)
 
 
 #: Bits that mean "no classification": label and probabilities are blank for these rows.
@@ -40,6 +42,8 @@ FATAL_FLAGS = (
     | MorphFlag.OUTSIDE_FOOTPRINT
     | MorphFlag.DOWNLOAD_FAILED
     | MorphFlag.CLASSIFY_FAILED
+    | MorphFlag.IMAGE_BLANK
+    | MorphFlag.PREPARE_FAILED
 )
 
 FLAG_DESCRIPTIONS: dict[MorphFlag, str] = {
@@ -55,6 +59,8 @@ FLAG_DESCRIPTIONS: dict[MorphFlag, str] = {
     MorphFlag.DOWNLOAD_FAILED: "download failed",
     MorphFlag.CLASSIFY_FAILED: "classifier failed",
     MorphFlag.SIZE_DEFAULTED: "size column invalid; fixed size used",
+    MorphFlag.IMAGE_BLANK: "image blank or too small",
+    MorphFlag.PREPARE_FAILED: "source/centring step raised",
 }
 
 

@@ -38,7 +38,8 @@ def astromorph_register_sources(register: RegisterSource) -> None:
     description)`` for each source. ``factory`` (usually a subclass of
     :class:`astro_morph.sources.base.Source`) is called as ``factory(**user_options,
     workers=..., draft_side=...)`` and must return a :class:`~astro_morph.sources.base.Source`:
-    ``fetch(rows) -> list[Cutout]``, one per row in order, never raising for a bad row;
+    ``fetch(rows) -> list[Cutout]``, one per row in order, never raising for a bad row (a
+    row that raises anyway is flagged ``PREPARE_FAILED``);
     optionally ``check_columns`` and, with ``fuses_prepare = True``, ``fetch_prepared``.
     The user options are the factory's named parameters (``--source-option KEY=VALUE`` and
     the shortcut flags), checked against its signature before the call; an unusable value

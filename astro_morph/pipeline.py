@@ -20,6 +20,7 @@ from .centring.base import CentringStep, Prepared
 from .flags import FATAL_FLAGS, MorphFlag
 from .models.base import Classifier
 from .sources.base import Source, decode_threads
+from .sources.images import unusable_image
 
 __all__ = ["RunResult", "run_chunks"]
 
@@ -40,25 +41,75 @@ class RunResult:
     messages: list[tuple[int, str]] = field(default_factory=list)
 
 
-def _prepare_all(cutouts: list, step: CentringStep, size: int,
-                 pool: Executor | None) -> list[Prepared]:
+def _guarded(step: CentringStep, size: int) -> Any:
+    """``cutout -> Prepared`` through ``step``, with the checks every row gets whatever the
+    plugins: an unusable image is flagged ``IMAGE_BLANK``, and a centring step that raises
+    (a plugin bug on one odd image) flags its row ``PREPARE_FAILED``, not the run."""
+    from .errors import UserError
+
+    def prepare(cutout: Any) -> Prepared:
+        if cutout.image is not None and not cutout.flags & FATAL_FLAGS:
+            reason = unusable_image(cutout.image)
+            if reason:
+                origin = cutout.meta.get("origin")
+                message = "; ".join(m for m in (cutout.message, origin and f"{origin}: {reason}"
+                                                or reason) if m)
+                return Prepared(None, cutout.flags | MorphFlag.IMAGE_BLANK, message=message)
+        try:
+            return step(cutout, size)
+        except (UserError, KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - one row's problem, named in its message
+            where = f"{cutout.meta['origin']}: " if cutout.meta.get("origin") else ""
+            return Prepared(None, cutout.flags | MorphFlag.PREPARE_FAILED,
+                            message=f"{where}centring step raised {type(exc).__name__}: "
+                                    f"{' '.join(str(exc).split())[:300]}")
+    return prepare
+
+
+def _prepare_all(cutouts: list, prepare: Any, pool: Executor | None) -> list[Prepared]:
     if pool is None or len(cutouts) < 8:
-        return [step(c, size) for c in cutouts]
-    return list(pool.map(lambda c: step(c, size), cutouts))
+        return [prepare(c) for c in cutouts]
+    return list(pool.map(prepare, cutouts))
 
 
 def _fetch_prepare(rows: Table, source: Source, step: CentringStep, size: int,
                    pool: Executor | None) -> list[Prepared]:
     """One slice of rows through the source and the centring step (``pool``: its threads)."""
-    # A fusing source's threads centre each row right after decoding it, while the decoded
-    # image is still in cache; other sources return Cutouts that the pool then centres.
-    if source.fuses_prepare:
-        items = source.fetch_prepared(rows, lambda c: step(c, size))
-    else:
-        items = _prepare_all(source.fetch(rows), step, size, pool)
+    prepare = _guarded(step, size)
+    try:
+        items = _fetch_slice(rows, source, prepare, pool)
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as exc:
+        from .errors import UserError
+
+        if isinstance(exc, UserError) or len(rows) == 1:
+            raise
+        # The source broke its contract (never raise for a bad row) somewhere in the slice:
+        # row by row, the rows it can fetch still classify and the others are flagged.
+        items = []
+        for i in range(len(rows)):
+            try:
+                items += _fetch_slice(rows[i:i + 1], source, prepare, None)
+            except (UserError, KeyboardInterrupt, MemoryError):
+                raise
+            except Exception as row_exc:  # noqa: BLE001 - this row's, named in its message
+                items.append(Prepared(None, MorphFlag.PREPARE_FAILED, message=(
+                    f"source raised {type(row_exc).__name__}: "
+                    f"{' '.join(str(row_exc).split())[:300]}")))
     if len(items) != len(rows):
         raise RuntimeError(f"source returned {len(items)} cutouts for {len(rows)} rows")
     return items
+
+
+def _fetch_slice(rows: Table, source: Source, prepare: Any,
+                 pool: Executor | None) -> list[Prepared]:
+    # A fusing source's threads centre each row right after decoding it, while the decoded
+    # image is still in cache; other sources return Cutouts that the pool then centres.
+    if source.fuses_prepare:
+        return source.fetch_prepared(rows, prepare)
+    return _prepare_all(source.fetch(rows), prepare, pool)
 
 
 class _Prefetcher:

@@ -139,8 +139,30 @@ def _collect(hook_name: str) -> dict[str, Registered]:
             found[name] = Registered(name, factory, description, _plugin)
 
         others = [p for p in plugins if p is not plugin]
-        pm.subset_hook_caller(hook_name, remove_plugins=others)(register=register)
+        before = dict(found)
+        try:
+            pm.subset_hook_caller(hook_name, remove_plugins=others)(register=register)
+        except Exception as exc:
+            if plugin_name in DEFAULT_PLUGINS:  # our own bug: show it
+                raise
+            # One broken installed plugin must not stop every command (as when loading):
+            # its registrations from this hook are dropped, the rest stand.
+            found.clear()
+            found.update(before)
+            _warn_once(f"plugin {plugin_name!r} raised in {hook_name} and what it registers "
+                       f"there is skipped ({type(exc).__name__}: {' '.join(str(exc).split())})"
+                       f"; ASTROMORPH_LOAD_PLUGINS names the plugins to load")
     return found
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """Registries are collected many times per command; say each plugin failure once."""
+    if message not in _warned:
+        _warned.add(message)
+        logging.getLogger("astro_morph").warning("%s", message)
 
 
 def get_sources() -> dict[str, Registered]:

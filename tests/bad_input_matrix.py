@@ -199,6 +199,15 @@ def _image(name: str, mode: str, size=(64, 64)):
     return setup
 
 
+def _blank_and_tiny(work: Path, images: Path) -> list[str]:
+    """A black 120 px JPEG (what a cutout service answers off its footprint) and a 1x1 PNG."""
+    from PIL import Image
+
+    Image.new("RGB", (120, 120)).save(images / "24.jpg")
+    Image.new("RGB", (1, 1), (200, 100, 50)).save(images / "25.png")
+    return _ids(work, [24, 25, 1])
+
+
 def _paths(paths: list[str], name: str = "cat.ecsv"):
     def setup(work: Path, images: Path) -> list[str]:
         # ECSV keeps a NUL byte inside a string (FITS and Parquet cut the value there).
@@ -463,6 +472,8 @@ CASES: list[Case] = [
     Case("greyscale JPEG", _image("20.jpg", "L"), 0, [0, 0]),
     Case("CMYK JPEG", _image("21.jpg", "CMYK"), 0, [0, 0]),
     Case("16-bit PNG", _image("22.png", "I;16"), 0, [0, 0]),
+    Case("a black JPEG (a survey's answer off its footprint) and a 1x1 px PNG", _blank_and_tiny,
+         0, [4096, 4096, 0]),
     Case("huge image (8000x8000 px)", _image("23.png", "huge", (8000, 8000)), 0, [2, 0]),
     Case("path column outside --image-dir", lambda w, i: [
         str(_cat(w, Table({"path": ["1.jpg", "../../etc/passwd", "/etc/hostname"]}))),
@@ -594,7 +605,8 @@ CASES: list[Case] = [
     Case("train on a labels file with a header and no rows", _labels_text(""), 1,
          "labels.csv: the table has no rows (a header only?)", command="train", group="train"),
     Case("train on blank images", _blank_images, 1,
-         "split 'train': its 2 images are blank (one pixel value throughout)", command="train",
+         "split 'train': no usable image for any of its 2 rows (first: 1: 1.jpg: image is blank",
+         command="train",
          group="train"),
     Case("train with a learning rate that diverges (--lr 1e6)",
          lambda w, i: _labels(w, i) + ["--lr", "1e6"], 1,

@@ -59,9 +59,10 @@ def test_classify_with_the_panstarrs_source(ps1_plugin, tiny_model, tmp_path, mo
     from PIL import Image
 
     import astro_morph
+    from conftest import make_galaxy_image
 
     buf = io.BytesIO()
-    Image.new("RGB", (64, 64), (90, 60, 30)).save(buf, "JPEG")
+    Image.fromarray(make_galaxy_image(64)).save(buf, "JPEG")
     calls = []
 
     def fake(self, method, url, params=None, **kw):

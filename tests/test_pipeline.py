@@ -12,10 +12,12 @@ from astro_morph.sources.base import Cutout, Source
 
 
 class FakeSource(Source):
-    """Rows ``i`` give a flat image of value ``i % 251``; records which rows were fetched."""
+    """Rows ``i`` give an image of value ``i % 251`` (one corner pixel off, outside the centre
+    crop, so it is not blank); records which rows were fetched."""
 
-    def __init__(self, fail_at: int | None = None) -> None:
+    def __init__(self, fail_at: int | None = None, error: type = OSError) -> None:
         super().__init__()
+        self.error = error
         self.fetched: list[int] = []
         self.fail_at = fail_at
         self.second_chunk_started = threading.Event()
@@ -23,11 +25,17 @@ class FakeSource(Source):
     def fetch(self, rows: Table) -> list[Cutout]:
         ids = [int(v) for v in rows["id"]]
         if self.fail_at is not None and self.fail_at in ids:
-            raise OSError(f"disk gone at row {self.fail_at}")
+            raise self.error(f"disk gone at row {self.fail_at}")
         self.fetched += ids
         if ids[0] >= 8:
             self.second_chunk_started.set()
-        return [Cutout(np.full((16, 16, 3), i % 251, np.uint8)) for i in ids]
+        return [Cutout(_image(i % 251)) for i in ids]
+
+
+def _image(value: int) -> np.ndarray:
+    image = np.full((16, 16, 3), value, np.uint8)
+    image[0, 0] = value + 1
+    return image
 
 
 class FakeClassifier:
@@ -65,12 +73,74 @@ def test_next_chunk_is_prepared_while_the_classifier_runs(small_slices):
     assert not res.flags.any()
 
 
-def test_source_error_reaches_the_caller_and_the_thread_stops(small_slices):
-    src = FakeSource(fail_at=13)
-    with pytest.raises(OSError, match="disk gone at row 13"):
+def test_source_user_error_reaches_the_caller_and_the_thread_stops(small_slices):
+    from astro_morph.errors import UserError
+
+    src = FakeSource(fail_at=13, error=UserError)
+    with pytest.raises(UserError, match="disk gone at row 13"):
         pipeline.run_chunks(Table({"id": np.arange(20)}), src, CentreCrop(),
                             FakeClassifier(), chunk_size=8, progress=False)
     assert not any(t.name == "astromorph-prefetch" for t in threading.enumerate())
+
+
+def test_a_source_that_raises_costs_its_row_not_the_run(small_slices):
+    """A plugin source breaking its contract (raising for one row) gets that row flagged
+    PREPARE_FAILED with the error named; its slice is refetched row by row."""
+    from astro_morph.flags import MorphFlag
+
+    res = pipeline.run_chunks(Table({"id": np.arange(20)}), FakeSource(fail_at=13),
+                              CentreCrop(), FakeClassifier(), chunk_size=8, progress=False)
+    assert res.flags[13] == MorphFlag.PREPARE_FAILED and np.isnan(res.probs[13]).all()
+    assert res.messages == [(13, "source raised OSError: disk gone at row 13")]
+    ok = np.arange(20) != 13
+    assert not res.flags[ok].any()
+    np.testing.assert_allclose(res.probs[ok, 0], np.arange(20)[ok] / 255, atol=1e-6)
+
+
+def test_a_centring_step_that_raises_costs_its_row_not_the_run(small_slices):
+    from astro_morph.flags import MorphFlag
+
+    class Fussy(CentreCrop):
+        def __call__(self, cutout, size):
+            if cutout.image[8, 8, 0] == 5:
+                raise ValueError("cannot centre\nthis one")
+            return super().__call__(cutout, size)
+
+    res = pipeline.run_chunks(Table({"id": np.arange(12)}), FakeSource(), Fussy(),
+                              FakeClassifier(), chunk_size=8, progress=False)
+    assert list(np.flatnonzero(res.flags)) == [5]
+    assert res.flags[5] == MorphFlag.PREPARE_FAILED
+    assert res.messages == [(5, "centring step raised ValueError: cannot centre this one")]
+
+
+@pytest.mark.parametrize("image, reason", [
+    (np.zeros((64, 64, 3), np.uint8), "blank"),  # a survey's answer off its footprint
+    (np.full((64, 64, 3), (10, 20, 30), np.uint8), "blank"),  # one colour, not one value
+    (np.full((64, 64, 3), np.nan, np.float32), "blank"),
+    (np.dstack([np.where(np.eye(64) > 0, np.nan, 0.3)] * 3).astype(np.float32), "blank"),
+    (np.arange(15, dtype=np.uint8).reshape(1, 5, 3), "5x1 pixels, under 8"),
+])
+def test_blank_or_tiny_images_are_flagged_not_classified(image, reason):
+    from astro_morph.flags import MorphFlag
+
+    class One(Source):
+        def fetch(self, rows):
+            return [Cutout(image, meta={"origin": "x.png"}), Cutout(_image(7))]
+
+    res = pipeline.run_chunks(Table({"id": [0, 1]}), One(), CentreCrop(), FakeClassifier(),
+                              progress=False)
+    assert list(res.flags) == [MorphFlag.IMAGE_BLANK, 0]
+    assert np.isnan(res.probs[0]).all() and np.isfinite(res.probs[1]).all()
+    assert res.messages[0][0] == 0 and res.messages[0][1].startswith("x.png: image is ")
+    assert reason in res.messages[0][1]
+
+
+def test_an_image_with_any_structure_is_not_blank():
+    noisy = np.full((400, 400, 3), 12, np.uint8)
+    noisy[201, 203, 1] = 13  # one pixel, missed by the sparse first look
+    assert pipeline.unusable_image(noisy) is None
+    assert pipeline.unusable_image(noisy[:8, :8]) is not None
+    assert pipeline.unusable_image(np.full((8, 8, 3), 3, np.uint8)) is not None
 
 
 def test_classifier_error_stops_the_prefetch_thread(small_slices):

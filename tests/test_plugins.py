@@ -18,7 +18,8 @@ from astro_morph.sources.base import Cutout, Source
 
 
 class FakeSource(Source):
-    """Makes a flat image per row; rows with ``bad`` set are flagged missing."""
+    """Makes a flat image per row (one corner pixel off, outside the crop, so it is not
+    blank); rows with ``bad`` set are flagged missing."""
 
     def __init__(self, brightness_column: str = "brightness", *, workers=None,
                  draft_side=None):
@@ -32,6 +33,7 @@ class FakeSource(Source):
                 out.append(Cutout(None, MorphFlag.IMAGE_MISSING, f"fake source: no {row['name']}"))
             else:
                 img = np.full((40, 40, 3), float(row[self.column]), np.float32)
+                img[0, 0] = 0
                 out.append(Cutout(img))
         return out
 
@@ -97,6 +99,31 @@ def test_builtins_use_the_same_hooks():
     assert set(plugins.DEFAULT_PLUGINS) <= set(names)
     assert names["astro_morph.sources.galaxyzoo"]["sources"] == ["galaxyzoo"]
     assert set(plugins.get_centring_steps()) >= {"centre-crop", "recentre"}
+
+
+def test_a_plugin_whose_register_hook_raises_is_skipped(caplog):
+    """One broken installed plugin must not stop every command: what it registers in the
+    failing hook is dropped (even what it registered before raising), with one warning."""
+
+    class Broken:
+        @hookimpl
+        def astromorph_register_sources(self, register):
+            register("galaxyzoo", FakeSource, "would replace the builtin")
+            raise RuntimeError("boom\nat import")
+
+    plugins.load_plugins()
+    plugins.pm.register(Broken(), name="astromorph_broken")
+    try:
+        with caplog.at_level("WARNING", logger="astro_morph"):
+            first, second = plugins.get_sources(), plugins.get_sources()
+    finally:
+        plugins.pm.unregister(name="astromorph_broken")
+    for sources in (first, second):
+        assert sources["galaxyzoo"].plugin == "astro_morph.sources.galaxyzoo"
+    warned = [r.getMessage() for r in caplog.records if "astromorph_broken" in r.getMessage()]
+    assert warned == ["plugin 'astromorph_broken' raised in astromorph_register_sources and "
+                      "what it registers there is skipped (RuntimeError: boom at import); "
+                      "ASTROMORPH_LOAD_PLUGINS names the plugins to load"]
 
 
 def test_classify_with_a_fake_plugin(fake):

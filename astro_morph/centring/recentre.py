@@ -132,6 +132,14 @@ class Recentre(CentreCrop):
 
             raise UserError("--centring recentre needs scikit-image (photutils deblends "
                             "with it): pip install scikit-image") from None
+        import warnings
+
+        from photutils.utils.exceptions import NoDetectionsWarning
+
+        # "No sources were found" is what RECENTRE_FAILED records per row; astropy's logger
+        # would also print it once, as a bare WARNING line without the row. A filter, not
+        # catch_warnings, because rows are centred in threads (catch_warnings is not safe).
+        warnings.filterwarnings("ignore", category=NoDetectionsWarning)
 
     def __call__(self, cutout: Cutout, size: int) -> Prepared:
         if cutout.image is None:

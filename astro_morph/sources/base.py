@@ -54,7 +54,8 @@ class Cutout:
         Arcsec per pixel when known (survey sources), else ``None``.
     meta : dict
         Extra facts for later steps; ``meta["position"]`` is the catalog position (x, y) in
-        the cutout's pixels when it is not the image centre.
+        the cutout's pixels when it is not the image centre; ``meta["origin"]`` names where
+        the image came from (a file, a survey position) for messages about it.
     """
 
     image: np.ndarray | None

@@ -152,7 +152,7 @@ class FitsMosaicSource(Source):
         flags = MorphFlag.NAN_PIXELS if blank > 0 else 0
         # The catalog position inside the cutout (x, y): centring measures offsets from it.
         return Cutout(lupton_rgb(planes, **self.stretch), flags, pixel_scale=self.pixel_scale,
-                      meta={"position": position})
+                      meta={"position": position, "origin": f"RA={ra:.6f} Dec={dec:.6f}"})
 
     def fetch(self, rows: Table) -> list[Cutout]:
         """One Cutout per row, cut from every band at the row's position."""

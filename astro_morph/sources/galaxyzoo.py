@@ -151,7 +151,8 @@ class GalaxyZooSource(Source):
         except Exception as exc:  # one odd value must not end the run
             return Cutout(None, MorphFlag.BAD_ID, f"id/path {str(value)[:80]!r}: {exc}")
         try:
-            return Cutout(read_rgb(path, self.max_pixels, self.draft_side))
+            return Cutout(read_rgb(path, self.max_pixels, self.draft_side),
+                          meta={"origin": str(path)})
         except Exception as exc:  # any decoder failure is a flagged row, not a failed run
             return Cutout(None, MorphFlag.IMAGE_UNREADABLE, f"{path}: {exc}")
 

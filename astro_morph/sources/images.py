@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 from PIL import Image
 
-__all__ = ["decode_rgb", "read_rgb"]
+__all__ = ["MIN_IMAGE_SIDE", "decode_rgb", "read_rgb", "unusable_image"]
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
 
@@ -94,3 +94,30 @@ def read_rgb(path: str | os.PathLike, max_pixels: int = 50_000_000,
     with open(path, "rb") as f:
         data = f.read()
     return _decode(data, max_pixels, draft_side, path)  # Pillow's errors then name the file
+
+
+#: A decoded image narrower than this (pixels) holds no galaxy to classify.
+MIN_IMAGE_SIDE = 8
+
+
+def unusable_image(image: np.ndarray) -> str | None:
+    """Why a decoded cutout cannot be classified (``None`` if it can): under
+    :data:`MIN_IMAGE_SIDE` pixels a side, or one value throughout (all NaN, or a blank frame:
+    survey cutout services answer black off their footprint, and a failed export writes one
+    colour), which the network would otherwise label like any galaxy."""
+    h, w = image.shape[:2]
+    if min(h, w) < MIN_IMAGE_SIDE:
+        return f"image is {w}x{h} pixels, under {MIN_IMAGE_SIDE} a side"
+    # A sparse look first, so a normal image costs a few thousand comparisons, not all.
+    if _one_value(image[::8, ::8]) and _one_value(image):
+        return "image is blank (one value throughout)"
+    return None
+
+
+def _one_value(image: np.ndarray) -> bool:
+    pixels = image.reshape(-1, image.shape[2] if image.ndim == 3 else 1)
+    if pixels.dtype.kind == "f":
+        pixels = pixels[np.isfinite(pixels).all(axis=1)]
+        if not len(pixels):
+            return True
+    return bool((pixels == pixels[0]).all())

@@ -275,7 +275,8 @@ class NetworkSource(Source):
             if blank > self.max_blank_fraction:  # hips2fits answers NaN off the survey
                 return Cutout(None, MorphFlag.OUTSIDE_FOOTPRINT,
                               f"{self.name} {where}: {blank:.0%} of the cutout is blank")
-        return Cutout(image, pixel_scale=size / self.pixels)
+        return Cutout(image, pixel_scale=size / self.pixels,
+                      meta={"origin": f"{self.name} {where}"})
 
     def fetch(self, rows: Table) -> list[Cutout]:
         """One Cutout per row; requests run ``concurrency`` at a time under the rate limit."""

@@ -23,7 +23,7 @@ from ..centring.crop import PAPER_CROP_FRACTION, crop_resize
 from ..errors import UserError, some_values, suggest_names
 from ..sources.base import bad_id_reason, format_id
 from ..sources.galaxyzoo import EXTENSIONS, image_names
-from ..sources.images import read_rgb
+from ..sources.images import read_rgb, unusable_image
 
 __all__ = ["LabelledSet", "load_labels", "label_text", "split_rows", "training_classes",
            "shared_ids", "TRAIN_REGION", "cache_size_for", "zoom"]
@@ -205,6 +205,9 @@ def load_split(table: Table, image_dir: str | os.PathLike, split: str, class_nam
             img = read_rgb(path)
         except (OSError, ValueError) as err:  # Pillow's errors name the file
             return f"{path.name}: {err}"
+        reason = unusable_image(img)  # as classify flags it IMAGE_BLANK
+        if reason:
+            return f"{path.name}: {reason}"
         return (crop_resize(img, size, region) * 255 + 0.5).astype(np.uint8)
 
     with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
@@ -222,7 +225,8 @@ def load_split(table: Table, image_dir: str | os.PathLike, split: str, class_nam
             "(first: %s)", split, len(skipped), len(ids), skipped[0])
     images = np.stack([d for d, g in zip(decoded, good, strict=True) if g])
     if train and (images.min(axis=(0, 1, 2)) == images.max(axis=(0, 1, 2))).all():
-        # Nothing to learn, and batch norm's gradients overflow to NaN on constant input.
+        # Nothing to learn, and batch norm's gradients overflow to NaN on constant input
+        # (each image has passed unusable_image, but its structure may lie outside the crop).
         raise UserError(f"split {split!r}: its {len(images)} images are blank (one pixel "
                         f"value throughout); check --image-dir")
     ids = [k for k, g in zip(ids, good, strict=True) if g]
