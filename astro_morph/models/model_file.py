@@ -215,6 +215,10 @@ def read_bundle(path: str | os.PathLike) -> ModelBundle:
             OSError, EOFError, NotImplementedError, RuntimeError, ValueError, zlib.error) as exc:
         # zlib errors, CRC mismatches, encrypted or unsupported members: one line each
         reason = first_line(exc)
+        if p.name in (CONFIG, WEIGHTS, ONNX) and (p.parent / CONFIG).is_file() and any(
+                (p.parent / n).is_file() for n in (WEIGHTS, ONNX)):
+            # one file of a model folder (an unzipped .amz): the folder is the model
+            reason = f"it is part of the model folder {p.parent}: pass --model {p.parent}"
         raise UserError(f"{p}: not a readable model file ({reason})") from None
     _check_config(config, str(p))
     if WEIGHTS not in members and ONNX not in members:

@@ -35,6 +35,18 @@ def test_directory_layout(tiny_model, tmp_path):
     assert edited.sha256 != b.sha256 and edited.weights == b.weights
 
 
+def test_a_file_of_a_model_folder_points_to_the_folder(tiny_model, tmp_path):
+    d = tmp_path / "unzipped"
+    with zipfile.ZipFile(tiny_model) as zf:
+        zf.extractall(d)
+    for name in ("weights.safetensors", "config.json"):
+        with pytest.raises(UserError, match=f"part of the model folder {d}: pass --model {d}"):
+            read_bundle(d / name)
+    (tmp_path / "config.json").write_text("{}")  # no model folder around it: plain error
+    with pytest.raises(UserError, match=r"not a readable model file \(File is not a zip"):
+        read_bundle(tmp_path / "config.json")
+
+
 def test_incompatible_version_is_refused(tiny_model, tmp_path):
     d = tmp_path / "dir"
     with zipfile.ZipFile(tiny_model) as zf:
