@@ -22,6 +22,7 @@ from .models.base import Classifier, training_crop
 from .options import accepted_options, build_centring, build_source, check_options
 from .pipeline import run_chunks
 from .plugins import lookup, pm
+from .sources.coords import with_skycoord_parts
 
 __all__ = ["classify"]
 
@@ -118,7 +119,8 @@ def classify(table: Table | str | os.PathLike, source: str = "galaxyzoo",
     tta_name = clf.tta if isinstance(clf, TTAClassifier) else None
     draft = step.min_input_side(clf.input_size) if fast_decode else None
     src = build_source(source, src_options, workers=workers, draft_side=draft)
-    src.check_columns(table.colnames)
+    view = with_skycoord_parts(table)  # what the source reads; the output is built on table
+    src.check_columns(view.colnames)
     offsets = step.reports_offset
     check_no_clash(table, clf.class_names, prefix, offsets)
     journal = None
@@ -135,7 +137,7 @@ def classify(table: Table | str | os.PathLike, source: str = "galaxyzoo",
                      "prefix": prefix, "fast_decode": fast_decode, "tta": tta_name,
                      "source_options": {k: str(v) for k, v in sorted(src_options.items())}}
         journal = Journal(journal_dir, signature, resume)
-    result = run_chunks(table, src, step, clf, chunk_size=chunk_size, workers=workers,
+    result = run_chunks(view, src, step, clf, chunk_size=chunk_size, workers=workers,
                         progress=progress, journal=journal)
     for row, message in result.messages:
         log.warning("row %d: %s", row, message)

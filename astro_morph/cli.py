@@ -142,8 +142,8 @@ def default_output(path: Path) -> Path:
               "(--source fits).")
 @click.option("--ra-column",
               help="RA column (default RA; case-insensitive; degrees, angle units or "
-              "sexagesimal).")
-@click.option("--dec-column", help="Dec column (default DEC).")
+              "sexagesimal; for a SkyCoord column 'coord', coord.ra, its ICRS RA).")
+@click.option("--dec-column", help="Dec column (default DEC; coord.dec for a SkyCoord).")
 @click.option("--size-column", help="Galaxy radius column (petroR90-like; arcsec, or the "
               "column's angle unit); cutouts then span Galaxy Zoo's 10.2 radii. Rows without "
               "a positive radius get --size-arcsec and flag 2048.")

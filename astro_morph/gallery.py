@@ -76,9 +76,10 @@ def draw_gallery(table: Table, png: str | os.PathLike, source: str = "galaxyzoo"
         raise UserError("no classified rows to draw"
                         + (f" that disagree with {truth_column!r}" if only_wrong else ""))
     from .options import build_source
+    from .sources.coords import with_skycoord_parts
 
     src = build_source(source, source_options)
-    cutouts = src.fetch(table[rows])
+    cutouts = src.fetch(with_skycoord_parts(table)[rows])
     missing = [(row, cut.message) for row, cut in zip(rows, cutouts, strict=True)
                if cut.image is None]
     if len(missing) == len(rows):  # e.g. the wrong --image-dir: an empty grid helps nobody

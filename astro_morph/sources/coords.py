@@ -13,8 +13,9 @@ from ..errors import UserError, suggest_names
 from ..flags import MorphFlag
 from .base import Cutout
 
-__all__ = ["find_column", "column_hint", "radec_degrees", "cutout_sides_arcsec",
-           "cut_each_position", "angle_unit", "GZ_FIELD_PER_PETROR90", "USUAL_NAMES"]
+__all__ = ["find_column", "column_hint", "with_skycoord_parts", "radec_degrees",
+           "cutout_sides_arcsec", "cut_each_position", "angle_unit", "GZ_FIELD_PER_PETROR90",
+           "USUAL_NAMES"]
 
 #: Galaxy Zoo images span 424 pixels of 0.024 x petroR90_r arcsec (Lintott et al. 2008;
 #: Willett et al. 2013): a field of 10.18 petroR90 radii.
@@ -39,10 +40,33 @@ def column_hint(name: str, colnames: list[str], option: str) -> str:
     'GalaxyId'), else the columns of a usual name for ``option`` it holds
     (:data:`USUAL_NAMES`: 'RAJ2000' is too far from 'RA' to be a misspelling)."""
     close = suggest_names(name, colnames)
-    usual = [c for c in colnames if c.lower() in USUAL_NAMES.get(option, ())]
+    names = USUAL_NAMES.get(option, ())
+    # 'coord.ra': a SkyCoord column's part (with_skycoord_parts), as ECSV and FITS store it
+    usual = [c for c in colnames if c.lower() in names
+             or ("." in c and names and c.lower().rsplit(".", 1)[1] == names[0])]
     if close or not usual:
         return close
     return f" (it has {' and '.join(repr(c) for c in usual[:2])}: {option} {usual[0]}?)"
+
+
+def with_skycoord_parts(table: Table) -> Table:
+    """``table``, or where it holds SkyCoord columns (astropy writes them to ECSV and FITS as
+    ``coord.ra``/``coord.dec`` and reads them back whole) a view with each one's ICRS right
+    ascension and declination as ``<name>.ra`` and ``<name>.dec`` degree columns, so
+    ``--ra-column coord.ra`` finds what a viewer such as TOPCAT shows. The columns are the
+    source's to read; the output keeps the input's own columns."""
+    from astropy.coordinates import SkyCoord
+
+    coords = [name for name in table.colnames if isinstance(table[name], SkyCoord)]
+    if not coords:
+        return table
+    view = Table(table, copy=False)
+    for name in coords:
+        icrs = table[name].icrs
+        for part, values in (("ra", icrs.ra.deg), ("dec", icrs.dec.deg)):
+            if f"{name}.{part}" not in view.colnames:
+                view[f"{name}.{part}"] = values * u.deg
+    return view
 
 
 def find_column(colnames: list[str], name: str, option: str) -> str:

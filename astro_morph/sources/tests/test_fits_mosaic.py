@@ -8,6 +8,7 @@ from astropy.modeling.models import Sersic2D
 from astropy.table import Table
 from astropy.wcs import WCS
 
+from astro_morph.catalog_io import read_catalog
 from astro_morph.errors import UserError
 from astro_morph.flags import MorphFlag
 from astro_morph.sources.fits_mosaic import FitsMosaicSource
@@ -63,6 +64,32 @@ def test_recentring_recovers_injected_offsets(mosaic, tiny_model):
         assert abs(mdx - dx) < 1 and abs(mdy - dy) < 1
     assert out["morph_dx"].unit == u.pix
     assert out.meta["MORPHSRC"] == "fits"
+
+
+def test_a_skycoord_column_is_read_by_its_parts(mosaic, tiny_model, tmp_path):
+    """astropy writes a SkyCoord column to ECSV/FITS as coord.ra/coord.dec and reads it back
+    whole: --ra-column coord.ra finds its ICRS parts (a galactic one converted), the absent
+    default RA names them, and the output keeps the SkyCoord column as it was."""
+    from astropy.coordinates import SkyCoord
+    from astropy.table import QTable
+
+    import astro_morph
+
+    paths, cat, _ = mosaic
+    icrs = SkyCoord(cat["ra"] * u.deg, cat["Dec"] * u.deg)
+    path = tmp_path / "sc.fits"
+    QTable({"coord": icrs.galactic, "n": np.arange(4)}).write(path)
+    table = read_catalog(path)
+    with pytest.raises(UserError, match="it has 'coord.ra': --ra-column coord.ra"):
+        astro_morph.classify(table, source="fits", image=paths, model=tiny_model)
+    out = astro_morph.classify(table, source="fits", image=paths, size_arcsec=40,
+                               ra_column="coord.ra", dec_column="coord.dec",
+                               centring="recentre", model=tiny_model, progress=False)
+    assert list(out["morph_flags"]) == [0, 0, 0, 0]  # on the galaxies: converted to ICRS
+    for (dx, dy), mdx, mdy in zip(OFFSETS, out["morph_dx"], out["morph_dy"], strict=True):
+        assert abs(mdx - dx) < 1 and abs(mdy - dy) < 1
+    assert isinstance(out["coord"], SkyCoord) and out["coord"].frame.name == "galactic"
+    assert "coord.ra" not in out.colnames
 
 
 def test_footprint_nan_and_bad_coordinates(mosaic):
