@@ -116,11 +116,23 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def default_output(path: Path) -> Path:
-    """``cat.fits`` -> ``cat_morph.fits`` beside the input."""
+    """``cat.fits`` -> ``cat_morph.fits`` beside the input. A compressed text or VOTable
+    input gives its format uncompressed (``cat.csv.gz`` -> ``cat_morph.csv``; only FITS is
+    written compressed), an IPAC or TSV one, which is read but not written, ECSV."""
+    from .catalog_io import COMPRESSION, READ_ONLY_FORMATS, catalog_suffix
+
     name = path.name
-    for suffix in (".fits.gz", *sorted({p.suffix for p in [path]})):
-        if name.lower().endswith(suffix.lower()) and suffix:
-            return path.with_name(name[: -len(suffix)] + "_morph" + name[-len(suffix):])
+    suffix = catalog_suffix(path)
+    if suffix:
+        return path.with_name(name[: -len(suffix)] + "_morph" + name[-len(suffix):])
+    plain = next((name[:-len(c)] for c in COMPRESSION if name.lower().endswith(c)), name)
+    stem, ext = os.path.splitext(plain)
+    if ext.lower() in READ_ONLY_FORMATS:
+        return path.with_name(stem + "_morph.ecsv")
+    if catalog_suffix(plain):
+        return path.with_name(stem + "_morph" + ext)
+    if path.suffix:
+        return path.with_name(path.stem + "_morph" + path.suffix)
     return path.with_name(name + "_morph")
 
 

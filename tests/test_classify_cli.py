@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -225,6 +226,14 @@ def test_user_errors_are_one_line(tiny_model, image_dir, tmp_path, setup, args, 
     assert len(lines) == 1 and lines[0].startswith("Error: "), res.stderr
     assert message in lines[0]
     assert "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("name, default", [
+    ("c.fits", "c_morph.fits"), ("c.FITS.gz", "c_morph.FITS.gz"), ("c.fits.bz2", "c_morph.fits"),
+    ("c.csv.gz", "c_morph.csv"), ("c.vot.xz", "c_morph.vot"), ("c.tbl", "c_morph.ecsv"),
+    ("c.tsv.gz", "c_morph.ecsv"), ("c.txt", "c_morph.txt"), ("hats_dir", "hats_dir_morph")])
+def test_default_output_is_a_format_that_is_written(name, default):
+    assert default_output(Path("d") / name) == Path("d") / default
 
 
 def test_existing_output_needs_overwrite(tiny_model, image_dir, tmp_path):
