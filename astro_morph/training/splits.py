@@ -102,6 +102,17 @@ def add_split_column(table: Table, id_column: str, label_column: str = "label",
     split = stratified_split(labels, classes, test, val / (1 - test), seed, eligible=~blank)
     out = table.copy()
     out[split_column] = split
-    out.meta["split_counts"] = {c: {s: int(((labels == c) & (split == s)).sum())
-                                    for s in ("train", "val", "test")} for c in classes}
+    out.meta["split_counts"] = counts = {c: {s: int(((labels == c) & (split == s)).sum())
+                                             for s in ("train", "val", "test")}
+                                         for c in classes}
+    # A class absent from val (test) is never selected on (scored): say so, not only count.
+    wanted = [s for s, f in (("val", val), ("test", test)) if f > 0]
+    short = [c for c in classes if any(counts[c][s] == 0 for s in wanted)]
+    if short:
+        logging.getLogger("astro_morph").warning(
+            "too few rows for a row in every split: %s; val and test cannot score %s (label "
+            "more of them, merge them into another class, or raise --fractions' val/test "
+            "shares)", ", ".join(f"{c} ({'/'.join(str(counts[c][s]) for s in counts[c])})"
+                                 for c in short[:5]) + (" ..." if len(short) > 5 else ""),
+            "it" if len(short) == 1 else "them")
     return out

@@ -15,9 +15,19 @@ def _labels(n_per_class=(700, 200, 13, 1)):
     return Table({"OBJID": np.arange(len(label)) + 587722952767439450, "label": label})
 
 
-def test_every_class_is_split_in_proportion_and_the_seed_fixes_it():
+def test_every_class_is_split_in_proportion_and_the_seed_fixes_it(caplog):
     t = _labels()
-    out = add_split_column(t, "OBJID")
+    with caplog.at_level("WARNING", logger="astro_morph"):
+        out = add_split_column(t, "OBJID")
+    # 'odd' (one galaxy) cannot be in val or test: said, not only counted
+    assert [r.getMessage() for r in caplog.records] == [
+        "too few rows for a row in every split: odd (1/0/0); val and test cannot score it "
+        "(label more of them, merge them into another class, or raise --fractions' val/test "
+        "shares)"]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="astro_morph"):
+        add_split_column(t[:-1], "OBJID")  # 13 mergers: 11/1/1, fine
+    assert not caplog.records
     counts = out.meta["split_counts"]
     assert counts["elliptical"] == {"train": 560, "val": 70, "test": 70}
     assert counts["spiral"] == {"train": 160, "val": 20, "test": 20}
