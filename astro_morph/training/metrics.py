@@ -33,13 +33,17 @@ def classification_report(y_true: np.ndarray, probs: np.ndarray,
         recall = np.where(support > 0, tp / support, 0.0)
         f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
     w = support / max(support.sum(), 1)
+    # Macro-F1 over the classes the split holds or the model predicts (scikit-learn's
+    # convention): a class with neither has no F1, and counting it as 0 would pull the mean
+    # down by a class the split never tested (a small val or test split).
+    scored = (support > 0) | (predicted > 0)
     return {
         "n": int(len(y_true)),
         "accuracy": float(tp.sum() / max(len(y_true), 1)),
         "precision_weighted": float((w * precision).sum()),
         "recall_weighted": float((w * recall).sum()),
         "f1_weighted": float((w * f1).sum()),
-        "f1_macro": float(f1.mean()),
+        "f1_macro": float(f1[scored].mean()) if scored.any() else 0.0,
         "ece": expected_calibration_error(y_true, probs),
         "per_class": {c: {"precision": float(precision[i]), "recall": float(recall[i]),
                           "f1": float(f1[i]), "support": int(support[i])}

@@ -306,6 +306,16 @@ def test_metrics_on_known_inputs():
     assert r["recall_weighted"] == pytest.approx(5 / 6)  # weighted recall == accuracy
     assert r["confusion"] == [[2, 1, 0], [0, 2, 0], [0, 0, 1]]
     assert expected_calibration_error(np.array([0, 1]), np.array([[1.0, 0], [1.0, 0]])) == 0.5
+    f1_a, f1_b = 2 * (1 * 2 / 3) / (1 + 2 / 3), 2 * (2 / 3 * 1) / (2 / 3 + 1)
+    assert r["f1_macro"] == pytest.approx((f1_a + f1_b + 1) / 3)
+    # A class the split lacks and the model never predicts has no F1: macro-F1 leaves it
+    # out (a small split); one it lacks but the model predicts counts, as a 0.
+    four = classification_report(y, np.hstack([probs, np.zeros((6, 1))]), ["a", "b", "c", "d"])
+    assert four["f1_macro"] == pytest.approx(r["f1_macro"])
+    wrong = np.hstack([probs, np.zeros((6, 1))])
+    wrong[5] = [0, 0, 0.1, 0.9]  # the 'c' row called 'd'
+    assert classification_report(y, wrong, ["a", "b", "c", "d"])["f1_macro"] == \
+        pytest.approx((f1_a + f1_b + 0 + 0) / 4)
 
 
 def test_temperature_scaling_softens_overconfident_logits():
