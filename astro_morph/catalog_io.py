@@ -18,8 +18,8 @@ from astropy.table import Table
 from .errors import UserError, first_line
 from .fileio import atomic_write, require_output_dir, temp_suffix
 
-__all__ = ["FORMATS", "catalog_suffix", "check_writable", "guess_format", "is_hats_catalog",
-           "open_hats", "read_catalog", "write_catalog"]
+__all__ = ["FORMATS", "catalog_suffix", "check_writable", "guess_format", "in_place_header",
+           "is_hats_catalog", "open_hats", "read_catalog", "write_catalog"]
 
 #: File suffix -> astropy format name (read and written).
 FORMATS = {
@@ -236,9 +236,42 @@ def fits_name_problem(name: str) -> str | None:
     return None
 
 
+def in_place_header(path: str | os.PathLike, fmt: str | None = None):
+    """What rewriting catalog ``path`` in place must carry beyond its table: for FITS the
+    primary header (``None`` for other formats). A UserError when a rewrite would lose part
+    of the file: a FITS file with image data or more than one extension, a VOTable (its
+    resources, PARAMs and other tables are not read into the table), or a format astromorph
+    does not write."""
+    p = Path(path)
+    astropy_fmt = guess_format(p, fmt, "--output-format")
+    if astropy_fmt == "votable":
+        raise UserError(f"--in-place: {p} is a VOTable, whose resources, PARAMs and other "
+                        f"tables a rewrite would drop; write a new file with -o")
+    if astropy_fmt != "fits":
+        return None
+    from astropy.io import fits
+
+    try:
+        with fits.open(p) as hdul:
+            extra = [f"{i} ({type(h).__name__})" for i, h in enumerate(hdul)
+                     if i > 1 or (i == 0 and h.header.get("NAXIS", 0) != 0)]
+            header = hdul[0].header.copy()
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read catalog {p} as fits: {first_line(exc)}") from None
+    if extra:
+        raise UserError(f"--in-place: {p} holds more than its catalog table (HDU "
+                        f"{', '.join(extra)}), which a rewrite would drop; write a new file "
+                        f"with -o")
+    return header
+
+
 def write_catalog(table: Table, path: str | os.PathLike, fmt: str | None = None,
-                  overwrite: bool = False) -> Path:
-    """Write ``table`` atomically; an existing file is replaced only with ``overwrite``."""
+                  overwrite: bool = False, primary_header=None) -> Path:
+    """Write ``table`` atomically; an existing file is replaced only with ``overwrite``.
+
+    ``primary_header`` (FITS only) becomes the file's primary header, as
+    :func:`in_place_header` keeps it for a rewrite in place.
+    """
     p = Path(path)
     astropy_fmt = guess_format(p, fmt, "--output-format")
     if p.exists() and not overwrite:
@@ -249,6 +282,11 @@ def write_catalog(table: Table, path: str | os.PathLike, fmt: str | None = None,
             warnings.simplefilter("ignore")
             if astropy_fmt == "votable":
                 _write_votable(table, tmp)
+            elif astropy_fmt == "fits" and primary_header is not None:
+                from astropy.io import fits
+
+                fits.HDUList([fits.PrimaryHDU(header=primary_header),
+                              fits.table_to_hdu(table)]).writeto(tmp, overwrite=True)
             else:
                 table.write(tmp, format=astropy_fmt, overwrite=True)
 

@@ -194,6 +194,10 @@ def default_output(path: Path) -> Path:
 @click.option("--format", "in_format", help="Input format when the suffix does not tell.")
 @click.option("--output-format", help="Output format when the suffix does not tell.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@click.option("--in-place", is_flag=True,
+              help="Write the columns into CATALOG itself (atomically: the file is replaced "
+              "only once the run is complete). Refused where the rewrite would drop part of "
+              "the file (FITS extensions or image data, VOTable resources).")
 @click.option("--workers", type=click.IntRange(1),
               help="Decoding and centring threads (default: one per core, at most 32).")
 @click.option("--progress/--no-progress", default=None,
@@ -220,7 +224,8 @@ def classify(catalog: Path, output: Path | None, source: str, source_option: tup
              device: str, batch_size: int, chunk_size: int, centring: str,
              centring_option: tuple[str, ...], crop_fraction: float | None, prefix: str,
              in_format: str | None,
-             output_format: str | None, overwrite: bool, workers: int | None,
+             output_format: str | None, overwrite: bool, in_place: bool,
+             workers: int | None,
              progress: bool | None, resume: bool, fast_decode: bool, tta: bool,
              dask_address: str | None,
              partition_rows: int | None) -> None:
@@ -230,6 +235,7 @@ def classify(catalog: Path, output: Path | None, source: str, source_option: tup
     from .catalog_io import (
         check_writable,
         guess_format,
+        in_place_header,
         is_hats_catalog,
         read_catalog,
         write_catalog,
@@ -237,11 +243,18 @@ def classify(catalog: Path, output: Path | None, source: str, source_option: tup
     from .columns import output_column_names
     from .journal import OutputLock, remove_stale_temps
 
+    if in_place:
+        if output is not None and output.resolve() != catalog.resolve():
+            raise UserError("--in-place writes CATALOG itself: leave out -o")
+        if is_hats_catalog(catalog):
+            raise UserError("--in-place is for catalog files; a HATS catalog is written as a "
+                            "new folder (-o)")
+        output, overwrite = catalog, True
     output = output or default_output(catalog)
     journal = output.with_name(output.name + ".partial")
-    if output.resolve() == catalog.resolve():
-        raise UserError(f"output {output} is the input catalog, which astromorph never "
-                        f"modifies; choose another -o")
+    if output.resolve() == catalog.resolve() and not in_place:
+        raise UserError(f"output {output} is the input catalog, which astromorph modifies "
+                        f"only with --in-place; choose another -o")
     # Only what the user set reaches the plugins, so each plugin's own defaults apply.
     shortcuts = dict(image_dir=image_dir, id_column=id_column, path_column=path_column,
                      image=list(images) or None, ra_column=ra_column, dec_column=dec_column,
@@ -264,6 +277,8 @@ def classify(catalog: Path, output: Path | None, source: str, source_option: tup
         raise UserError(f"cannot write to output directory {output.parent}")
     if output.exists() and not overwrite:
         raise UserError(f"output {output} exists; pass --overwrite to replace it")
+    primary_header = in_place_header(catalog, output_format or in_format) if in_place \
+        else None
     table = read_catalog(catalog, in_format)
     if len(table) == 0:
         raise UserError(f"catalog {catalog} has no rows")
@@ -290,7 +305,8 @@ def classify(catalog: Path, output: Path | None, source: str, source_option: tup
                         else "")
                 raise ExitStatus(f"Interrupted{kept}", EXIT_INTERRUPTED) from None
             try:
-                write_catalog(out, output, output_format, overwrite=overwrite)
+                write_catalog(out, output, output_format, overwrite=overwrite,
+                              primary_header=primary_header)
             except UserError as exc:
                 if journal.is_dir():
                     raise UserError(f"{exc}; the classified rows are kept in {journal}: fix the "

@@ -512,8 +512,8 @@ CASES: list[Case] = [
     Case("--centring recentre without scikit-image", lambda w, i: _ids(w, [1]) + [
         "--centring", "recentre"], 1, "needs scikit-image", patch=_no_skimage),
     # Options and outputs
-    Case("-o naming the input catalog (even with --overwrite)", _same_as_input, 1,
-         "never modifies", group="options and outputs"),
+    Case("-o naming the input catalog (even with --overwrite; --in-place is how to ask)",
+         _same_as_input, 1, "modifies only with --in-place", group="options and outputs"),
     Case("-o naming a FIFO (a device or /dev/stdout alike)", _fifo_output, 1,
          "is not a regular file", group="options and outputs"),
     Case("unknown output suffix", lambda w, i: _ids(w, [1]) + ["-o", str(w / "out.txt")], 1,

@@ -248,6 +248,46 @@ def test_existing_output_needs_overwrite(tiny_model, image_dir, tmp_path):
     assert run(*args, "--overwrite").returncode == 0
 
 
+def test_in_place_rewrites_the_catalog_and_keeps_the_rest_of_the_file(tiny_model, image_dir,
+                                                                       tmp_path):
+    """Only when asked (--in-place), atomically, keeping a FITS file's primary header; a
+    file the rewrite would shrink (a second table, a VOTable) is refused and left as it was."""
+    from astropy.io import fits
+
+    base = ["--image-dir", str(image_dir), "--model", str(tiny_model)]
+    cat = tmp_path / "c.fits"
+    t = Table({"GalaxyID": [1, 2, 404]})
+    fits.HDUList([fits.PrimaryHDU(header=fits.Header([("SURVEY", "SDSS DR7")])),
+                  fits.table_to_hdu(t)]).writeto(cat)
+    refused = run("classify", cat, "-o", cat, "--overwrite", *base)
+    assert refused.returncode == 1 and "modifies only with --in-place" in refused.stderr
+    done = run("classify", cat, "--in-place", *base)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir() if p != image_dir) == ["c.fits"]  # no journal
+    with fits.open(cat) as hdul:
+        assert len(hdul) == 2 and hdul[0].header["SURVEY"] == "SDSS DR7"
+    out = Table.read(cat)
+    assert list(out["GalaxyID"]) == [1, 2, 404] and list(out["morph_flags"]) == [0, 0, 1]
+    assert out.meta["MORPHSRC"] == "galaxyzoo"
+    # A second table in the file, a VOTable, -o elsewhere: refused, the file untouched.
+    two = tmp_path / "two.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.table_to_hdu(t), fits.table_to_hdu(t)]).writeto(two)
+    vot = tmp_path / "c.vot"
+    t.write(vot, format="votable")
+    for path, says in ((two, "holds more than its catalog table (HDU 2 (BinTableHDU))"),
+                       (vot, "is a VOTable, whose resources")):
+        before = path.read_bytes()
+        res = run("classify", path, "--in-place", *base)
+        assert res.returncode == 1 and says in res.stderr, res.stderr
+        assert path.read_bytes() == before
+    res = run("classify", vot, "--in-place", "-o", tmp_path / "x.fits", *base)
+    assert res.returncode == 1 and "--in-place writes CATALOG itself: leave out -o" in res.stderr
+    csv = tmp_path / "c.csv"
+    t.write(csv)
+    assert run("classify", csv, "--in-place", *base).returncode == 0
+    assert "morph_label" in Table.read(csv).colnames
+
+
 def test_column_clash_is_refused(tiny_model, image_dir, tmp_path):
     cat = tmp_path / "c.fits"
     Table({"GalaxyID": [1], "MORPH_LABEL": ["x"]}).write(cat)
