@@ -80,12 +80,16 @@ class GalaxyZooSource(Source):
         self.max_pixels = max_pixels
         # One listing instead of a stat per row and extension: fast on network filesystems.
         self._names = set(os.listdir(self.image_dir))
-        # Files of other formats by stem, for the message of a row with no image.
+        # Files of other formats by stem, and zero-padded numeric names by their number, for
+        # the message of a row with no image.
         self._others: dict[str, str] = {}
+        self._padded: dict[str, str] = {}
         for name in self._names:
             stem, ext = os.path.splitext(name)
             if ext.lower() not in EXTENSIONS:
                 self._others.setdefault(stem, name)
+            elif stem.isdigit() and stem.startswith("0"):
+                self._padded.setdefault(stem.lstrip("0") or "0", name)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
@@ -116,9 +120,19 @@ class GalaxyZooSource(Source):
         for name in image_names(key):
             if name in self._names:
                 return self._checked(self.image_dir / name, name)
-        other = self._others.get(key)
-        hint = (f" ({other} is there: a format not read here; convert it to PNG or JPEG)"
-                if other else "")
+        hint = ""
+        if key in self._others:
+            hint = (f" ({self._others[key]} is there: a format not read here; convert it to "
+                    f"PNG or JPEG)")
+        elif key.isdigit() and key.lstrip("0") in self._padded:
+            hint = (f" ({self._padded[key.lstrip('0')]} is there: the file names are "
+                    f"zero-padded, the ids are not; rename the files or pad the ids)")
+        elif key.isdigit() and key.startswith("0"):
+            unpadded = next((n for n in image_names(key.lstrip("0") or "0") if n in self._names),
+                            None)
+            if unpadded:
+                hint = (f" ({unpadded} is there: the ids are zero-padded, the file names are "
+                        f"not; strip the zeros from the ids or rename the files)")
         return (None, MorphFlag.IMAGE_MISSING,
                 f"no image {key}.jpg, .jpeg or .png in {self.image_dir}{hint}")
 

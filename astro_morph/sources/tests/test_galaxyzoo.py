@@ -37,6 +37,18 @@ def test_upper_case_extensions_are_found_and_other_formats_named(image_dir):
     assert _find_image(Path(image_dir), "6") is None
 
 
+def test_zero_padding_mismatches_are_named(image_dir):
+    """Cutouts exported as 000007.jpg for id 7, or ids kept as '0002' for 2.jpg: the missing
+    row says which side is padded instead of only 'no image'."""
+    (image_dir / "3.jpg").rename(image_dir / "000007.jpg")
+    out = GalaxyZooSource(image_dir).fetch(Table({"GalaxyID": ["7", "0002", "0008", "7x"]}))
+    assert [c.flags for c in out] == [MorphFlag.IMAGE_MISSING] * 4
+    assert "(000007.jpg is there: the file names are zero-padded, the ids are not;" in \
+        out[0].message
+    assert "(2.jpg is there: the ids are zero-padded, the file names are not;" in out[1].message
+    assert "is there" not in out[2].message and "is there" not in out[3].message
+
+
 def test_id_formats():
     assert format_id(587722952767439450) == "587722952767439450"
     assert format_id(np.int64(587722952767439450)) == "587722952767439450"
