@@ -13,6 +13,7 @@ import os
 import warnings
 from pathlib import Path
 
+import numpy as np
 from astropy.table import Table
 
 from .errors import UserError, first_line
@@ -213,6 +214,12 @@ def check_writable(table: Table, path: str | os.PathLike, fmt: str | None = None
         return
     for name in table.colnames:
         col = table[name]
+        if col.dtype.kind == "b" and np.ma.getmaskarray(col).any():
+            # astropy writes a FITS logical's blank as True: a row's unknown would read True
+            row = int(np.argmax(np.ma.getmaskarray(col)))
+            raise UserError(f"column {name!r} row {row} holds a blank (masked) true/false "
+                            f"value, which FITS would write as True; write ECSV, VOTable or "
+                            f"Parquet instead (-o {Path(path).stem.removesuffix('.fits')}.ecsv)")
         if col.dtype.kind not in "UO":
             continue
         for row, value in enumerate(col.tolist() if col.dtype.kind == "O" else col):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from astropy.table import Table
+from astropy.table import MaskedColumn, Table
 
 from astro_morph.catalog_io import read_catalog
 from astro_morph.flags import describe_flags
@@ -459,6 +459,9 @@ CASES: list[Case] = [
     Case("non-ASCII column name (ECSV input), FITS output",
          lambda w, i: [str(_cat(w, Table({"GalaxyID": [1, 2], "Hα": [1.0, 2.0]}),
                                 "cat.ecsv"))], 1, "cannot be a FITS column name"),
+    Case("a true/false column with a blank (ECSV input), FITS output",
+         lambda w, i: [str(_cat(w, Table({"GalaxyID": [1, 2], "barred": MaskedColumn(
+             [True, False], mask=[False, True])}), "cat.ecsv"))], 1, "FITS would write as True"),
     Case("a 70-character --prefix, FITS output",
          lambda w, i: _ids(w, [1, 2]) + ["--prefix", "p" * 70], 1,
          "(from --prefix) cannot be a FITS column name: too long"),

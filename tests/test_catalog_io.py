@@ -167,6 +167,21 @@ def test_outputs_that_are_not_regular_files_are_refused_not_replaced(tmp_path):
     assert (tmp_path / "ok.json").read_text() == "{}"
 
 
+def test_masked_booleans_are_not_written_to_fits_as_true(tmp_path):
+    """astropy writes a masked FITS logical as True: an unknown would read back as a yes."""
+    from astro_morph.catalog_io import check_writable
+
+    t = Table({"id": [1, 2], "barred": MaskedColumn([False, False], mask=[False, True])})
+    with pytest.raises(UserError, match=r"column 'barred' row 1 holds a blank \(masked\) "
+                                        r"true/false value, which FITS would write as True"):
+        check_writable(t, tmp_path / "o.fits")
+    for suffix in (".ecsv", ".vot", ".parquet"):  # these keep the blank
+        write_catalog(t, tmp_path / f"o{suffix}")
+        assert read_catalog(tmp_path / f"o{suffix}")["barred"].mask.tolist() == [False, True]
+    t["barred"].mask = False
+    check_writable(t, tmp_path / "o.fits")
+
+
 def test_fits_column_names_that_cannot_be_written_are_one_line_errors(tmp_path):
     from astro_morph.catalog_io import check_writable
 
