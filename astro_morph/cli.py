@@ -241,6 +241,7 @@ def classify(catalog: Path, output: Path | None, source: str, source_option: tup
         write_catalog,
     )
     from .columns import output_column_names
+    from .fileio import replaceable_mode
     from .journal import OutputLock, remove_stale_temps
 
     if in_place:
@@ -277,6 +278,10 @@ def classify(catalog: Path, output: Path | None, source: str, source_option: tup
         raise UserError(f"cannot write to output directory {output.parent}")
     if output.exists() and not overwrite:
         raise UserError(f"output {output} exists; pass --overwrite to replace it")
+    try:
+        replaceable_mode(output)  # a read-only output fails now, not after the run
+    except PermissionError as exc:
+        raise UserError(f"cannot write {output}: {exc.strerror}") from None
     primary_header = in_place_header(catalog, output_format or in_format) if in_place \
         else None
     table = read_catalog(catalog, in_format)

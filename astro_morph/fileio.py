@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 __all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "cache_root",
-           "cache_put", "public_mode", "stale_temp_pattern", "temp_suffix"]
+           "cache_put", "public_mode", "replaceable_mode", "stale_temp_pattern", "temp_suffix"]
 
 
 @functools.cache
@@ -64,11 +64,14 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None],
     ``path``. Any failure removes the temp file and re-raises (``OSError`` included)."""
     p = Path(path)
     refuse_special_file(p)
+    old_mode = replaceable_mode(p)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=suffix)
     try:
         public_mode(fd)
         os.close(fd)
         write(tmp)
+        if old_mode is not None:  # a replaced file keeps its mode: group-only stays so
+            os.chmod(tmp, old_mode)  # after write: a writer may have made the file anew
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, p)
@@ -76,6 +79,24 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None],
         _remove(tmp)
         raise
     return p
+
+
+def replaceable_mode(path: str | os.PathLike) -> int | None:
+    """The permission bits of the file ``path`` names (``None`` when there is none), or a
+    PermissionError when it is read-only: without a write bit, or one this user may not
+    write. The rename would replace it regardless of its mode (only the folder's counts), so
+    a catalog marked read-only is refused here as ``cp`` or ``>`` would refuse it."""
+    import errno
+    import stat
+
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    if not st.st_mode & 0o222 or not os.access(path, os.W_OK):
+        raise PermissionError(errno.EACCES, f"it is read-only (mode {stat.S_IMODE(st.st_mode):o})"
+                              f"; make it writable to replace it", str(path))
+    return stat.S_IMODE(st.st_mode)
 
 
 def refuse_special_file(path: str | os.PathLike) -> None:

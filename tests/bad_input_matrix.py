@@ -239,6 +239,14 @@ def _same_as_input(work: Path, images: Path) -> list[str]:
     return [cat, "-o", cat, "--overwrite"]
 
 
+def _read_only_output(work: Path, images: Path) -> list[str]:
+    """An earlier output marked read-only (chmod 444) to keep it."""
+    out = work / "kept.fits"
+    Table({"GalaxyID": [1]}).write(out)
+    out.chmod(0o444)
+    return _ids(work, [1]) + ["-o", str(out), "--overwrite"]
+
+
 def _stale_journal(overwrite: bool):
     def setup(work: Path, images: Path) -> list[str]:
         (work / "out.fits.partial").mkdir()
@@ -517,6 +525,8 @@ CASES: list[Case] = [
     # Options and outputs
     Case("-o naming the input catalog (even with --overwrite; --in-place is how to ask)",
          _same_as_input, 1, "modifies only with --in-place", group="options and outputs"),
+    Case("--overwrite onto an output marked read-only (chmod 444)", _read_only_output, 1,
+         "it is read-only (mode 444)", group="options and outputs"),
     Case("-o naming a FIFO (a device or /dev/stdout alike)", _fifo_output, 1,
          "is not a regular file", group="options and outputs"),
     Case("unknown output suffix", lambda w, i: _ids(w, [1]) + ["-o", str(w / "out.txt")], 1,

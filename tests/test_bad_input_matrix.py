@@ -5,6 +5,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from astropy.table import Table
 
 from tests.bad_input_matrix import CASES, markdown, run_case
 
@@ -59,6 +60,8 @@ def test_bad_input_matrix(tiny_model, tmp_path):
             assert not (work / "out.fits.partial").exists()
         if case.name.startswith("-o naming a FIFO"):  # still a FIFO, not a plain file
             assert stat.S_ISFIFO(os.lstat(work / "pipe.fits").st_mode)
+        if case.name.startswith("--overwrite onto an output marked read-only"):
+            assert "morph_label" not in Table.read(work / "kept.fits").colnames
         if case.name == "train onto an existing model file":
             assert (work / "m.amz").read_bytes() == b"a model someone trained for a week"
         assert not (work / ".out.fits.lock").exists(), case.name

@@ -142,6 +142,25 @@ def test_outputs_get_the_umask_mode_not_the_temp_file_mode(tmp_path):
     assert oct(path.stat().st_mode & 0o777) == oct(0o644)
 
 
+@pytest.mark.parametrize("suffix", [".fits", ".ecsv", ".parquet", ".vot"])
+def test_a_replaced_output_keeps_its_mode_and_a_read_only_one_is_refused(tmp_path, suffix):
+    """The rename would replace a file whatever its mode: a group-only catalog must not come
+    back world-readable, and one marked read-only (no write bit: root too) is left alone."""
+    path = tmp_path / f"o{suffix}"
+    write_catalog(Table({"a": [1]}), path)
+    path.chmod(0o640)
+    write_catalog(Table({"a": [2]}), path, overwrite=True)
+    assert oct(path.stat().st_mode & 0o777) == oct(0o640)
+    assert list(read_catalog(path)["a"]) == [2]
+    path.chmod(0o444)
+    with pytest.raises(UserError, match=r"cannot write .*: it is read-only \(mode 444\); "
+                                        r"make it writable to replace it"):
+        write_catalog(Table({"a": [3]}), path, overwrite=True)
+    path.chmod(0o644)
+    assert list(read_catalog(path)["a"]) == [2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no temp file left
+
+
 def test_outputs_that_are_not_regular_files_are_refused_not_replaced(tmp_path):
     """The atomic rename would replace a FIFO, a device node or a link to one (/dev/null,
     /dev/stdout) with a plain file; found when `evaluate --json /dev/full` turned the
