@@ -15,7 +15,7 @@ from .base import Cutout
 
 __all__ = ["find_column", "column_hint", "with_skycoord_parts", "radec_degrees",
            "cutout_sides_arcsec", "cut_each_position", "angle_unit", "GZ_FIELD_PER_PETROR90",
-           "USUAL_NAMES"]
+           "MAX_SIDE_ARCSEC", "USUAL_NAMES"]
 
 #: Galaxy Zoo images span 424 pixels of 0.024 x petroR90_r arcsec (Lintott et al. 2008;
 #: Willett et al. 2013): a field of 10.18 petroR90 radii.
@@ -167,15 +167,23 @@ def radec_degrees(table: Table, ra_column: str = "RA", dec_column: str = "DEC"
     return np.where(bad, np.nan, ra), np.where(bad, np.nan, dec), bad
 
 
-def cutout_sides_arcsec(table: Table, size_column: str | None,
-                        default_arcsec: float) -> tuple[np.ndarray, np.ndarray]:
+#: Largest cutout side a size column may ask for (half a degree: a petroR90 of 177 arcsec,
+#: beyond all but a few Local Group galaxies). Catalogs write 999.99-style sentinels for
+#: unmeasured radii, which would otherwise ask for a square degree per row (and, from a
+#: mosaic, gigabytes of pixels); such rows get the fixed side instead.
+MAX_SIDE_ARCSEC = 1800.0
+
+
+def cutout_sides_arcsec(table: Table, size_column: str | None, default_arcsec: float,
+                        max_arcsec: float = MAX_SIDE_ARCSEC) -> tuple[np.ndarray, np.ndarray]:
     """Each row's cutout side in arcsec, and which rows fell back to ``default_arcsec``.
 
     With ``size_column`` (a petroR90-like radius: arcsec, or any angle unit the column
     carries) the side is :data:`GZ_FIELD_PER_PETROR90` times it, Galaxy Zoo's framing; a
-    missing, NaN or non-positive radius gets ``default_arcsec`` and is marked in the second
-    array (the sources flag it ``SIZE_DEFAULTED``). Without a column every row gets the
-    default and none is marked.
+    missing, NaN or non-positive radius, or one whose side would exceed ``max_arcsec`` (a
+    sentinel such as 999.99), gets ``default_arcsec`` and is marked in the second array (the
+    sources flag it ``SIZE_DEFAULTED``). Without a column every row gets the default and
+    none is marked.
     """
     n = len(table)
     if not size_column:
@@ -192,13 +200,14 @@ def cutout_sides_arcsec(table: Table, size_column: str | None,
     if unit is not None:
         values = (values * unit).to_value(u.arcsec)  # arcmin, deg: not arcsec
     sides = values * GZ_FIELD_PER_PETROR90
-    defaulted = ~(np.isfinite(sides) & (sides > 0))
+    defaulted = ~(np.isfinite(sides) & (sides > 0) & (sides <= max_arcsec))
     return np.where(defaulted, float(default_arcsec), sides), defaulted
 
 
 def cut_each_position(rows: Table, ra_column: str, dec_column: str, size_column: str | None,
                       size_arcsec: float, cut: Callable[[float, float, float], Cutout],
-                      map_: Callable = map) -> list[Cutout]:
+                      map_: Callable = map, max_arcsec: float = MAX_SIDE_ARCSEC
+                      ) -> list[Cutout]:
     """One Cutout per row of a positional source: ``cut(ra_deg, dec_deg, side_arcsec)``.
 
     Rows whose coordinates are unusable are flagged ``BAD_COORDINATES`` without a call, and
@@ -206,7 +215,7 @@ def cut_each_position(rows: Table, ra_column: str, dec_column: str, size_column:
     flags. ``map_`` runs the rows (a thread pool's ``map`` for network requests).
     """
     ra, dec, bad = radec_degrees(rows, ra_column, dec_column)
-    sides, defaulted = cutout_sides_arcsec(rows, size_column, size_arcsec)
+    sides, defaulted = cutout_sides_arcsec(rows, size_column, size_arcsec, max_arcsec)
 
     def one(i: int) -> Cutout:
         if bad[i]:

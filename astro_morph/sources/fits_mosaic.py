@@ -23,9 +23,12 @@ from ..errors import UserError, check_option, first_line, suggest_names
 from ..flags import MorphFlag
 from ..hookspecs import hookimpl
 from .base import Cutout, Source
-from .coords import GZ_FIELD_PER_PETROR90, cut_each_position, find_column
+from .coords import GZ_FIELD_PER_PETROR90, MAX_SIDE_ARCSEC, cut_each_position, find_column
 
-__all__ = ["FitsMosaicSource", "GZ_FIELD_PER_PETROR90"]
+__all__ = ["FitsMosaicSource", "GZ_FIELD_PER_PETROR90", "MAX_CUTOUT_PIXELS"]
+
+#: Largest cutout side, in mosaic pixels (rows asking for more get --size-arcsec).
+MAX_CUTOUT_PIXELS = 4096
 
 
 class FitsMosaicSource(Source):
@@ -43,7 +46,9 @@ class FitsMosaicSource(Source):
         Cutout side when there is no size column (default 60 arcsec).
     size_column : str, optional
         Column with petroR90-like radii in arcsec; the cutout side is
-        ``GZ_FIELD_PER_PETROR90`` times it (Galaxy Zoo's framing).
+        ``GZ_FIELD_PER_PETROR90`` times it (Galaxy Zoo's framing). A side over
+        :data:`MAX_CUTOUT_PIXELS` pixels or 1800 arcsec (a 999.99 sentinel) falls back to
+        ``size_arcsec``, flagged ``SIZE_DEFAULTED``.
     survey : str
         Whose Lupton stretch to apply (a key of
         :data:`astro_morph.centring.stretch.SURVEY_STRETCH`: ``sdss``, ``legacysurvey`` or
@@ -120,6 +125,13 @@ class FitsMosaicSource(Source):
                                 f"{paths[0]}'s; give bands on one pixel grid (resample them "
                                 f"first, e.g. with the reproject package)")
         self.pixel_scale = band_scales[0]
+        # Cutouts are cut at full resolution: bound their pixels too (4096 px a side is
+        # 64 MB a band as float32, and some 75x the network's crop).
+        self.max_side_arcsec = min(MAX_SIDE_ARCSEC, MAX_CUTOUT_PIXELS * self.pixel_scale)
+        if self.size_arcsec > self.max_side_arcsec:
+            raise UserError(f"--size-arcsec {self.size_arcsec:g} is over the "
+                            f"{self.max_side_arcsec:g} arcsec ({MAX_CUTOUT_PIXELS} pixels of "
+                            f"{self.pixel_scale:.4g} arcsec) a cutout may span")
 
     def check_columns(self, columns: list[str]) -> None:
         """Raise a UserError naming a missing coordinate or size column."""
@@ -158,7 +170,8 @@ class FitsMosaicSource(Source):
         """One Cutout per row, cut from every band at the row's position."""
         return cut_each_position(
             rows, self.ra_column, self.dec_column, self.size_column, self.size_arcsec,
-            lambda ra, dec, side: self._cut(ra, dec, max(8, int(round(side / self.pixel_scale)))))
+            lambda ra, dec, side: self._cut(ra, dec, max(8, int(round(side / self.pixel_scale)))),
+            max_arcsec=self.max_side_arcsec)
 
 
 def _open_image(path: Path, memmap: bool):

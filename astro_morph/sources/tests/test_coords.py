@@ -104,3 +104,13 @@ def test_a_missing_dec_column_names_vizier_dedeg():
                                         r"DEdeg\?\)"):
         radec_degrees(Table({"RA": [1.0], "DEdeg": [1.0]}))
 
+
+def test_sentinel_radii_fall_back_to_the_fixed_side():
+    """999.99 (a catalog's 'not measured') would ask a survey for a 2.8-degree cutout."""
+    from astro_morph.sources.coords import MAX_SIDE_ARCSEC, cutout_sides_arcsec
+
+    largest = MAX_SIDE_ARCSEC / (424 * 0.024)
+    sides, defaulted = cutout_sides_arcsec(Table({"r": [999.99, largest, 5.0, -9999.0]}), "r",
+                                           60.0)
+    assert list(defaulted) == [True, False, False, True]
+    assert sides[0] == 60.0 and sides[1] == pytest.approx(MAX_SIDE_ARCSEC)

@@ -195,6 +195,18 @@ def test_size_column_units_and_bad_radii_are_flagged(mosaic):
     rows["r90"] = [1.0, 1.0, 1.0, 1.0] * u.kpc
     with pytest.raises(UserError, match="has unit kpc, not an angle"):
         FitsMosaicSource(paths, size_column="r90").fetch(rows)
+    # A 999.99 sentinel (a 2.8-degree cutout) and a radius past MAX_CUTOUT_PIXELS: the
+    # fixed side, flagged, instead of gigabytes of NaN-filled pixels per band.
+    from astro_morph.sources.fits_mosaic import MAX_CUTOUT_PIXELS
+
+    near_cap = (MAX_CUTOUT_PIXELS + 10) * PIXEL / (424 * 0.024)
+    rows["r90"] = [999.99, near_cap, 3.0, 3.0] * u.arcsec
+    out = FitsMosaicSource(paths, size_column="r90", size_arcsec=20.0).fetch(rows)
+    assert [c.flags for c in out] == [MorphFlag.SIZE_DEFAULTED] * 2 + [0, 0]
+    assert abs(out[1].image.shape[0] - round(20.0 / PIXEL)) <= 1
+    with pytest.raises(UserError, match="--size-arcsec 100000 is over the 1622.02 arcsec \\(4096 "
+                                        "pixels of"):
+        FitsMosaicSource(paths, size_arcsec=1e5)
 
 
 def test_bands_options_and_grids_that_cannot_work_are_refused(tmp_path, mosaic):
