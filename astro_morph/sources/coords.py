@@ -15,7 +15,7 @@ from .base import Cutout
 
 __all__ = ["find_column", "column_hint", "with_skycoord_parts", "radec_degrees",
            "cutout_sides_arcsec", "cut_each_position", "angle_unit", "GZ_FIELD_PER_PETROR90",
-           "MAX_SIDE_ARCSEC", "USUAL_NAMES"]
+           "USUAL_NAMES"]
 
 #: Galaxy Zoo images span 424 pixels of 0.024 x petroR90_r arcsec (Lintott et al. 2008;
 #: Willett et al. 2013): a field of 10.18 petroR90 radii.
@@ -167,23 +167,17 @@ def radec_degrees(table: Table, ra_column: str = "RA", dec_column: str = "DEC"
     return np.where(bad, np.nan, ra), np.where(bad, np.nan, dec), bad
 
 
-#: Largest cutout side a size column may ask for (half a degree: a petroR90 of 177 arcsec,
-#: beyond all but a few Local Group galaxies). Catalogs write 999.99-style sentinels for
-#: unmeasured radii, which would otherwise ask for a square degree per row (and, from a
-#: mosaic, gigabytes of pixels); such rows get the fixed side instead.
-MAX_SIDE_ARCSEC = 1800.0
-
-
 def cutout_sides_arcsec(table: Table, size_column: str | None, default_arcsec: float,
-                        max_arcsec: float = MAX_SIDE_ARCSEC) -> tuple[np.ndarray, np.ndarray]:
+                        max_arcsec: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Each row's cutout side in arcsec, and which rows fell back to ``default_arcsec``.
 
     With ``size_column`` (a petroR90-like radius: arcsec, or any angle unit the column
     carries) the side is :data:`GZ_FIELD_PER_PETROR90` times it, Galaxy Zoo's framing; a
     missing, NaN or non-positive radius, or one whose side would exceed ``max_arcsec`` (a
-    sentinel such as 999.99), gets ``default_arcsec`` and is marked in the second array (the
-    sources flag it ``SIZE_DEFAULTED``). Without a column every row gets the default and
-    none is marked.
+    source that cuts at full resolution bounds its memory so; survey services resample any
+    field to their pixel count, M101's 2.4 degrees included), gets ``default_arcsec`` and is
+    marked in the second array (the sources flag it ``SIZE_DEFAULTED``). Without a column
+    every row gets the default and none is marked.
     """
     n = len(table)
     if not size_column:
@@ -200,13 +194,15 @@ def cutout_sides_arcsec(table: Table, size_column: str | None, default_arcsec: f
     if unit is not None:
         values = (values * unit).to_value(u.arcsec)  # arcmin, deg: not arcsec
     sides = values * GZ_FIELD_PER_PETROR90
-    defaulted = ~(np.isfinite(sides) & (sides > 0) & (sides <= max_arcsec))
+    defaulted = ~(np.isfinite(sides) & (sides > 0))
+    if max_arcsec is not None:
+        defaulted |= sides > max_arcsec
     return np.where(defaulted, float(default_arcsec), sides), defaulted
 
 
 def cut_each_position(rows: Table, ra_column: str, dec_column: str, size_column: str | None,
                       size_arcsec: float, cut: Callable[[float, float, float], Cutout],
-                      map_: Callable = map, max_arcsec: float = MAX_SIDE_ARCSEC
+                      map_: Callable = map, max_arcsec: float | None = None
                       ) -> list[Cutout]:
     """One Cutout per row of a positional source: ``cut(ra_deg, dec_deg, side_arcsec)``.
 

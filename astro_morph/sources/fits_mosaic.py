@@ -23,7 +23,7 @@ from ..errors import UserError, check_option, first_line, suggest_names
 from ..flags import MorphFlag
 from ..hookspecs import hookimpl
 from .base import Cutout, Source
-from .coords import GZ_FIELD_PER_PETROR90, MAX_SIDE_ARCSEC, cut_each_position, find_column
+from .coords import GZ_FIELD_PER_PETROR90, cut_each_position, find_column
 
 __all__ = ["FitsMosaicSource", "GZ_FIELD_PER_PETROR90", "MAX_CUTOUT_PIXELS"]
 
@@ -47,8 +47,8 @@ class FitsMosaicSource(Source):
     size_column : str, optional
         Column with petroR90-like radii in arcsec; the cutout side is
         ``GZ_FIELD_PER_PETROR90`` times it (Galaxy Zoo's framing). A side over
-        :data:`MAX_CUTOUT_PIXELS` pixels or 1800 arcsec (a 999.99 sentinel) falls back to
-        ``size_arcsec``, flagged ``SIZE_DEFAULTED``.
+        :data:`MAX_CUTOUT_PIXELS` pixels (a 999.99 sentinel, or a galaxy too large to cut at
+        the mosaic's resolution) falls back to ``size_arcsec``, flagged ``SIZE_DEFAULTED``.
     survey : str
         Whose Lupton stretch to apply (a key of
         :data:`astro_morph.centring.stretch.SURVEY_STRETCH`: ``sdss``, ``legacysurvey`` or
@@ -125,9 +125,9 @@ class FitsMosaicSource(Source):
                                 f"{paths[0]}'s; give bands on one pixel grid (resample them "
                                 f"first, e.g. with the reproject package)")
         self.pixel_scale = band_scales[0]
-        # Cutouts are cut at full resolution: bound their pixels too (4096 px a side is
-        # 64 MB a band as float32, and some 75x the network's crop).
-        self.max_side_arcsec = min(MAX_SIDE_ARCSEC, MAX_CUTOUT_PIXELS * self.pixel_scale)
+        # Cutouts are cut at full resolution: bound their pixels (4096 px a side is 128 MB a
+        # band as float64; a 999.99 radius sentinel would ask for gigabytes).
+        self.max_side_arcsec = MAX_CUTOUT_PIXELS * self.pixel_scale
         if self.size_arcsec > self.max_side_arcsec:
             raise UserError(f"--size-arcsec {self.size_arcsec:g} is over the "
                             f"{self.max_side_arcsec:g} arcsec ({MAX_CUTOUT_PIXELS} pixels of "
