@@ -17,6 +17,7 @@ import numpy as np
 from astropy.table import Table
 
 from .centring.base import CentringStep, Prepared
+from .errors import UserError
 from .flags import FATAL_FLAGS, MorphFlag
 from .models.base import Classifier
 from .sources.base import Source, decode_threads
@@ -41,29 +42,36 @@ class RunResult:
     messages: list[tuple[int, str]] = field(default_factory=list)
 
 
+#: Errors that end the run rather than flag a row: the user's (one line), Ctrl-C, memory.
+_RUN_ENDING = (UserError, KeyboardInterrupt, MemoryError)
+
+
+def _raised(what: str, exc: BaseException, origin: str | None = None) -> str:
+    """One row's message for an exception a plugin raised: where, what, why, on one line."""
+    where = f"{origin}: " if origin else ""
+    return f"{where}{what} raised {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+
+
 def _guarded(step: CentringStep, size: int) -> Any:
     """``cutout -> Prepared`` through ``step``, with the checks every row gets whatever the
     plugins: an unusable image is flagged ``IMAGE_BLANK``, and a centring step that raises
     (a plugin bug on one odd image) flags its row ``PREPARE_FAILED``, not the run."""
-    from .errors import UserError
 
     def prepare(cutout: Any) -> Prepared:
+        origin = cutout.meta.get("origin")
         if cutout.image is not None and not cutout.flags & FATAL_FLAGS:
             reason = unusable_image(cutout.image)
             if reason:
-                origin = cutout.meta.get("origin")
-                message = "; ".join(m for m in (cutout.message, origin and f"{origin}: {reason}"
-                                                or reason) if m)
+                said = f"{origin}: {reason}" if origin else reason
+                message = f"{cutout.message}; {said}" if cutout.message else said
                 return Prepared(None, cutout.flags | MorphFlag.IMAGE_BLANK, message=message)
         try:
             return step(cutout, size)
-        except (UserError, KeyboardInterrupt, MemoryError):
+        except _RUN_ENDING:
             raise
         except Exception as exc:  # noqa: BLE001 - one row's problem, named in its message
-            where = f"{cutout.meta['origin']}: " if cutout.meta.get("origin") else ""
             return Prepared(None, cutout.flags | MorphFlag.PREPARE_FAILED,
-                            message=f"{where}centring step raised {type(exc).__name__}: "
-                                    f"{' '.join(str(exc).split())[:300]}")
+                            message=_raised("centring step", exc, origin))
     return prepare
 
 
@@ -79,25 +87,15 @@ def _fetch_prepare(rows: Table, source: Source, step: CentringStep, size: int,
     prepare = _guarded(step, size)
     try:
         items = _fetch_slice(rows, source, prepare, pool)
-    except (KeyboardInterrupt, MemoryError):
+    except _RUN_ENDING:
         raise
-    except Exception as exc:
-        from .errors import UserError
-
-        if isinstance(exc, UserError) or len(rows) == 1:
-            raise
-        # The source broke its contract (never raise for a bad row) somewhere in the slice:
-        # row by row, the rows it can fetch still classify and the others are flagged.
-        items = []
-        for i in range(len(rows)):
-            try:
-                items += _fetch_slice(rows[i:i + 1], source, prepare, None)
-            except (UserError, KeyboardInterrupt, MemoryError):
-                raise
-            except Exception as row_exc:  # noqa: BLE001 - this row's, named in its message
-                items.append(Prepared(None, MorphFlag.PREPARE_FAILED, message=(
-                    f"source raised {type(row_exc).__name__}: "
-                    f"{' '.join(str(row_exc).split())[:300]}")))
+    except Exception as exc:  # noqa: BLE001 - the source broke its contract (rows, not runs)
+        if len(rows) == 1:
+            items = [Prepared(None, MorphFlag.PREPARE_FAILED, message=_raised("source", exc))]
+        else:  # row by row: the rows it can fetch still classify, the others are flagged
+            items = []
+            for i in range(len(rows)):
+                items += _fetch_prepare(rows[i:i + 1], source, step, size, None)
     if len(items) != len(rows):
         raise RuntimeError(f"source returned {len(items)} cutouts for {len(rows)} rows")
     return items

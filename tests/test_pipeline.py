@@ -95,6 +95,10 @@ def test_a_source_that_raises_costs_its_row_not_the_run(small_slices):
     ok = np.arange(20) != 13
     assert not res.flags[ok].any()
     np.testing.assert_allclose(res.probs[ok, 0], np.arange(20)[ok] / 255, atol=1e-6)
+    # A one-row slice (a one-row catalog, or the last slice) is flagged the same way.
+    one = pipeline.run_chunks(Table({"id": [13]}), FakeSource(fail_at=13), CentreCrop(),
+                              FakeClassifier(), progress=False)
+    assert list(one.flags) == [MorphFlag.PREPARE_FAILED]
 
 
 def test_a_centring_step_that_raises_costs_its_row_not_the_run(small_slices):
