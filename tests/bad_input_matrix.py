@@ -326,6 +326,18 @@ def _locked(work: Path, images: Path) -> list[str]:
     return _ids(work, [1, 2])
 
 
+def _onnx_out_of_memory(monkeypatch) -> None:
+    """ONNX Runtime's arena failing as it does past the machine's memory (a huge batch)."""
+    import onnxruntime
+
+    def run(self, *args, **kwargs):
+        raise RuntimeError("[ONNXRuntimeError] : 1 : FAIL : Non-zero status code returned "
+                           "while running Conv node. Status Message: Failed to allocate "
+                           "memory for requested buffer of size 1354752000")
+
+    monkeypatch.setattr(onnxruntime.InferenceSession, "run", run)
+
+
 def _interrupt_after(chunks: int):
     def patch(monkeypatch) -> None:
         from astro_morph import pipeline
@@ -577,6 +589,10 @@ CASES: list[Case] = [
     Case("disk full while writing the resume journal",
          lambda w, i: _ids(w, [1, 2, 3]) + ["--chunk-size", "1"], 1, "No space left on device",
          patch=_journal_fault(errno.ENOSPC, 1), group="storage faults"),
+    Case("a batch too large for memory (ONNX Runtime cannot allocate it)",
+         lambda w, i: _ids(w, [1, 2]) + ["--batch-size", "100000"], 1,
+         "out of memory (ONNX Runtime could not allocate memory for a batch of 2 images)",
+         patch=_onnx_out_of_memory, group="storage faults"),
     Case("journal folder turned read-only mid-run",
          lambda w, i: _ids(w, [1, 2, 3]) + ["--chunk-size", "1"], 1, "Read-only file system",
          patch=_journal_fault(errno.EROFS, 2), group="storage faults"),

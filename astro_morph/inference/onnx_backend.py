@@ -101,7 +101,13 @@ class OnnxClassifier(BundleBacked):
         self._pool = None
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run(["probabilities"], {"images": batch})[0]
+        try:
+            return self.session.run(["probabilities"], {"images": batch})[0]
+        except Exception as exc:
+            if "failed to allocate memory" in str(exc).lower():  # ORT's arena, one Fail type
+                raise MemoryError(f"ONNX Runtime could not allocate memory for a batch of "
+                                  f"{len(batch)} images") from None
+            raise
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """Probabilities (N, K) for images (N, H, W, 3) float32 in [0, 1]."""

@@ -55,8 +55,15 @@ class TorchClassifier(BundleBacked):
                                                       dtype=np.float32))
             if cuda:
                 x = x.pin_memory().to(self.device, non_blocking=True)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                out.append(self.model(x).float().cpu().numpy())
+            try:
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                    out.append(self.model(x).float().cpu().numpy())
+            except RuntimeError as exc:  # torch.OutOfMemoryError (CUDA) is one too
+                text = str(exc).lower()
+                if "out of memory" in text or "can't allocate memory" in text:
+                    raise MemoryError(f"torch could not allocate memory for a batch of "
+                                      f"{len(x)} images on {self.device}") from None
+                raise
         if not out:
             return np.zeros((0, len(self.class_names)), np.float32)
         return np.concatenate(out)

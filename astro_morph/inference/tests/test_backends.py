@@ -268,3 +268,40 @@ def test_classify_gives_a_model_the_crop_it_was_trained_on(tiny_model, tmp_path,
     np.testing.assert_array_equal(handed(0.3, crop_fraction=0.5), cropped(0.5))  # caller's
     np.testing.assert_array_equal(handed(None), cropped(PAPER_CROP_FRACTION))
     assert np.abs(cropped(0.3) - cropped(PAPER_CROP_FRACTION)).max() > 0.1
+
+
+def test_allocation_failures_are_memory_errors_naming_the_batch(tiny_model, monkeypatch):
+    """ORT's arena and torch's allocator fail with their own RuntimeErrors; classify turns a
+    MemoryError into one line that says to lower --batch-size (the other errors pass)."""
+    import numpy as np
+    import onnxruntime
+    import pytest
+
+    onnx = load_model(tiny_model, "onnx")
+    torch_clf = load_model(tiny_model, "torch")
+    images = np.zeros((3, onnx.input_size, onnx.input_size, 3), np.float32)
+
+    def ort_fails(self, *args, **kwargs):
+        raise RuntimeError("[ONNXRuntimeError] : 1 : FAIL : Failed to allocate memory for "
+                           "requested buffer of size 1354752000")
+
+    monkeypatch.setattr(onnxruntime.InferenceSession, "run", ort_fails)
+    with pytest.raises(MemoryError, match="ONNX Runtime could not allocate memory for a batch "
+                                          "of 3 images"):
+        onnx.predict(images)
+
+    def torch_fails(x):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate "
+                           "1354752000 bytes")
+
+    monkeypatch.setattr(torch_clf, "model", torch_fails)
+    with pytest.raises(MemoryError, match="torch could not allocate memory for a batch of 3 "
+                                          "images on cpu"):
+        torch_clf.predict(images)
+
+    def other(x):
+        raise RuntimeError("shape mismatch")
+
+    monkeypatch.setattr(torch_clf, "model", other)
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        torch_clf.predict(images)
