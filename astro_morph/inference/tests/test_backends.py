@@ -273,9 +273,7 @@ def test_classify_gives_a_model_the_crop_it_was_trained_on(tiny_model, tmp_path,
 def test_allocation_failures_are_memory_errors_naming_the_batch(tiny_model, monkeypatch):
     """ORT's arena and torch's allocator fail with their own RuntimeErrors; classify turns a
     MemoryError into one line that says to lower --batch-size (the other errors pass)."""
-    import numpy as np
     import onnxruntime
-    import pytest
 
     onnx = load_model(tiny_model, "onnx")
     torch_clf = load_model(tiny_model, "torch")
