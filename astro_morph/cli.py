@@ -20,6 +20,7 @@ from .errors import (
     EXIT_PIPE_CLOSED,
     ExitStatus,
     UserError,
+    first_line,
     refuse_repeats,
 )
 from .pipes import PipeSafeStream
@@ -600,6 +601,21 @@ def _int_list(text: str, option: str) -> list[int]:
 from . import cli_training  # noqa: E402,F401
 
 
+def _out_of_memory(exc: BaseException) -> str | None:
+    """What ran out of memory, for a MemoryError or torch's allocator RuntimeError (CPU
+    "can't allocate memory", CUDA "out of memory"); ``None`` for any other error."""
+    import re
+
+    if isinstance(exc, MemoryError):
+        return str(exc) or "no detail"
+    text = str(exc)
+    if "can't allocate memory" not in text and "out of memory" not in text.lower():
+        return None
+    size = re.search(r"allocate (\d+) bytes", text)
+    return (f"torch could not allocate {int(size.group(1)) / 2**20:.0f} MiB" if size
+            else first_line(exc)[:200])
+
+
 def main() -> None:
     """Console entry point: user errors are one line on stderr and exit status 1."""
     debug = "--debug" in sys.argv[1:]
@@ -634,11 +650,11 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(EXIT_INTERRUPTED)
-    except MemoryError as exc:  # a batch or chunk too large for this machine
-        if debug:
+    except (MemoryError, RuntimeError) as exc:  # a batch or chunk too large for the machine
+        detail = _out_of_memory(exc)
+        if debug or detail is None:
             raise
-        click.echo(f"Error: out of memory ({exc or 'no detail'}); lower --batch-size (or "
-                   f"--chunk-size, --workers)", err=True)
+        click.echo(f"Error: out of memory ({detail}); lower --batch-size", err=True)
         sys.exit(1)
     except OSError as exc:  # a file the user named: missing folder, permissions, disk full
         if debug:

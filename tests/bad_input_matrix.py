@@ -338,6 +338,18 @@ def _onnx_out_of_memory(monkeypatch) -> None:
     monkeypatch.setattr(onnxruntime.InferenceSession, "run", run)
 
 
+def _torch_out_of_memory(monkeypatch) -> None:
+    """torch's CPU allocator failing as it does past the machine's memory (a huge batch)."""
+    import torch
+
+    def forward(self, x):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: "
+                           "can't allocate memory: you tried to allocate 677376000 bytes. "
+                           "Error code 12 (Cannot allocate memory)")
+
+    monkeypatch.setattr(torch.nn.Conv2d, "forward", forward)
+
+
 def _interrupt_after(chunks: int):
     def patch(monkeypatch) -> None:
         from astro_morph import pipeline
@@ -637,6 +649,10 @@ CASES: list[Case] = [
          "split 'train': no usable image for any of its 2 rows (first: 1: 1.jpg: image is blank",
          command="train",
          group="train"),
+    Case("train with a batch too large for memory (torch cannot allocate it)",
+         lambda w, i: _labels(w, i) + ["--batch-size", "100000"], 1,
+         "out of memory (torch could not allocate 646 MiB); lower --batch-size",
+         patch=_torch_out_of_memory, command="train", group="train"),
     Case("train with a learning rate that diverges (--lr 1e6)",
          lambda w, i: _labels(w, i) + ["--lr", "1e6"], 1,
          "training diverged in epoch 1", command="train", group="train"),
