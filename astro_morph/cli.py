@@ -159,8 +159,7 @@ def default_output(path: Path) -> Path:
 @click.option("--dec-column", help="Dec column (default DEC; coord.dec for a SkyCoord).")
 @click.option("--size-column", help="Galaxy radius column (petroR90-like; arcsec, or the "
               "column's angle unit); cutouts then span Galaxy Zoo's 10.2 radii. Rows without "
-              "a positive radius (or, from a FITS mosaic, with a cutout over 4096 pixels) get "
-              "--size-arcsec and flag 2048.")
+              "a positive radius get --size-arcsec and flag 2048.")
 @click.option("--size-arcsec", type=Finite(0, min_open=True),
               help="Fixed cutout side in arcsec (network sources; default 60).")
 @click.option("--pixels", type=click.IntRange(16, 2048),

@@ -27,7 +27,7 @@ class MorphFlag(enum.IntFlag):
     OFF_CENTRE = 256  # re-centred by more than the allowed offset
     DOWNLOAD_FAILED = 512  # network source gave up after retries
     CLASSIFY_FAILED = 1024  # the classifier raised or returned non-finite values
-    SIZE_DEFAULTED = 2048  # size missing/NaN/not positive/too large to cut: fixed size used
+    SIZE_DEFAULTED = 2048  # size column missing/NaN/not positive: the fixed cutout size used
     IMAGE_BLANK = 4096  # decoded, but one value throughout or under 8 pixels a side
     PREPARE_FAILED = 8192  # the source or centring step raised for this row (a plugin bug)
 

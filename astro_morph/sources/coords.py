@@ -167,17 +167,15 @@ def radec_degrees(table: Table, ra_column: str = "RA", dec_column: str = "DEC"
     return np.where(bad, np.nan, ra), np.where(bad, np.nan, dec), bad
 
 
-def cutout_sides_arcsec(table: Table, size_column: str | None, default_arcsec: float,
-                        max_arcsec: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def cutout_sides_arcsec(table: Table, size_column: str | None,
+                        default_arcsec: float) -> tuple[np.ndarray, np.ndarray]:
     """Each row's cutout side in arcsec, and which rows fell back to ``default_arcsec``.
 
     With ``size_column`` (a petroR90-like radius: arcsec, or any angle unit the column
     carries) the side is :data:`GZ_FIELD_PER_PETROR90` times it, Galaxy Zoo's framing; a
-    missing, NaN or non-positive radius, or one whose side would exceed ``max_arcsec`` (a
-    source that cuts at full resolution bounds its memory so; survey services resample any
-    field to their pixel count, M101's 2.4 degrees included), gets ``default_arcsec`` and is
-    marked in the second array (the sources flag it ``SIZE_DEFAULTED``). Without a column
-    every row gets the default and none is marked.
+    missing, NaN or non-positive radius gets ``default_arcsec`` and is marked in the second
+    array (the sources flag it ``SIZE_DEFAULTED``). Without a column every row gets the
+    default and none is marked.
     """
     n = len(table)
     if not size_column:
@@ -195,15 +193,12 @@ def cutout_sides_arcsec(table: Table, size_column: str | None, default_arcsec: f
         values = (values * unit).to_value(u.arcsec)  # arcmin, deg: not arcsec
     sides = values * GZ_FIELD_PER_PETROR90
     defaulted = ~(np.isfinite(sides) & (sides > 0))
-    if max_arcsec is not None:
-        defaulted |= sides > max_arcsec
     return np.where(defaulted, float(default_arcsec), sides), defaulted
 
 
 def cut_each_position(rows: Table, ra_column: str, dec_column: str, size_column: str | None,
                       size_arcsec: float, cut: Callable[[float, float, float], Cutout],
-                      map_: Callable = map, max_arcsec: float | None = None
-                      ) -> list[Cutout]:
+                      map_: Callable = map) -> list[Cutout]:
     """One Cutout per row of a positional source: ``cut(ra_deg, dec_deg, side_arcsec)``.
 
     Rows whose coordinates are unusable are flagged ``BAD_COORDINATES`` without a call, and
@@ -211,7 +206,7 @@ def cut_each_position(rows: Table, ra_column: str, dec_column: str, size_column:
     flags. ``map_`` runs the rows (a thread pool's ``map`` for network requests).
     """
     ra, dec, bad = radec_degrees(rows, ra_column, dec_column)
-    sides, defaulted = cutout_sides_arcsec(rows, size_column, size_arcsec, max_arcsec)
+    sides, defaulted = cutout_sides_arcsec(rows, size_column, size_arcsec)
 
     def one(i: int) -> Cutout:
         if bad[i]:

@@ -27,7 +27,7 @@ from .coords import GZ_FIELD_PER_PETROR90, cut_each_position, find_column
 
 __all__ = ["FitsMosaicSource", "GZ_FIELD_PER_PETROR90", "MAX_CUTOUT_PIXELS"]
 
-#: Largest cutout side, in mosaic pixels (rows asking for more get --size-arcsec).
+#: Largest cutout side in pixels: a wider field is cut from every n-th mosaic pixel.
 MAX_CUTOUT_PIXELS = 4096
 
 
@@ -46,9 +46,9 @@ class FitsMosaicSource(Source):
         Cutout side when there is no size column (default 60 arcsec).
     size_column : str, optional
         Column with petroR90-like radii in arcsec; the cutout side is
-        ``GZ_FIELD_PER_PETROR90`` times it (Galaxy Zoo's framing). A side over
-        :data:`MAX_CUTOUT_PIXELS` pixels (a 999.99 sentinel, or a galaxy too large to cut at
-        the mosaic's resolution) falls back to ``size_arcsec``, flagged ``SIZE_DEFAULTED``.
+        ``GZ_FIELD_PER_PETROR90`` times it (Galaxy Zoo's framing). A field over
+        :data:`MAX_CUTOUT_PIXELS` mosaic pixels across is cut from every n-th pixel, so a
+        cutout's memory stays bounded (a 999.99 radius sentinel asked for gigabytes).
     survey : str
         Whose Lupton stretch to apply (a key of
         :data:`astro_morph.centring.stretch.SURVEY_STRETCH`: ``sdss``, ``legacysurvey`` or
@@ -125,13 +125,6 @@ class FitsMosaicSource(Source):
                                 f"{paths[0]}'s; give bands on one pixel grid (resample them "
                                 f"first, e.g. with the reproject package)")
         self.pixel_scale = band_scales[0]
-        # Cutouts are cut at full resolution: bound their pixels (4096 px a side is 128 MB a
-        # band as float64; a 999.99 radius sentinel would ask for gigabytes).
-        self.max_side_arcsec = MAX_CUTOUT_PIXELS * self.pixel_scale
-        if self.size_arcsec > self.max_side_arcsec:
-            raise UserError(f"--size-arcsec {self.size_arcsec:g} is over the "
-                            f"{self.max_side_arcsec:g} arcsec ({MAX_CUTOUT_PIXELS} pixels of "
-                            f"{self.pixel_scale:.4g} arcsec) a cutout may span")
 
     def check_columns(self, columns: list[str]) -> None:
         """Raise a UserError naming a missing coordinate or size column."""
@@ -148,9 +141,15 @@ class FitsMosaicSource(Source):
         pos = SkyCoord(ra * u.deg, dec * u.deg)
         planes = []
         position = None
+        # A field wider than MAX_CUTOUT_PIXELS (a large nearby galaxy, or a radius sentinel)
+        # is cut from every step-th pixel: the memory-mapped mosaic is read only there, and
+        # the cutout stays at most that many pixels a side, framed as asked.
+        step = -(-side_pix // MAX_CUTOUT_PIXELS)
         for data, wcs in self.bands:
+            if step > 1:
+                data, wcs = data[::step, ::step], _every_step(wcs, step)
             try:
-                cut = Cutout2D(data, pos, (side_pix, side_pix), wcs=wcs, mode="partial",
+                cut = Cutout2D(data, pos, (-(-side_pix // step),) * 2, wcs=wcs, mode="partial",
                                fill_value=np.nan)
             except (NoOverlapError, ValueError):  # ValueError: beyond the projection
                 return Cutout(None, MorphFlag.OUTSIDE_FOOTPRINT,
@@ -163,15 +162,24 @@ class FitsMosaicSource(Source):
                           f"RA={ra:.6f} Dec={dec:.6f}: {blank:.0%} of the cutout is blank")
         flags = MorphFlag.NAN_PIXELS if blank > 0 else 0
         # The catalog position inside the cutout (x, y): centring measures offsets from it.
-        return Cutout(lupton_rgb(planes, **self.stretch), flags, pixel_scale=self.pixel_scale,
+        return Cutout(lupton_rgb(planes, **self.stretch), flags,
+                      pixel_scale=self.pixel_scale * step,
                       meta={"position": position, "origin": f"RA={ra:.6f} Dec={dec:.6f}"})
 
     def fetch(self, rows: Table) -> list[Cutout]:
         """One Cutout per row, cut from every band at the row's position."""
         return cut_each_position(
             rows, self.ra_column, self.dec_column, self.size_column, self.size_arcsec,
-            lambda ra, dec, side: self._cut(ra, dec, max(8, int(round(side / self.pixel_scale)))),
-            max_arcsec=self.max_side_arcsec)
+            lambda ra, dec, side: self._cut(ra, dec, max(8, int(round(side / self.pixel_scale)))))
+
+
+def _every_step(wcs, step: int):
+    """The WCS of ``data[::step, ::step]``. astropy's stepped slice describes binned pixels
+    (pixel i centred on original pixel step*i + (step-1)/2); a pixel taken every step is
+    centred on step*i, (step-1)/(2 step) of a new pixel earlier."""
+    sliced = wcs[::step, ::step]
+    sliced.wcs.crpix = sliced.wcs.crpix + (step - 1) / (2 * step)
+    return sliced
 
 
 def _open_image(path: Path, memmap: bool):

@@ -103,16 +103,3 @@ def test_a_missing_dec_column_names_vizier_dedeg():
     with pytest.raises(UserError, match=r"no column 'DEC' \(it has 'DEdeg': --dec-column "
                                         r"DEdeg\?\)"):
         radec_degrees(Table({"RA": [1.0], "DEdeg": [1.0]}))
-
-
-def test_a_size_limit_defaults_larger_radii_and_none_keeps_them():
-    """A source that cuts at full resolution bounds its cutouts (the FITS mosaic); survey
-    services resample any field, so without a limit M101's 864-arcsec r25 keeps its field."""
-    from astro_morph.sources.coords import cutout_sides_arcsec
-
-    t = Table({"r": [999.99, 864.0, 5.0, -9999.0]})
-    sides, defaulted = cutout_sides_arcsec(t, "r", 60.0, max_arcsec=2000.0)
-    assert list(defaulted) == [True, True, False, True] and sides[0] == 60.0
-    sides, defaulted = cutout_sides_arcsec(t, "r", 60.0)
-    assert list(defaulted) == [False, False, False, True]
-    assert sides[1] == pytest.approx(864.0 * 424 * 0.024)

@@ -195,18 +195,33 @@ def test_size_column_units_and_bad_radii_are_flagged(mosaic):
     rows["r90"] = [1.0, 1.0, 1.0, 1.0] * u.kpc
     with pytest.raises(UserError, match="has unit kpc, not an angle"):
         FitsMosaicSource(paths, size_column="r90").fetch(rows)
-    # A 999.99 sentinel (a 2.8-degree cutout) and a radius past MAX_CUTOUT_PIXELS: the
-    # fixed side, flagged, instead of gigabytes of NaN-filled pixels per band.
-    from astro_morph.sources.fits_mosaic import MAX_CUTOUT_PIXELS
 
-    near_cap = (MAX_CUTOUT_PIXELS + 10) * PIXEL / (424 * 0.024)
-    rows["r90"] = [999.99, near_cap, 3.0, 3.0] * u.arcsec
-    out = FitsMosaicSource(paths, size_column="r90", size_arcsec=20.0).fetch(rows)
-    assert [c.flags for c in out] == [MorphFlag.SIZE_DEFAULTED] * 2 + [0, 0]
-    assert abs(out[1].image.shape[0] - round(20.0 / PIXEL)) <= 1
-    with pytest.raises(UserError, match="--size-arcsec 100000 is over the 1622.02 arcsec \\(4096 "
-                                        "pixels of"):
-        FitsMosaicSource(paths, size_arcsec=1e5)
+
+def test_a_field_wider_than_the_pixel_limit_is_cut_from_every_nth_pixel(mosaic, monkeypatch):
+    """A 999.99 radius sentinel asked for gigabytes of pixels per band (a large nearby galaxy
+    too): past MAX_CUTOUT_PIXELS the cut takes every n-th pixel, with the WCS and position
+    shifted to match, so the field is framed as asked in bounded memory."""
+    from astro_morph.sources import fits_mosaic
+
+    paths, cat, wcs = mosaic
+    rows = Table({"ra": [cat["ra"][2]], "dec": [cat["Dec"][2]], "r": [3.0]})
+    full = FitsMosaicSource(paths, size_column="r").fetch(rows)[0]
+    monkeypatch.setattr(fits_mosaic, "MAX_CUTOUT_PIXELS", 20)  # 3.0 * 10.18 / 0.396 = 77 px
+    every4 = FitsMosaicSource(paths, size_column="r").fetch(rows)[0]
+    assert every4.flags == 0 and every4.image.shape[:2] == (20, 20)
+    assert every4.pixel_scale == pytest.approx(4 * full.pixel_scale)
+    # The galaxy lies where the WCS says, relative to the catalog position, in both cuts:
+    # its peak sits OFFSETS[2] mosaic pixels from the position (a quarter of that, every 4th).
+    for cut, scale in ((full, 1), (every4, 4)):
+        (x, y), peak = cut.meta["position"], np.unravel_index(
+            np.nanargmax(cut.image.sum(2)), cut.image.shape[:2])
+        offset = (np.array([peak[1], peak[0]]) - (x, y)) * scale
+        assert np.allclose(offset, OFFSETS[2], atol=1.0 if scale == 1 else 2.5), (scale, offset)
+    # data[::k, ::k]'s pixel (i, j) is the mosaic's (k i, k j): the WCS says the same place
+    for k in (2, 3, 4):
+        sky = fits_mosaic._every_step(wcs, k).pixel_to_world([0, 7, 31], [0, 5, 64])
+        assert sky.separation(wcs.pixel_to_world([0, 7 * k, 31 * k], [0, 5 * k, 64 * k])
+                              ).max().to_value(u.arcsec) < 1e-6
 
 
 def test_bands_options_and_grids_that_cannot_work_are_refused(tmp_path, mosaic):
