@@ -80,6 +80,7 @@ class FitsMosaicSource(Source):
         check_option(0 <= max_nan_fraction <= 1, "source 'fits'", "max_nan_fraction",
                      max_nan_fraction, "a fraction in [0, 1]")
         self.bands = []
+        self._scaling: list[tuple[float, float, int | None] | None] = []
         for p in paths:
             p = Path(p)
             try:
@@ -91,19 +92,23 @@ class FitsMosaicSource(Source):
                 if len(hdu.shape) > 2 and sorted([wcs.wcs.lng, wcs.wcs.lat]) != [0, 1]:
                     raise UserError(f"{p}: its celestial axes are not its first two "
                                     f"(CTYPE {', '.join(wcs.wcs.ctype)})")
+                scaling = None
                 try:  # memory-mapped: only the pages cutouts touch are read
                     data = hdu.data
-                except ValueError:  # scaled integers (BSCALE/BZERO/BLANK) cannot be mapped
-                    hdul.close()
-                    hdul, hdu = _open_image(p, memmap=False)
+                except ValueError:  # scaled integers (BSCALE/BZERO/BLANK): astropy would
+                    hdul.close()    # read them whole; map the raw integers, scale each cut
+                    hdul, hdu = _open_image(p, memmap=True, raw=True)
                     weakref.finalize(self, hdul.close)
-                    data = hdu.data  # read whole, as floats
+                    data = hdu.data
+                    scaling = (float(hdu.header.get("BSCALE", 1.0)),
+                               float(hdu.header.get("BZERO", 0.0)), hdu.header.get("BLANK"))
                 data = data.reshape(data.shape[-2:])  # a NAXIS3 = 1 image: its plane
             except (OSError, ValueError, TypeError) as exc:
                 raise UserError(f"cannot read FITS image {p}: {first_line(exc)}") from None
             if not wcs.has_celestial:
                 raise UserError(f"{p}: header has no celestial WCS")
             self.bands.append((data, wcs.celestial))
+            self._scaling.append(scaling)
         self.ra_column, self.dec_column = ra_column, dec_column
         self.size_arcsec, self.size_column = size_arcsec, size_column
         self.stretch = SURVEY_STRETCH[survey]
@@ -145,16 +150,17 @@ class FitsMosaicSource(Source):
         # is cut from every step-th pixel: the memory-mapped mosaic is read only there, and
         # the cutout stays at most that many pixels a side, framed as asked.
         step = -(-side_pix // MAX_CUTOUT_PIXELS)
-        for data, wcs in self.bands:
+        for (data, wcs), scaling in zip(self.bands, self._scaling, strict=True):
             if step > 1:
                 data, wcs = data[::step, ::step], _every_step(wcs, step)
             try:
                 cut = Cutout2D(data, pos, (-(-side_pix // step),) * 2, wcs=wcs, mode="partial",
-                               fill_value=np.nan)
+                               fill_value=np.nan if scaling is None else 0)
             except (NoOverlapError, ValueError):  # ValueError: beyond the projection
                 return Cutout(None, MorphFlag.OUTSIDE_FOOTPRINT,
                               f"RA={ra:.6f} Dec={dec:.6f} is outside the mosaic")
-            planes.append(cut.data.astype(np.float64))
+            planes.append(cut.data.astype(np.float64) if scaling is None
+                          else _scaled(cut, *scaling))
             position = position or tuple(float(v) for v in cut.input_position_cutout)
         blank = np.mean([_blank(plane) for plane in planes])
         if blank > self.max_nan_fraction:
@@ -182,12 +188,26 @@ def _every_step(wcs, step: int):
     return sliced
 
 
-def _open_image(path: Path, memmap: bool):
+def _scaled(cut, bscale: float, bzero: float, blank: int | None) -> np.ndarray:
+    """A Cutout2D of raw scaled integers as physical floats (``raw * BSCALE + BZERO``, as
+    astropy would scale the whole image), NaN off the mosaic and on BLANK pixels."""
+    raw = cut.data
+    plane = raw.astype(np.float64) * bscale + bzero
+    missing = np.ones(raw.shape, bool)
+    missing[cut.slices_cutout] = False
+    if blank is not None:
+        missing |= raw == blank
+    plane[missing] = np.nan
+    return plane
+
+
+def _open_image(path: Path, memmap: bool, raw: bool = False):
     """(the open HDUList, its first image HDU with a 2-D sky: 2-D, or with extra axes of
-    length 1, as some pipelines write a single plane); a UserError when there is none."""
+    length 1, as some pipelines write a single plane); a UserError when there is none.
+    ``raw``: scaled integers stay unscaled (so that they can be memory-mapped)."""
     from astropy.io import fits
 
-    hdul = fits.open(path, memmap=memmap)
+    hdul = fits.open(path, memmap=memmap, do_not_scale_image_data=raw)
     hdu = next((h for h in hdul if h.is_image and h.shape
                 and sum(n > 1 for n in h.shape) == 2
                 and tuple(h.shape[-2:]) == tuple(n for n in h.shape if n > 1)), None)

@@ -285,10 +285,11 @@ def _memory_mapped(array) -> bool:
 
 def test_scaled_integer_and_tile_compressed_images_are_read(tmp_path, mosaic):
     """A BSCALE/BZERO int16 image (archives write them) had been refused: astropy cannot
-    memory-map scaled data ('Set memmap=False'); it is now read whole as floats, as are
-    Rice tile-compressed images (.fits.fz). A plain image stays memory-mapped (it had been
-    copied whole into memory, for every Dask partition again): cutouts read only their
-    pages."""
+    memory-map scaled data ('Set memmap=False'). Its raw integers are now memory-mapped and
+    each cutout scaled (it had then been read whole as floats: 8 bytes a pixel for a 2-byte
+    file), off-mosaic and BLANK pixels NaN; Rice tile-compressed images (.fits.fz) are read
+    whole. A plain image stays memory-mapped (it had been copied whole into memory, for every
+    Dask partition again): cutouts read only their pages."""
     paths, cat, _ = mosaic
     data = fits.getdata(paths[0]).astype(np.float32)
     header = _wcs(800).to_header()
@@ -307,6 +308,20 @@ def test_scaled_integer_and_tile_compressed_images_are_read(tmp_path, mosaic):
             # int16 quantisation (and the compressor's) moves the stretched pixels a little
             assert np.abs(g.image.astype(int) - w.image.astype(int)).mean() < 2
     assert _memory_mapped(FitsMosaicSource([paths[0]]).bands[0][0])
+    assert _memory_mapped(FitsMosaicSource([tmp_path / "scaled.fits"]).bands[0][0])
+    # Half off the edge, and on BLANK pixels: NaN as in the float image, so NAN_PIXELS.
+    edge = _wcs(800).pixel_to_world(5, 400)
+    half = Table({"RA": [edge.ra.deg], "DEC": [edge.dec.deg]})
+    assert FitsMosaicSource([tmp_path / "scaled.fits"], size_arcsec=30).fetch(half)[0].flags \
+        == MorphFlag.NAN_PIXELS
+    bscale, bzero = float(np.ptp(data)) / 60000, float(data.mean())
+    blanked = fits.PrimaryHDU(np.round((data - bzero) / bscale).astype(np.int16), header=header)
+    blanked.header.update(BSCALE=bscale, BZERO=bzero, BLANK=-32768)
+    gx, gy = (int(v) for v in _wcs(800).world_to_pixel_values(cat["ra"][1], cat["Dec"][1]))
+    blanked.data[gy - 40:gy + 40, gx - 40:gx] = -32768  # half the cutout's width
+    blanked.writeto(tmp_path / "blanked.fits")
+    got = FitsMosaicSource([tmp_path / "blanked.fits"], size_arcsec=30).fetch(rows[1:2])[0]
+    assert got.flags == MorphFlag.NAN_PIXELS
     # A region of zeros (a coadd's missing coverage) is still blank: here the left half of
     # the first galaxy's cutout (about 76 px), so NAN_PIXELS; all of it: outside.
     gap = data.copy()
