@@ -305,14 +305,14 @@ def classify(catalog: Path, output: Path | None, source: str, source_option: tup
                 out = _run_classify(table, model, backend, device, batch_size, chunk_size,
                                     progress, journal, resume, dask_address, partition_rows,
                                     options)
-            except (KeyboardInterrupt, MemoryError) as exc:
-                finished = journal.is_dir() and any(journal.glob("chunk-*"))
-                if isinstance(exc, MemoryError):  # the same sizes would fail the same way
-                    raise UserError(f"out of memory ({exc or 'no detail'}); rerun with a lower "
-                                    f"--batch-size or --chunk-size, and --overwrite (a run "
-                                    f"resumes only under the sizes it started with)") from None
+            except MemoryError as exc:  # the same sizes would fail the same way
+                raise UserError(f"out of memory ({exc or 'no detail'}); rerun with a lower "
+                                f"--batch-size or --chunk-size, and --overwrite (a run resumes "
+                                f"only under the sizes it started with)") from None
+            except KeyboardInterrupt:
                 kept = (f"; the finished chunks are kept in {journal}: rerun the same command "
-                        f"with --resume to continue" if finished else "")
+                        f"with --resume to continue" if journal.is_dir()
+                        and any(journal.glob("chunk-*")) else "")
                 raise ExitStatus(f"Interrupted{kept}", EXIT_INTERRUPTED) from None
             try:
                 write_catalog(out, output, output_format, overwrite=overwrite,

@@ -13,6 +13,7 @@ import os
 import warnings
 import weakref
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from astropy import units as u
@@ -79,12 +80,13 @@ class FitsMosaicSource(Source):
                      "a side > 0 arcsec")
         check_option(0 <= max_nan_fraction <= 1, "source 'fits'", "max_nan_fraction",
                      max_nan_fraction, "a fraction in [0, 1]")
-        self.bands = []
-        self._scaling: list[tuple[float, float, int | None] | None] = []
+        # Per band: its pixels (memory-mapped), its celestial WCS, and the BSCALE, BZERO and
+        # BLANK that turn its raw integers into values (None for pixels that are values).
+        self.bands: list[tuple[np.ndarray, Any, tuple[float, float, int | None] | None]] = []
         for p in paths:
             p = Path(p)
             try:
-                hdul, hdu = _open_image(p, memmap=True)
+                hdul, hdu = _open_image(p)
                 weakref.finalize(self, hdul.close)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # FITS WCS fix-up notices
@@ -97,7 +99,7 @@ class FitsMosaicSource(Source):
                     data = hdu.data
                 except ValueError:  # scaled integers (BSCALE/BZERO/BLANK): astropy would
                     hdul.close()    # read them whole; map the raw integers, scale each cut
-                    hdul, hdu = _open_image(p, memmap=True, raw=True)
+                    hdul, hdu = _open_image(p, raw=True)
                     weakref.finalize(self, hdul.close)
                     data = hdu.data
                     scaling = (float(hdu.header.get("BSCALE", 1.0)),
@@ -107,8 +109,7 @@ class FitsMosaicSource(Source):
                 raise UserError(f"cannot read FITS image {p}: {first_line(exc)}") from None
             if not wcs.has_celestial:
                 raise UserError(f"{p}: header has no celestial WCS")
-            self.bands.append((data, wcs.celestial))
-            self._scaling.append(scaling)
+            self.bands.append((data, wcs.celestial, scaling))
         self.ra_column, self.dec_column = ra_column, dec_column
         self.size_arcsec, self.size_column = size_arcsec, size_column
         self.stretch = SURVEY_STRETCH[survey]
@@ -117,9 +118,10 @@ class FitsMosaicSource(Source):
         # different grids the planes would show different patches of sky, stacked silently.
         band_scales = [float(np.mean([s.to_value(u.arcsec)
                                       for s in wcs.proj_plane_pixel_scales()]))
-                       for _, wcs in self.bands]
+                       for _, wcs, _ in self.bands]
         first = self.bands[0][1].pixel_scale_matrix
-        for p, scale, (_, wcs) in zip(paths[1:], band_scales[1:], self.bands[1:], strict=True):
+        for p, scale, (_, wcs, _) in zip(paths[1:], band_scales[1:], self.bands[1:],
+                                         strict=True):
             if abs(scale / band_scales[0] - 1) > 0.01:
                 raise UserError(f"--image {p}: {scale:.4g} arcsec per pixel, but {paths[0]} has "
                                 f"{band_scales[0]:.4g}; give bands on one pixel grid (resample "
@@ -150,7 +152,7 @@ class FitsMosaicSource(Source):
         # is cut from every step-th pixel: the memory-mapped mosaic is read only there, and
         # the cutout stays at most that many pixels a side, framed as asked.
         step = -(-side_pix // MAX_CUTOUT_PIXELS)
-        for (data, wcs), scaling in zip(self.bands, self._scaling, strict=True):
+        for data, wcs, scaling in self.bands:
             if step > 1:
                 data, wcs = data[::step, ::step], _every_step(wcs, step)
             try:
@@ -201,13 +203,13 @@ def _scaled(cut, bscale: float, bzero: float, blank: int | None) -> np.ndarray:
     return plane
 
 
-def _open_image(path: Path, memmap: bool, raw: bool = False):
-    """(the open HDUList, its first image HDU with a 2-D sky: 2-D, or with extra axes of
-    length 1, as some pipelines write a single plane); a UserError when there is none.
-    ``raw``: scaled integers stay unscaled (so that they can be memory-mapped)."""
+def _open_image(path: Path, raw: bool = False):
+    """(the open, memory-mapped HDUList, its first image HDU with a 2-D sky: 2-D, or with
+    extra axes of length 1, as some pipelines write a single plane); a UserError when there
+    is none. ``raw``: scaled integers stay unscaled (so that they can be memory-mapped)."""
     from astropy.io import fits
 
-    hdul = fits.open(path, memmap=memmap, do_not_scale_image_data=raw)
+    hdul = fits.open(path, memmap=True, do_not_scale_image_data=raw)
     hdu = next((h for h in hdul if h.is_image and h.shape
                 and sum(n > 1 for n in h.shape) == 2
                 and tuple(h.shape[-2:]) == tuple(n for n in h.shape if n > 1)), None)
