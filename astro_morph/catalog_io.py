@@ -40,6 +40,11 @@ SHORT_NAMES = {"fits": "fits", "ecsv": "ascii.ecsv", "csv": "ascii.csv",
 READ_ONLY_NAMES = {"ipac": "ascii.ipac", "tsv": "ascii.tab"}
 
 
+def without_compression(name: str) -> str:
+    """``name`` less a :data:`COMPRESSION` suffix (any case): the file astropy reads."""
+    return next((name[:-len(c)] for c in COMPRESSION if name.lower().endswith(c)), name)
+
+
 def guess_format(path: str | os.PathLike, fmt: str | None = None,
                  option: str = "--format") -> str:
     """The astropy format for ``path`` from ``fmt`` (short name) or the file suffix.
@@ -62,7 +67,7 @@ def guess_format(path: str | os.PathLike, fmt: str | None = None,
         return FORMATS[suffix]
     name = Path(path).name.lower()
     if reading:
-        plain = next((name[:-len(c)] for c in COMPRESSION if name.endswith(c)), name)
+        plain = without_compression(name)
         fmt = FORMATS.get(Path(plain).suffix) or READ_ONLY_FORMATS.get(Path(plain).suffix)
         if fmt and not (fmt == "parquet" and plain != name):  # Parquet compresses inside
             return fmt

@@ -120,13 +120,13 @@ def default_output(path: Path) -> Path:
     """``cat.fits`` -> ``cat_morph.fits`` beside the input. A compressed text or VOTable
     input gives its format uncompressed (``cat.csv.gz`` -> ``cat_morph.csv``; only FITS is
     written compressed), an IPAC or TSV one, which is read but not written, ECSV."""
-    from .catalog_io import COMPRESSION, READ_ONLY_FORMATS, catalog_suffix
+    from .catalog_io import READ_ONLY_FORMATS, catalog_suffix, without_compression
 
     name = path.name
     suffix = catalog_suffix(path)
     if suffix:
         return path.with_name(name[: -len(suffix)] + "_morph" + name[-len(suffix):])
-    plain = next((name[:-len(c)] for c in COMPRESSION if name.lower().endswith(c)), name)
+    plain = without_compression(name)
     stem, ext = os.path.splitext(plain)
     if ext.lower() in READ_ONLY_FORMATS:
         return path.with_name(stem + "_morph.ecsv")

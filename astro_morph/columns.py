@@ -13,7 +13,7 @@ from .errors import UserError
 from .flags import FLAG_DESCRIPTIONS, flags_column_description
 
 __all__ = ["DEFAULT_PREFIX", "output_column_names", "add_columns", "check_no_clash",
-           "read_probabilities", "classes_of", "earlier_provenance"]
+           "read_probabilities", "classes_of", "earlier_provenance", "is_provenance_key"]
 
 DEFAULT_PREFIX = "morph_"
 
@@ -60,12 +60,17 @@ def classes_of(table: Table, prefix: str = DEFAULT_PREFIX) -> list[str]:
     return found
 
 
+def is_provenance_key(key: object) -> bool:
+    """A meta key of a run's provenance (``MORPHMOD``, ``MORPHSHA``, ...), in any case."""
+    return str(key).upper().startswith("MORPH")
+
+
 def earlier_provenance(meta: dict) -> list[str]:
     """An earlier run's ``MORPH*`` keys as comments (``earlier MORPHMOD=...``, one a key),
     which a new run's provenance replaces: a catalog classified again with another
     ``--prefix``. Its ``MORPHPFX`` (absent from files written before that key was added)
     names the columns they describe."""
-    return [f"earlier {k}={v}" for k, v in meta.items() if str(k).upper().startswith("MORPH")]
+    return [f"earlier {k}={v}" for k, v in meta.items() if is_provenance_key(k)]
 
 
 def check_no_clash(table: Table, class_names: list[str], prefix: str, offsets: bool) -> None:
@@ -110,7 +115,7 @@ def add_columns(table: Table, class_names: list[str], probs: np.ndarray, flags: 
     if meta:
         # An earlier run's MORPH* keys would pass for this run's (a MORPHTTA this run has
         # not): they go, all of them (classify keeps them as 'earlier KEY=value' comments).
-        for key in [k for k in out.meta if str(k).upper().startswith("MORPH")]:
+        for key in [k for k in out.meta if is_provenance_key(k)]:
             del out.meta[key]
         out.meta.update(meta)
     return out

@@ -197,7 +197,7 @@ def classify_lsdb(catalog, model: str | os.PathLike | None = None, backend: str 
     except ImportError:
         raise UserError("LSDB catalogs need lsdb: pip install lsdb") from None
     from .api import classify
-    from .columns import DEFAULT_PREFIX, output_column_names
+    from .columns import DEFAULT_PREFIX, is_provenance_key, output_column_names
     from .inference.load import portable_model
 
     ref = portable_model(model)
@@ -236,7 +236,7 @@ def classify_lsdb(catalog, model: str | os.PathLike | None = None, backend: str 
         info = getattr(getattr(part, "hc_structure", None), "catalog_info", None)
         extra = getattr(info, "model_extra", None)
         if extra:
-            earlier = {k: v for k, v in extra.items() if str(k).upper().startswith("MORPH")}
+            earlier = {k: v for k, v in extra.items() if is_provenance_key(k)}
             # A new dict: the input catalog's own properties are left as they are.
             info.__pydantic_extra__ = {k: v for k, v in extra.items() if k not in earlier}
             if part is lazy:
