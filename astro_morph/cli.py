@@ -22,6 +22,7 @@ from .errors import (
     UserError,
     first_line,
     refuse_repeats,
+    torch_out_of_memory,
 )
 from .pipes import PipeSafeStream
 
@@ -607,10 +608,9 @@ def _out_of_memory(exc: BaseException) -> str | None:
 
     if isinstance(exc, MemoryError):
         return str(exc) or "no detail"
-    text = str(exc)
-    if "can't allocate memory" not in text and "out of memory" not in text.lower():
+    if not torch_out_of_memory(exc):
         return None
-    size = re.search(r"allocate (\d+) bytes", text)
+    size = re.search(r"allocate (\d+) bytes", str(exc))
     return (f"torch could not allocate {int(size.group(1)) / 2**20:.0f} MiB" if size
             else first_line(exc)[:200])
 

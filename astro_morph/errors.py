@@ -9,7 +9,7 @@ from collections.abc import Iterable
 import click
 
 __all__ = ["AstroMorphError", "ExitStatus", "UserError", "first_line", "suggest_names",
-           "some_values", "refuse_repeats", "run_script"]
+           "some_values", "refuse_repeats", "run_script", "torch_out_of_memory"]
 
 #: Exit statuses of the ``astromorph`` command (docs/bad_input.md).
 EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE, EXIT_NOTHING_CLASSIFIED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -50,6 +50,13 @@ def first_line(exc: BaseException) -> str:
 
 
 _C_LOCATION = re.compile(r"ERROR \d+ in \w+\(\) at line \d+ of file \S+:?$")
+
+
+def torch_out_of_memory(exc: BaseException) -> bool:
+    """torch's allocator failing, which it raises as a RuntimeError: on the CPU "can't
+    allocate memory", on CUDA "out of memory" (``torch.OutOfMemoryError``)."""
+    text = str(exc).lower()
+    return "can't allocate memory" in text or "out of memory" in text
 
 
 def suggest_names(name: str, candidates: Iterable[str]) -> str:

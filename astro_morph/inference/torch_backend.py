@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..errors import UserError
+from ..errors import UserError, torch_out_of_memory
 from ..models.model_file import ModelBundle
 from .deploy import deployed_from_bundle
 from .load import BundleBacked, check_device
@@ -59,8 +59,7 @@ class TorchClassifier(BundleBacked):
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
                     out.append(self.model(x).float().cpu().numpy())
             except RuntimeError as exc:  # torch.OutOfMemoryError (CUDA) is one too
-                text = str(exc).lower()
-                if "out of memory" in text or "can't allocate memory" in text:
+                if torch_out_of_memory(exc):
                     raise MemoryError(f"torch could not allocate memory for a batch of "
                                       f"{len(x)} images on {self.device}") from None
                 raise
