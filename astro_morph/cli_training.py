@@ -603,10 +603,9 @@ def evaluate(labels: Path, image_dir: str, models: tuple[str, ...], id_column: s
                f"{r['accuracy']:.4f} macro-F1 {r['f1_macro']:.4f}  weighted "
                f"P {r['precision_weighted']:.4f} R {r['recall_weighted']:.4f} "
                f"F1 {r['f1_weighted']:.4f}  ECE {r['ece']:.4f}")
-    predicted = [sum(col) for col in zip(*r["confusion"], strict=True)]
-    for (name, m), n_pred in zip(r["per_class"].items(), predicted, strict=True):
-        unseen = "" if m["support"] or n_pred else " (not in the split, nor predicted: " \
-                                                   "left out of macro-F1)"
+    for name, m in r["per_class"].items():
+        unseen = "" if m["scored"] else " (not in the split, nor predicted: left out of " \
+                                        "macro-F1)"
         click.echo(f"  {name:<12} P {m['precision']:.3f} R {m['recall']:.3f} F1 {m['f1']:.3f} "
                    f"n={m['support']}{unseen}")
     left = [f"{r[k]} {what}" for k, what in (

@@ -46,7 +46,8 @@ def classification_report(y_true: np.ndarray, probs: np.ndarray,
         "f1_macro": float(f1[scored].mean()) if scored.any() else 0.0,
         "ece": expected_calibration_error(y_true, probs),
         "per_class": {c: {"precision": float(precision[i]), "recall": float(recall[i]),
-                          "f1": float(f1[i]), "support": int(support[i])}
+                          "f1": float(f1[i]), "support": int(support[i]),
+                          "scored": bool(scored[i])}
                       for i, c in enumerate(class_names)},
         "confusion": m.tolist(),
         "class_names": list(class_names),

@@ -312,6 +312,7 @@ def test_metrics_on_known_inputs():
     # out (a small split); one it lacks but the model predicts counts, as a 0.
     four = classification_report(y, np.hstack([probs, np.zeros((6, 1))]), ["a", "b", "c", "d"])
     assert four["f1_macro"] == pytest.approx(r["f1_macro"])
+    assert [m["scored"] for m in four["per_class"].values()] == [True, True, True, False]
     wrong = np.hstack([probs, np.zeros((6, 1))])
     wrong[5] = [0, 0, 0.1, 0.9]  # the 'c' row called 'd'
     assert classification_report(y, wrong, ["a", "b", "c", "d"])["f1_macro"] == \
