@@ -13,6 +13,7 @@ from ..errors import UserError
 from ..flags import MorphFlag
 from ..hookspecs import hookimpl
 from ..sources.base import Cutout
+from ..sources.images import pillow_rgb
 from .base import CentringStep, Prepared
 
 __all__ = ["PAPER_CROP_FRACTION", "Prepared", "CentreCrop", "crop_or_paper", "crop_resize",
@@ -66,9 +67,8 @@ def crop_resize(image: np.ndarray, size: int, crop_fraction: float = PAPER_CROP_
     # PIL box is in pixel-edge coordinates: pixel i spans [i, i+1).
     box = (cx + 0.5 - side / 2, cy + 0.5 - side / 2, cx + 0.5 + side / 2, cy + 0.5 + side / 2)
     if image.dtype == np.uint8 and image.shape[2] == 3:
-        pil = Image.fromarray(image, "RGB")
-        out = pil.resize((size, size), Image.Resampling.BILINEAR, box=box)
-        return to_unit_float(np.asarray(out))
+        out = pillow_rgb(image).resize((size, size), Image.Resampling.BILINEAR, box=box)
+        return to_unit_float(np.asarray(out)[:, :, :3])
     planes = []
     unit = to_unit_float(image)
     for c in range(unit.shape[2]):

@@ -109,3 +109,30 @@ def test_recentre_options_out_of_range_are_one_line(options, says):
 
     with pytest.raises(UserError, match=f"^centring 'recentre' option {says}"):
         Recentre(**options)
+
+
+def test_decoded_jpegs_are_shared_with_pillow_and_crop_alike():
+    # decode_rgb returns a JPEG as the RGB view of an RGBX buffer, which crop_resize hands
+    # to Pillow without copying; the pixels must be those of the plain RGB array, bit for bit.
+    import io
+
+    from PIL import Image
+
+    from astro_morph.sources.images import decode_rgb, pillow_rgb
+
+    rng = np.random.default_rng(3)
+    img = (rng.random((97, 131, 3)) * 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "JPEG", quality=90)
+    view = decode_rgb(buf.getvalue())
+    assert view.shape == (97, 131, 3) and view.base is not None and view.base.shape[2] == 4
+    plain = np.ascontiguousarray(view)
+    assert pillow_rgb(view).mode == "RGBX" and pillow_rgb(plain).mode == "RGB"
+    assert pillow_rgb(view[1:]).mode == "RGB"  # a view of a view: copied, not misread
+    for kwargs in ({}, {"crop_fraction": 1.0}, {"centre": (40.3, 50.7), "crop_pixels": 33.0}):
+        for size in (8, 55, 200):
+            assert np.array_equal(crop_resize(view, size, **kwargs),
+                                  crop_resize(plain, size, **kwargs))
+    png = io.BytesIO()
+    Image.fromarray(img).save(png, "PNG")
+    assert np.array_equal(decode_rgb(png.getvalue()), img)  # other formats: plain arrays
