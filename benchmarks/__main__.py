@@ -111,7 +111,8 @@ def model_only(path: Path, backend: str, n: int, tta: bool = False) -> tuple[flo
 
 
 def end_to_end(cat: Table, image_dir: Path, model: Path, backend: str,
-               fast: bool = False, device: str = "cpu", tta: bool = False) -> None:
+               fast: bool = False, device: str = "cpu", tta: bool = False,
+               extra: tuple[str, ...] = ()) -> None:
     with tempfile.TemporaryDirectory() as d:
         cat_path, out = Path(d) / "cat.fits", Path(d) / "out.fits"
         cat.write(cat_path)
@@ -119,7 +120,7 @@ def end_to_end(cat: Table, image_dir: Path, model: Path, backend: str,
                                "--image-dir", str(image_dir), "--model", str(model),
                                "--backend", backend, "--device", device, "-o", str(out),
                                "--no-progress", *(["--fast-decode"] if fast else []),
-                               *(["--tta"] if tta else [])],
+                               *(["--tta"] if tta else []), *extra],
                               capture_output=True, text=True)
         if done.returncode:
             # the child's own error, not only its exit status (a benchmark run is often remote)

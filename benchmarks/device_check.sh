@@ -33,11 +33,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# dask.distributed and what it needs beyond the device's own packages (torch brings jinja2
+# and fsspec), for the `--dask local:N` rows of benchmarks.gpu
+DASK_WHEELS="dask distributed cloudpickle partd locket toolz tblib zict sortedcontainers msgpack psutil tornado"
+
 setup_device() {
   # the wheels the device image lacks, installed once per machine; then what the GPU is
   site="${SITE:-/tmp/site}"
   export PYTHONPATH="$site:$PWD" PYTHONUNBUFFERED=1
-  python3 -c 'import astropy, simplejpeg' 2>/dev/null || python3 -m pip install -q \
+  python3 -c 'import astropy, simplejpeg, distributed' 2>/dev/null || python3 -m pip install -q \
     --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" .device/whl/*.whl
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
 }
@@ -51,7 +55,8 @@ prepare)
     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
     --platform manylinux2014_x86_64 -d .device/whl \
     "astropy==$(python3 -c 'import astropy; print(astropy.__version__)')" \
-    pyerfa astropy-iers-data "simplejpeg==$(python3 -c 'import simplejpeg; print(simplejpeg.__version__)')"
+    pyerfa astropy-iers-data "simplejpeg==$(python3 -c 'import simplejpeg; print(simplejpeg.__version__)')" \
+    $(python3 -c "from importlib.metadata import version as v; print(' '.join(f'{p}=={v(p)}' for p in '$DASK_WHEELS'.split()))")
   find ../shared/data/galaxyzoo/images -name '*.jpg' | sort | sed -n "1,${BENCH_N:-200}p" \
     | xargs cp -t .device/images
   python3 scripts/device_copies.py ../shared/data/gz1/labels.csv \

@@ -8,7 +8,8 @@ Measured side by side in one run, on the machine it runs on:
 * decode + crop/resize on the machine's CPU cores (the ceiling for end to end), full and
   DCT-scaled (``--fast-decode``);
 * end to end ``astromorph classify --backend torch --device cuda``, with and without
-  ``--fast-decode``, and the ONNX CPU backend on the same machine as the baseline.
+  ``--fast-decode``, and the ONNX CPU backend on the same machine as the baseline; with
+  ``--dask N,...`` also through ``--dask local:N`` (N worker processes, one GPU).
 
 The device machine has no ``../shared``: ``benchmarks/device_check.sh`` carries some Galaxy
 Zoo JPEGs and the missing wheels. ``--out FILE`` saves the table; ``--apply FILE`` (run
@@ -128,8 +129,14 @@ def machine(device: str) -> str:
             f"Python {platform.python_version()}, torch {torch.__version__}")
 
 
+#: Rows per Dask task in the ``--dask`` rows: one chunk, so several tasks per worker (the
+#: default, 8 chunks of 1,024, would leave workers idle on a benchmark-sized catalog).
+PARTITION = 1024
+
+
 def run(image_dir: Path, n: int, device: str = "cuda",
-        batches: tuple[int, ...] = (512, 2048, 8192), repeats: int = 20) -> str:
+        batches: tuple[int, ...] = (512, 2048, 8192), repeats: int = 20,
+        dask_workers: tuple[int, ...] = ()) -> str:
     """All GPU figures as a markdown block (the 'Measured by' line and the table)."""
     from astro_morph.inference.load import model_file as model_path
 
@@ -161,15 +168,21 @@ def run(image_dir: Path, n: int, device: str = "cuda",
         rate = n / _best(lambda f=fast: decode_only(cat, image_dir, 55, f), 1)
         add(f"{how} + crop/resize to 55 px, {decode_threads()} threads (ceiling)",
             rate, "" if fast else f"{rate / one:.1f}x one thread")
-    for backend, dev, fast in (("torch", device, False), ("torch", device, True),
-                               ("onnx", "cpu", False)):
-        t = _best(lambda b=backend, d=dev, f=fast: end_to_end(cat, image_dir, model, b, f,
-                                                              device=d), 1)
+    # Decoding threads share one GIL; worker processes do not (the Dask scale-out path, each
+    # worker single-threaded, with its own model on the same GPU). Measured right after the
+    # plain run, before the rest: a check stopped at its time limit keeps those rows.
+    runs: list[tuple[str, str, tuple[str, ...]]] = [("torch", device, ())]
+    runs += [("torch", device, ("--dask", f"local:{k}", "--partition-rows", str(PARTITION)))
+             for k in dask_workers]
+    runs += [("torch", device, ("--fast-decode",)), ("onnx", "cpu", ())]
+    for backend, dev, extra in runs:
+        t = _best(lambda b=backend, d=dev, e=extra: end_to_end(cat, image_dir, model, b,
+                                                               device=d, extra=e), 1)
         # start-up (imports, CUDA context, model load, output write): a one-row catalog
-        t0 = _best(lambda b=backend, d=dev, f=fast: end_to_end(cat[:1], image_dir, model, b,
-                                                               f, device=d), 1)
-        flag = " --fast-decode" if fast else ""
-        add(f"end to end: `classify --backend {backend} --device {dev}{flag}`", n / t,
+        t0 = _best(lambda b=backend, d=dev, e=extra: end_to_end(cat[:1], image_dir, model, b,
+                                                                device=d, extra=e), 1)
+        flags = "".join(f" {e}" for e in extra)
+        add(f"end to end: `classify --backend {backend} --device {dev}{flags}`", n / t,
             f"start-up included; {n / max(t - t0, 1e-9):,.0f}/s after its {t0:.1f} s start-up")
     lines = ["| run | galaxies/s | note |", "|---|---|---|"]
     lines += [f"| {what} | {rate:,.0f} | {note} |" for what, rate, note in rows]
@@ -186,6 +199,8 @@ def main() -> None:
     ap.add_argument("--batches", type=counts, default=[512, 2048, 8192],
                     help="comma-separated batch sizes")
     ap.add_argument("--repeats", type=count, default=20)
+    ap.add_argument("--dask", type=counts, default=[],
+                    help="comma-separated worker counts: also end to end with --dask local:N")
     ap.add_argument("--out", type=Path, help="also save the block to this file")
     ap.add_argument("--apply", type=Path, metavar="FILE",
                     help="put a block saved with --out into docs/performance.md and exit")
@@ -194,7 +209,7 @@ def main() -> None:
         _write_block("gpu", args.apply.read_text().strip())
         return
     block = run(args.image_dir, args.n, args.device,
-                tuple(args.batches), args.repeats)
+                tuple(args.batches), args.repeats, tuple(args.dask))
     print(block)
     if args.out:
         args.out.write_text(block + "\n")
