@@ -8,12 +8,14 @@
 # tree that travels must stay under 64 MiB), which the run carries.
 #   here:        bash benchmarks/device_check.sh prepare
 #                (and a jobs file .device/jobs for `train`: lines `NAME|compare options`)
-#   device tool: run(command="bash benchmarks/device_check.sh run", carry=[".device"],
-#                    timeout_s=540)
+#   device tool: run(command="bash benchmarks/device_check.sh run",
+#                    carry=[".device/whl", ".device/images"], timeout_s=300)
+#                (about 220 s at the default --n 50000; the gz1 copies are for `train` only,
+#                and carrying all of .device went over the 64 MiB a call may carry)
 #   or training: run(command="TRAIN_UNTIL=$(( $(date +%s) + 500 )) bash "
 #                    "benchmarks/device_check.sh train", carry=[".device"], timeout_s=570)
 #   (on 2026-11-28 the two shared one call and `run`, given 130 s, did not finish: give it
-#   a call of its own)
+#   a call of its own; `train` carries [".device/whl", ".device/gz1", ".device/jobs"])
 #   here:        python -m benchmarks.gpu --apply <files_at>/gpu.md   (then commit)
 # Arguments after `run` go to benchmarks.gpu. `train` runs every job of .device/jobs at once,
 # each an `astromorph compare` on the gz1 copies (`--device cuda`) into its own folder, stops
@@ -71,6 +73,9 @@ run)
   export ASTROMORPH_CACHE="$site/astromorph-cache"
   python3 -m benchmarks.gpu --image-dir .device/images --n 50000 --out "$OUT/gpu.md" "$@" \
     2>&1 | tee "$OUT/gpu.log"
+  # where decoding threads stop scaling (docs/performance.md, "GPU"): about 30 s
+  python3 -m benchmarks.threads --image-dir .device/images --threads 1,2,4,8,16 \
+    2>&1 | tee "$OUT/threads.md"
   ;;
 train)
   until="${TRAIN_UNTIL:-$(( $(date +%s) + 400 ))}"

@@ -92,3 +92,20 @@ def test_a_folder_without_jpegs_is_one_line(tmp_path):
                           cwd=Path(__file__).resolve().parent.parent)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.strip() == f"no .jpg images in {tmp_path}; pass --image-dir"
+
+
+def test_thread_scaling_measures_every_part_at_every_count(tmp_path):
+    from PIL import Image
+
+    from benchmarks.threads import run
+    from conftest import make_galaxy_image
+
+    for i in range(1, 4):
+        Image.fromarray(make_galaxy_image(96, seed=i)).save(tmp_path / f"{i}.jpg")
+    rows = run(tmp_path, 40, (1, 2))
+    parts = dict.fromkeys(what for what, _, _ in rows)
+    assert len(parts) == 5 and len(rows) == 10
+    assert {k for _, k, _ in rows} == {1, 2} and all(rate > 0 for _, _, rate in rows)
+    from astro_morph.pipeline import FETCH_ROWS
+
+    assert f"slices of {8 * FETCH_ROWS}" in " ".join(parts)  # the longer slice was patched in

@@ -42,7 +42,7 @@ def _decode_simplejpeg(data: bytes, max_pixels: int,
     except ValueError:
         return None
     # Pillow's own pixel layout (4 bytes a pixel, same cost to decode): crop_resize hands
-    # the buffer to Pillow without the GIL-holding copy an RGB array needs.
+    # the buffer to Pillow without the copy an RGB array needs.
     return rgbx[:, :, :3]
 
 
