@@ -27,7 +27,7 @@ from .base import Cutout, Source, bad_id_reason, format_id
 from .coords import column_hint
 from .images import read_rgb
 
-__all__ = ["GalaxyZooSource", "image_names"]
+__all__ = ["FolderListing", "GalaxyZooSource", "image_names"]
 
 EXTENSIONS = (".jpg", ".jpeg", ".png")
 #: Runs of rows per decoding thread in one fetch (more balance the load, fewer cost less).
@@ -40,6 +40,44 @@ def image_names(key: str) -> list[str]:
     """The file names an id's image may have, in the order they are tried: each of
     :data:`EXTENSIONS`, then in upper case (cameras and Windows tools write ``1.JPG``)."""
     return [key + e for ext in EXTENSIONS for e in (ext, ext.upper())]
+
+
+class FolderListing:
+    """One listing of an image folder: which image an id names, and, for an id with none,
+    a message naming the near miss that is there (another format, zero padding)."""
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        self.folder = Path(folder)
+        self.names = set(os.listdir(self.folder))
+        # Files of other formats by stem, and zero-padded numeric names by their number.
+        self._others: dict[str, str] = {}
+        self._padded: dict[str, str] = {}
+        for name in self.names:
+            stem, ext = os.path.splitext(name)
+            if ext.lower() not in EXTENSIONS:
+                self._others.setdefault(stem, name)
+            elif stem.isdigit() and stem.startswith("0"):
+                self._padded.setdefault(stem.lstrip("0") or "0", name)
+
+    def find(self, key: str) -> str | None:
+        """The listed file name of ``key``'s image (:func:`image_names` order), or None."""
+        return next((n for n in image_names(key) if n in self.names), None)
+
+    def missing(self, key: str) -> str:
+        """Why ``key`` has no image here, in one line, with the near miss if one is listed."""
+        hint = ""
+        if key in self._others:
+            hint = (f" ({self._others[key]} is there: a format not read here; convert it to "
+                    f"PNG or JPEG)")
+        elif key.isdigit() and key.lstrip("0") in self._padded:
+            hint = (f" ({self._padded[key.lstrip('0')]} is there: the file names are "
+                    f"zero-padded, the ids are not; rename the files or pad the ids)")
+        elif key.isdigit() and key.startswith("0"):
+            unpadded = self.find(key.lstrip("0") or "0")
+            if unpadded:
+                hint = (f" ({unpadded} is there: the ids are zero-padded, the file names are "
+                        f"not; strip the zeros from the ids or rename the files)")
+        return f"no image {key}.jpg, .jpeg or .png in {self.folder}{hint}"
 
 
 class GalaxyZooSource(Source):
@@ -79,17 +117,7 @@ class GalaxyZooSource(Source):
                      "a pixel count of 1 or more")
         self.max_pixels = max_pixels
         # One listing instead of a stat per row and extension: fast on network filesystems.
-        self._names = set(os.listdir(self.image_dir))
-        # Files of other formats by stem, and zero-padded numeric names by their number, for
-        # the message of a row with no image.
-        self._others: dict[str, str] = {}
-        self._padded: dict[str, str] = {}
-        for name in self._names:
-            stem, ext = os.path.splitext(name)
-            if ext.lower() not in EXTENSIONS:
-                self._others.setdefault(stem, name)
-            elif stem.isdigit() and stem.startswith("0"):
-                self._padded.setdefault(stem.lstrip("0") or "0", name)
+        self._listing = FolderListing(self.image_dir)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
@@ -117,24 +145,10 @@ class GalaxyZooSource(Source):
             return self._checked(self.image_dir / key, key)
         if "/" in key or "\\" in key or key.startswith("."):
             return None, MorphFlag.PATH_REFUSED, f"id {key!r} is not a plain file name"
-        for name in image_names(key):
-            if name in self._names:
-                return self._checked(self.image_dir / name, name)
-        hint = ""
-        if key in self._others:
-            hint = (f" ({self._others[key]} is there: a format not read here; convert it to "
-                    f"PNG or JPEG)")
-        elif key.isdigit() and key.lstrip("0") in self._padded:
-            hint = (f" ({self._padded[key.lstrip('0')]} is there: the file names are "
-                    f"zero-padded, the ids are not; rename the files or pad the ids)")
-        elif key.isdigit() and key.startswith("0"):
-            unpadded = next((n for n in image_names(key.lstrip("0") or "0") if n in self._names),
-                            None)
-            if unpadded:
-                hint = (f" ({unpadded} is there: the ids are zero-padded, the file names are "
-                        f"not; strip the zeros from the ids or rename the files)")
-        return (None, MorphFlag.IMAGE_MISSING,
-                f"no image {key}.jpg, .jpeg or .png in {self.image_dir}{hint}")
+        name = self._listing.find(key)
+        if name is not None:
+            return self._checked(self.image_dir / name, name)
+        return None, MorphFlag.IMAGE_MISSING, self._listing.missing(key)
 
     def _checked(self, path: Path, key: str) -> tuple[Path | None, int, str]:
         """``path`` if it is a regular file inside the folder; symlinks that lead out of it,

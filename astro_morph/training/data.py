@@ -9,6 +9,7 @@ Validation/test images go through exactly the inference transform
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -22,7 +23,7 @@ from astropy.table import Table
 from ..centring.crop import PAPER_CROP_FRACTION, crop_resize
 from ..errors import UserError, some_values, suggest_names
 from ..sources.base import bad_id_reason, format_id
-from ..sources.galaxyzoo import EXTENSIONS, image_names
+from ..sources.galaxyzoo import FolderListing, image_names
 from ..sources.images import read_rgb, unusable_image
 
 __all__ = ["LabelledSet", "load_labels", "label_text", "split_rows", "training_classes",
@@ -193,6 +194,18 @@ def load_split(table: Table, image_dir: str | os.PathLike, split: str, class_nam
     ids = [format_id(v) or "" for v in raw_ids]
     region = TRAIN_REGION * zoom(crop_fraction) if train else crop_fraction
 
+    def missing(key: str) -> str:
+        """The message classify gives for a row with no image, near misses named (the
+        folder is listed only when an image is missing)."""
+        try:
+            return listing().missing(key)
+        except OSError:  # no folder, or not readable: the plain message
+            return f"no image {key}.jpg, .jpeg or .png in {image_dir}"
+
+    @functools.cache
+    def listing() -> FolderListing:
+        return FolderListing(image_dir)
+
     def decode(i: int) -> np.ndarray | str:
         """The cached pixels, or why this row's image cannot be used."""
         key = ids[i]
@@ -200,7 +213,7 @@ def load_split(table: Table, image_dir: str | os.PathLike, split: str, class_nam
             return bad_id_reason(raw_ids[i])
         path = _find_image(image_dir, key)
         if path is None:
-            return f"no image {key}{'/'.join(EXTENSIONS)} in {image_dir}"
+            return missing(key)
         try:
             img = read_rgb(path)
         except (OSError, ValueError) as err:  # Pillow's errors name the file

@@ -741,3 +741,31 @@ def test_val_rows_of_classes_not_trained_are_named(image_dir, tmp_path, caplog):
         train(cfg, progress=False)
     assert "1 'val' rows are labelled with classes the training does not have (c)" in \
         caplog.text
+
+
+def test_training_names_zero_padded_image_files_as_classify_does(tmp_path):
+    """Images exported as 000007.jpg for id 7: the row left out says the names are padded
+    (the message classify gives), and a folder that does not exist still gives one line."""
+    from astropy.table import Table
+    from PIL import Image
+
+    from conftest import make_galaxy_image
+
+    from ..data import load_split
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i, name in enumerate(["1.jpg", "000007.jpg"]):
+        Image.fromarray(make_galaxy_image(64, seed=i)).save(images / name)
+    table = Table({"OBJID": ["1", "7"], "label": ["spiral", "elliptical"],
+                   "split": ["train", "train"]})
+    data = load_split(table, images, "train", ["elliptical", "spiral"], "OBJID", 32,
+                      train=True)
+    assert data.ids == ["1"]
+    assert data.skipped == [f"7: no image 7.jpg, .jpeg or .png in {images} (000007.jpg is "
+                            f"there: the file names are zero-padded, the ids are not; rename "
+                            f"the files or pad the ids)"]
+    with pytest.raises(UserError, match=r"no usable image .*\(first: 1: no image 1\.jpg, "
+                                        r"\.jpeg or \.png in .*nowhere\)$"):
+        load_split(table, tmp_path / "nowhere", "train", ["elliptical", "spiral"], "OBJID",
+                   32, train=True)
