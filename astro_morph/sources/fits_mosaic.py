@@ -96,7 +96,7 @@ class FitsMosaicSource(Source):
                                     f"(CTYPE {', '.join(wcs.wcs.ctype)})")
                 scaling = None
                 try:  # memory-mapped: only the pages cutouts touch are read
-                    data = hdu.data
+                    data = _section_or_data(hdu)
                 except ValueError:  # scaled integers (BSCALE/BZERO/BLANK): astropy would
                     hdul.close()    # read them whole; map the raw integers, scale each cut
                     hdul, hdu = _open_image(p, raw=True)
@@ -104,7 +104,12 @@ class FitsMosaicSource(Source):
                     data = hdu.data
                     scaling = (float(hdu.header.get("BSCALE", 1.0)),
                                float(hdu.header.get("BZERO", 0.0)), hdu.header.get("BLANK"))
-                data = data.reshape(data.shape[-2:])  # a NAXIS3 = 1 image: its plane
+                if scaling is None and data.dtype.kind in "iu":
+                    # Integers with no BSCALE: the same path (a cut's off-mosaic part can
+                    # only be NaN in floats; Cutout2D refuses a NaN fill for integers)
+                    scaling = (1.0, 0.0, hdu.header.get("BLANK"))
+                if data.ndim > 2:
+                    data = data.reshape(data.shape[-2:])  # a NAXIS3 = 1 image: its plane
             except (OSError, ValueError, TypeError) as exc:
                 raise UserError(f"cannot read FITS image {p}: {first_line(exc)}") from None
             if not wcs.has_celestial:
@@ -217,6 +222,17 @@ def _open_image(path: Path, raw: bool = False):
         hdul.close()
         raise UserError(f"{path}: no 2-D image HDU")
     return hdul, hdu
+
+
+def _section_or_data(hdu):
+    """A tile-compressed (.fits.fz) 2-D image's lazy section, of which Cutout2D decompresses
+    only the tiles a cutout overlaps (``hdu.data`` decompresses the whole mosaic, in every
+    Dask partition); any other HDU's data (memory-mapped)."""
+    from astropy.io.fits import CompImageHDU
+
+    if isinstance(hdu, CompImageHDU) and len(hdu.shape) == 2:
+        return hdu.section
+    return hdu.data
 
 
 def _blank(plane: np.ndarray) -> np.ndarray:

@@ -283,13 +283,16 @@ def _memory_mapped(array) -> bool:
     return array is not None
 
 
-def test_scaled_integer_and_tile_compressed_images_are_read(tmp_path, mosaic):
+def test_scaled_integer_and_tile_compressed_images_are_read(tmp_path, mosaic, monkeypatch):
     """A BSCALE/BZERO int16 image (archives write them) had been refused: astropy cannot
     memory-map scaled data ('Set memmap=False'). Its raw integers are now memory-mapped and
     each cutout scaled (it had then been read whole as floats: 8 bytes a pixel for a 2-byte
     file), off-mosaic and BLANK pixels NaN; Rice tile-compressed images (.fits.fz) are read
-    whole. A plain image stays memory-mapped (it had been copied whole into memory, for every
-    Dask partition again): cutouts read only their pages."""
+    through their lazy section, only the tiles a cutout overlaps (they had been decompressed
+    whole). A plain image stays memory-mapped (it had been copied whole into memory, for
+    every Dask partition again): cutouts read only their pages."""
+    from astropy.io.fits.hdu.compressed.section import CompImageSection
+
     paths, cat, _ = mosaic
     data = fits.getdata(paths[0]).astype(np.float32)
     header = _wcs(800).to_header()
@@ -307,6 +310,17 @@ def test_scaled_integer_and_tile_compressed_images_are_read(tmp_path, mosaic):
             assert g.flags == w.flags == 0
             # int16 quantisation (and the compressor's) moves the stretched pixels a little
             assert np.abs(g.image.astype(int) - w.image.astype(int)).mean() < 2
+    assert isinstance(FitsMosaicSource([tmp_path / "band.fits.fz"]).bands[0][0],
+                      CompImageSection)
+    # A field wider than the pixel limit, cut from every n-th pixel of the section too.
+    from astro_morph.sources import fits_mosaic
+
+    with monkeypatch.context() as m:
+        m.setattr(fits_mosaic, "MAX_CUTOUT_PIXELS", 20)  # 60 arcsec = 152 px: every 8th
+        a, b = (FitsMosaicSource([p], size_arcsec=60).fetch(rows[:1])[0]
+                for p in (paths[0], tmp_path / "band.fits.fz"))
+    assert a.flags == b.flags == 0 and a.image.shape == b.image.shape == (19, 19, 3)
+    assert np.abs(a.image.astype(int) - b.image.astype(int)).mean() < 2
     assert _memory_mapped(FitsMosaicSource([paths[0]]).bands[0][0])
     assert _memory_mapped(FitsMosaicSource([tmp_path / "scaled.fits"]).bands[0][0])
     # Half off the edge, and on BLANK pixels: NaN as in the float image, so NAN_PIXELS.
@@ -322,6 +336,18 @@ def test_scaled_integer_and_tile_compressed_images_are_read(tmp_path, mosaic):
     blanked.writeto(tmp_path / "blanked.fits")
     got = FitsMosaicSource([tmp_path / "blanked.fits"], size_arcsec=30).fetch(rows[1:2])[0]
     assert got.flags == MorphFlag.NAN_PIXELS
+    # Integers with no BSCALE (raw counts), plain and tile-compressed: a cutout half off the
+    # edge had been called outside the mosaic (Cutout2D refuses a NaN fill for integers).
+    counts = np.round(data - data.min() + 100).astype(np.int16)  # no zeros (coadd gaps)
+    fits.PrimaryHDU(counts, header=header).writeto(tmp_path / "counts.fits")
+    fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(counts, header=header)]).writeto(
+        tmp_path / "counts.fits.fz")
+    for name in ("counts.fits", "counts.fits.fz"):
+        source = FitsMosaicSource([tmp_path / name], size_arcsec=30)
+        assert "BSCALE" not in fits.getheader(tmp_path / name, ext=-1)
+        assert [c.flags for c in source.fetch(half)] == [MorphFlag.NAN_PIXELS], name
+        for g, w in zip(source.fetch(rows), want, strict=True):
+            assert g.flags == w.flags == 0
     # A region of zeros (a coadd's missing coverage) is still blank: here the left half of
     # the first galaxy's cutout (about 76 px), so NAN_PIXELS; all of it: outside.
     gap = data.copy()
