@@ -68,8 +68,8 @@ def crop_resize(image: np.ndarray, size: int, crop_fraction: float = PAPER_CROP_
     box = (cx + 0.5 - side / 2, cy + 0.5 - side / 2, cx + 0.5 + side / 2, cy + 0.5 + side / 2)
     if image.dtype == np.uint8 and image.shape[2] == 3:
         out = pillow_rgb(image).resize((size, size), Image.Resampling.BILINEAR, box=box)
-        # back to RGB in Pillow (packed there; slicing RGBX in numpy would be a slow
-        # strided copy, here or where the batch is stacked)
+        # RGB packed by Pillow (slicing RGBX in numpy would be a slow strided copy, here or
+        # where the batch is stacked)
         return to_unit_float(np.asarray(out.convert("RGB") if out.mode != "RGB" else out))
     planes = []
     unit = to_unit_float(image)

@@ -127,8 +127,16 @@ def test_decoded_jpegs_are_shared_with_pillow_and_crop_alike():
     view = decode_rgb(buf.getvalue())
     assert view.shape == (97, 131, 3) and view.base is not None and view.base.shape[2] == 4
     plain = np.ascontiguousarray(view)
-    assert pillow_rgb(view).mode == "RGBX" and pillow_rgb(plain).mode == "RGB"
-    assert pillow_rgb(view[1:]).mode == "RGB"  # a view of a view: copied, not misread
+    shared = pillow_rgb(view)
+    assert shared.mode == "RGB" and shared.size == (131, 97)
+    assert np.array_equal(np.asarray(shared), plain)
+    shared_bytes = view.base.__array_interface__["data"][0]
+    # the buffer, not a copy: a pixel changed in the array is the image's pixel too
+    view[5, 7] = (1, 2, 3)
+    assert shared.getpixel((7, 5)) == (1, 2, 3) and view.base.ctypes.data == shared_bytes
+    view[5, 7] = plain[5, 7]
+    assert pillow_rgb(plain).mode == "RGB"
+    assert np.array_equal(np.asarray(pillow_rgb(view[1:])), plain[1:])  # a view of a view
     for kwargs in ({}, {"crop_fraction": 1.0}, {"centre": (40.3, 50.7), "crop_pixels": 33.0}):
         for size in (8, 55, 200):
             assert np.array_equal(crop_resize(view, size, **kwargs),
@@ -136,3 +144,30 @@ def test_decoded_jpegs_are_shared_with_pillow_and_crop_alike():
     png = io.BytesIO()
     Image.fromarray(img).save(png, "PNG")
     assert np.array_equal(decode_rgb(png.getvalue()), img)  # other formats: plain arrays
+
+
+def test_a_pillow_without_its_buffer_mapping_still_crops_alike(monkeypatch):
+    # pillow_rgb uses Pillow's internal map_buffer to share the RGBX rows as an RGB image;
+    # should a Pillow lack it, the public RGBX frombuffer serves, with the same pixels.
+    import io
+
+    from PIL import Image
+
+    from astro_morph.sources.images import decode_rgb, pillow_rgb
+
+    img = (np.random.default_rng(4).random((60, 70, 3)) * 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "JPEG", quality=90)
+    view = decode_rgb(buf.getvalue())
+    want = crop_resize(np.ascontiguousarray(view), 32)
+
+    mapped = Image.core.map_buffer
+
+    def rgbx_only(data, size, decoder, offset, args):  # as if RGB over 4 bytes were refused
+        if args[0] != "RGBX":
+            raise ValueError("unrecognized image mode")
+        return mapped(data, size, decoder, offset, args)
+
+    monkeypatch.setattr(Image.core, "map_buffer", rgbx_only)
+    assert pillow_rgb(view).mode == "RGBX"
+    assert np.array_equal(crop_resize(view, 32), want)
