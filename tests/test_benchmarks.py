@@ -109,3 +109,27 @@ def test_thread_scaling_measures_every_part_at_every_count(tmp_path):
     from astro_morph.pipeline import FETCH_ROWS
 
     assert f"slices of {8 * FETCH_ROWS}" in " ".join(parts)  # the longer slice was patched in
+
+
+def test_revisions_times_a_commit_beside_this_tree(image_dir):
+    # Against HEAD itself: both columns are measured (fresh processes, a temporary worktree
+    # that is removed afterwards), one table row per thread count and decode.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+
+    def worktrees() -> str:
+        return subprocess.run(["git", "worktree", "list"], capture_output=True, text=True,
+                              cwd=root).stdout
+
+    before = worktrees()
+    done = subprocess.run([sys.executable, "-m", "benchmarks.revisions", "HEAD",
+                           "--image-dir", str(image_dir), "--n", "12", "--threads", "1",
+                           "--rounds", "1"], capture_output=True, text=True, timeout=300,
+                          cwd=root)
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| 1 |")]
+    assert len(rows) == 2 and all(line.endswith("x |") for line in rows)
+    assert worktrees() == before  # the temporary worktree is gone
