@@ -54,9 +54,25 @@ def _model(ref: str, backend: str, device: str, batch_size: int | None):
     return _MODELS[key]
 
 
+class _Refused(str):
+    """A partition's UserError, returned rather than raised: a raised one is also logged by
+    the worker with its traceback (on the user's terminal, for a local cluster), though it
+    is the one-line error the client then prints."""
+
+
 def _run_partition(part: Table, index: int, model: str, backend: str, device: str,
                    batch_size: int, output_dir: str | None, options: dict[str, Any]):
-    """Worker side: classify one partition; return it, or write it and return its path."""
+    """Worker side: classify one partition; return it, or write it and return its path
+    (a :class:`_Refused` message for a UserError)."""
+    try:
+        return _classify_partition(part, index, model, backend, device, batch_size,
+                                   output_dir, options)
+    except UserError as exc:
+        return _Refused(str(exc))
+
+
+def _classify_partition(part: Table, index: int, model: str, backend: str, device: str,
+                        batch_size: int, output_dir: str | None, options: dict[str, Any]):
     from .api import classify
 
     if output_dir is not None:
@@ -174,6 +190,9 @@ def classify_dask(table: Table, client, model: str | os.PathLike | None = None,
 
         dask_progress(futures)
     results = client.gather(futures)
+    refused = next((r for r in results if isinstance(r, _Refused)), None)
+    if refused is not None:
+        raise UserError(str(refused))
     if output_dir is not None:
         return [path for path, _ in results]
     out = vstack(results, join_type="exact", metadata_conflicts="silent")

@@ -263,3 +263,28 @@ def test_an_interrupted_hats_run_resumes_and_skips_the_written_partitions(
     assert list(got["row"]) == list(want["row"])
     np.testing.assert_array_equal(got["morph_prob_spiral"], want["morph_prob_spiral"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["images", "in", "out", "whole"]
+
+
+def test_a_workers_user_error_is_returned_and_raised_once_by_the_client(
+        client, image_dir, tiny_model, monkeypatch):
+    """A UserError in a partition (here --device cuda on a machine without one) had been
+    raised in the worker, which logs it with its traceback (on the user's terminal, for a
+    local cluster) before the client printed the one-line error: it is returned instead."""
+    from astro_morph import scaleout
+    from astro_morph.errors import UserError
+
+    def refuse(*args):
+        raise UserError("--device cuda asked for, but torch sees no CUDA GPU here")
+
+    monkeypatch.setattr(scaleout, "_classify_partition", refuse)
+    got = scaleout._run_partition(Table({"GalaxyID": [1]}), 0, "m", "torch", "cuda", 8,
+                                  None, {})
+    assert isinstance(got, scaleout._Refused) and got.startswith("--device cuda")
+    monkeypatch.undo()
+
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("the worker-side refusal needs a machine without CUDA")
+    with pytest.raises(UserError, match="^--device cuda asked for, but torch sees no CUDA"):
+        scaleout.classify_dask(_catalog(image_dir), client, model=tiny_model, backend="torch",
+                               device="cuda", partition_rows=5, image_dir=image_dir)
