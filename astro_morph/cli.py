@@ -355,6 +355,8 @@ def _classify_hats(catalog: Path, output: Path, models: tuple[str, ...], backend
         raise UserError(f"-o {output}: a HATS catalog is written as a HATS catalog, a folder; "
                         f"name one without a catalog file suffix (e.g. -o "
                         f"{output.name[:-len(suffix)]})")
+    if dask_address:
+        _check_local_device(dask_address, backend, device)
     with dask_client(dask_address) if dask_address else contextlib.nullcontext(), \
             row_warnings():
         rows, clean = classify_hats(catalog, output, model=models[0] if models else None,
@@ -395,6 +397,16 @@ def source_plugin_options(source: str, shortcuts: dict, pairs: tuple[str, ...]) 
     return options
 
 
+def _check_local_device(dask_address: str, backend: str, device: str) -> None:
+    """``--dask local[:N]`` workers run on this machine: a torch device it lacks is refused
+    here, before they start (each would fail its partitions; a remote cluster's workers
+    may have the GPU this machine lacks)."""
+    if backend == "torch" and str(dask_address).startswith("local"):
+        from .inference.torch_backend import resolve_device
+
+        resolve_device(device)
+
+
 def _loaded_model(models: tuple[str, ...], backend: str, device: str,
                   batch_size: int | None, dask_address: str | None) -> tuple[object, list[str]]:
     """The run's model and its classes: loaded here for a single-process run (an ensemble
@@ -406,6 +418,7 @@ def _loaded_model(models: tuple[str, ...], backend: str, device: str,
         if len(models) > 1:
             raise UserError("--dask takes one --model (each worker loads it by path); an "
                             "ensemble runs in a single process")
+        _check_local_device(dask_address, backend, device)
         ref = models[0] if models else None
         return ref, list(load_model(ref).class_names)
     if len(models) > 1:

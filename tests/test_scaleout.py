@@ -288,3 +288,41 @@ def test_a_workers_user_error_is_returned_and_raised_once_by_the_client(
     with pytest.raises(UserError, match="^--device cuda asked for, but torch sees no CUDA"):
         scaleout.classify_dask(_catalog(image_dir), client, model=tiny_model, backend="torch",
                                device="cuda", partition_rows=5, image_dir=image_dir)
+
+
+@pytest.mark.filterwarnings("ignore:The 'mode.chained_assignment' option")  # lsdb's import
+def test_a_local_cluster_without_the_gpu_asked_for_is_refused_before_it_starts(
+        image_dir, tiny_model, tmp_path, monkeypatch):
+    """`--dask local:N --backend torch --device cuda` on a machine without CUDA: the workers
+    would run here, so the device is checked here, before any of them starts (catalog file
+    and HATS folder alike)."""
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA")
+    from click.testing import CliRunner
+
+    from astro_morph import scaleout
+    from astro_morph.cli import cli
+    from astro_morph.errors import UserError
+
+    def no_cluster(address):
+        raise AssertionError(f"a cluster was started for {address}")
+
+    monkeypatch.setattr(scaleout, "connect", no_cluster)
+    cat = tmp_path / "c.fits"
+    _catalog(image_dir).write(cat)
+    inputs = [cat]
+    try:  # a HATS folder too, where lsdb is installed
+        import lsdb
+
+        _hats_catalog(lsdb, image_dir, tmp_path / "hats", seed=1)
+        inputs.append(tmp_path / "hats")
+    except ImportError:
+        pass
+    for path, out in zip(inputs, ["out.fits", "hats-out"], strict=False):
+        res = CliRunner().invoke(cli, ["classify", str(path), "--image-dir", str(image_dir),
+                                       "--model", str(tiny_model), "--dask", "local:2",
+                                       "--backend", "torch", "--device", "cuda",
+                                       "-o", str(tmp_path / out)])
+        assert isinstance(res.exception, UserError), (path, res.output)
+        assert str(res.exception).startswith("--device cuda asked for, but torch sees no CUDA")
