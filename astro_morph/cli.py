@@ -401,7 +401,9 @@ def _check_local_device(dask_address: str, backend: str, device: str) -> None:
     """``--dask local[:N]`` workers run on this machine: a torch device it lacks is refused
     here, before they start (each would fail its partitions; a remote cluster's workers
     may have the GPU this machine lacks)."""
-    if backend == "torch" and str(dask_address).startswith("local"):
+    from .scaleout import is_local
+
+    if backend == "torch" and is_local(dask_address):
         from .inference.torch_backend import resolve_device
 
         resolve_device(device)

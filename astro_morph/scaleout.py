@@ -27,7 +27,7 @@ from astropy.table import Table
 from .errors import UserError, first_line
 from .journal import Journal, folder_fingerprint
 
-__all__ = ["connect", "dask_client", "classify_dask", "classify_lsdb"]
+__all__ = ["connect", "dask_client", "classify_dask", "classify_lsdb", "is_local"]
 
 #: Models loaded in this (worker) process, by (path, backend, device, batch size).
 _MODELS: dict[tuple, Any] = {}
@@ -100,8 +100,14 @@ def dask_client(address: str | None) -> Iterator[Any]:
     finally:
         cluster = getattr(client, "cluster", None)  # dask's Client API: set for LocalCluster
         client.close()
-        if str(address).startswith("local") and cluster is not None:
+        if is_local(address) and cluster is not None:
             cluster.close()
+
+
+def is_local(address: str | None) -> bool:
+    """Whether ``address`` (``--dask``) asks for a LocalCluster on this machine: ``None``,
+    ``"local"`` or ``"local:N"`` (``"localhost:8786"`` is a scheduler's address)."""
+    return address in (None, "local") or str(address).startswith("local:")
 
 
 def connect(address: str | None):
@@ -112,7 +118,7 @@ def connect(address: str | None):
     except ImportError:
         raise UserError("--dask needs dask.distributed: pip install 'astro_morph[dask]'") \
             from None
-    if address in (None, "local") or str(address).startswith("local:"):
+    if is_local(address):
         n = str(address).partition(":")[2] if address else ""
         if n and not (n.isdigit() and int(n) >= 1):
             raise UserError(f"--dask {address!r}: N in local:N must be a worker count >= 1")

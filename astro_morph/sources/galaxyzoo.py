@@ -27,7 +27,7 @@ from .base import Cutout, Source, bad_id_reason, format_id
 from .coords import column_hint
 from .images import read_rgb
 
-__all__ = ["FolderListing", "GalaxyZooSource", "image_names"]
+__all__ = ["FolderListing", "GalaxyZooSource", "image_names", "no_image"]
 
 EXTENSIONS = (".jpg", ".jpeg", ".png")
 #: Runs of rows per decoding thread in one fetch (more balance the load, fewer cost less).
@@ -40,6 +40,11 @@ def image_names(key: str) -> list[str]:
     """The file names an id's image may have, in the order they are tried: each of
     :data:`EXTENSIONS`, then in upper case (cameras and Windows tools write ``1.JPG``)."""
     return [key + e for ext in EXTENSIONS for e in (ext, ext.upper())]
+
+
+def no_image(key: str, folder: str | os.PathLike) -> str:
+    """The message for an id with no image in ``folder`` (before any near-miss hint)."""
+    return f"no image {key}.jpg, .jpeg or .png in {folder}"
 
 
 class FolderListing:
@@ -77,7 +82,7 @@ class FolderListing:
             if unpadded:
                 hint = (f" ({unpadded} is there: the ids are zero-padded, the file names are "
                         f"not; strip the zeros from the ids or rename the files)")
-        return f"no image {key}.jpg, .jpeg or .png in {self.folder}{hint}"
+        return no_image(key, self.folder) + hint
 
 
 class GalaxyZooSource(Source):

@@ -23,7 +23,7 @@ from astropy.table import Table
 from ..centring.crop import PAPER_CROP_FRACTION, crop_resize
 from ..errors import UserError, some_values, suggest_names
 from ..sources.base import bad_id_reason, format_id
-from ..sources.galaxyzoo import FolderListing, image_names
+from ..sources.galaxyzoo import FolderListing, image_names, no_image
 from ..sources.images import read_rgb, unusable_image
 
 __all__ = ["LabelledSet", "load_labels", "label_text", "split_rows", "training_classes",
@@ -200,7 +200,7 @@ def load_split(table: Table, image_dir: str | os.PathLike, split: str, class_nam
         try:
             return listing().missing(key)
         except OSError:  # no folder, or not readable: the plain message
-            return f"no image {key}.jpg, .jpeg or .png in {image_dir}"
+            return no_image(key, image_dir)
 
     @functools.cache
     def listing() -> FolderListing:
