@@ -326,3 +326,10 @@ def test_a_local_cluster_without_the_gpu_asked_for_is_refused_before_it_starts(
                                        "-o", str(tmp_path / out)])
         assert isinstance(res.exception, UserError), (path, res.output)
         assert str(res.exception).startswith("--device cuda asked for, but torch sees no CUDA")
+
+
+def test_which_addresses_start_a_local_cluster():
+    from astro_morph.scaleout import is_local
+
+    assert all(is_local(a) for a in (None, "local", "local:3"))
+    assert not any(is_local(a) for a in ("localhost:8786", "tcp://10.0.0.1:8786", "locals"))
