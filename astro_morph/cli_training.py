@@ -73,6 +73,33 @@ def _extra_recipe(extra_labels: str | None, extra_image_dir: str | None,
             "extra_id_column": extra_id_column} if extra_labels else {}
 
 
+def spin_options(f):
+    """--spin-column, --spin-values, --spin-weight (train and compare)."""
+    for opt in reversed([
+        click.option("--spin-column",
+                     help="Learn each spiral's sense of winding as a second task: the labels "
+                     "table's column that holds it (Galaxy Zoo 1: gz1_class). Mirrored "
+                     "training images swap it; the extra head is not shipped."),
+        click.option("--spin-values", default="spiral_cw,spiral_acw", show_default=True,
+                     help="With --spin-column: its two mirror-image values."),
+        click.option("--spin-weight", type=Finite(0), default=0.5, show_default=True,
+                     help="With --spin-column: weight of the winding loss."),
+    ]):
+        f = opt(f)
+    return f
+
+
+def _spin_recipe(spin_column: str | None, spin_values: str,
+                 spin_weight: float) -> dict[str, object]:
+    """The TrainConfig fields of :func:`spin_options`."""
+    _refuse_idle(spin_values=(bool(spin_column), "--spin-column"),
+                 spin_weight=(bool(spin_column), "--spin-column"))
+    if not spin_column:
+        return {}
+    return {"spin_column": spin_column, "spin_weight": spin_weight,
+            "spin_values": [v.strip() for v in spin_values.split(",")]}
+
+
 def _user_set(name: str) -> bool:
     """Whether the running command's parameter ``name`` was given, not left at its default."""
     source = click.get_current_context().get_parameter_source(name)
@@ -149,6 +176,7 @@ def _refuse_idle(**pairs: tuple[bool, str]) -> None:
 @weight_decay_option
 @crop_fraction_option
 @extra_labels_options
+@spin_options
 @click.option("--overwrite", is_flag=True, help="Replace an existing model file.")
 def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
           resolution: int | None, classes: str | None, epochs: int, batch_size: int,
@@ -158,7 +186,8 @@ def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
           teachers: tuple[str, ...], distill_weight: float, pseudo_dir: str | None,
           pseudo_threshold: float, ema: float, colour_jitter: bool, mixup: float,
           sam: float, weight_decay: float, crop_fraction: float | None, extra_labels: str | None,
-          extra_image_dir: str | None, extra_id_column: str | None, overwrite: bool) -> None:
+          extra_image_dir: str | None, extra_id_column: str | None, spin_column: str | None,
+          spin_values: str, spin_weight: float, overwrite: bool) -> None:
     """Train a classifier on LABELS (a table with id, label and split columns)."""
     from .inference.load import model_file
     from .training.train import TrainConfig
@@ -192,6 +221,7 @@ def train(labels: Path, image_dir: str, output: Path, id_column: str, arch: str,
         colour_jitter=colour_jitter, mixup=mixup, sam=sam, weight_decay=weight_decay,
         crop_fraction=crop_fraction,
         **_extra_recipe(extra_labels, extra_image_dir, extra_id_column),
+        **_spin_recipe(spin_column, spin_values, spin_weight),
     )
     with row_warnings("warnings"):
         result = train_api(cfg, resume=resume, overwrite=overwrite)
@@ -521,6 +551,7 @@ def split_command(labels: Path, output: Path, id_column: str, fractions: str, se
 @weight_decay_option
 @crop_fraction_option
 @extra_labels_options
+@spin_options
 @click.option("--device", default="cpu", show_default=True)
 def compare(labels: Path, image_dir: str, archs: str, out_dir: Path, md: Path | None,
             id_column: str, classes: str | None, epochs: int, batch_size: int, lr: float,
@@ -529,7 +560,8 @@ def compare(labels: Path, image_dir: str, archs: str, out_dir: Path, md: Path | 
             pseudo_dir: str | None, pseudo_threshold: float, ema: float, colour_jitter: bool,
             mixup: float, sam: float, weight_decay: float, crop_fraction: float | None,
             extra_labels: str | None, extra_image_dir: str | None,
-            extra_id_column: str | None, device: str) -> None:
+            extra_id_column: str | None, spin_column: str | None, spin_values: str,
+            spin_weight: float, device: str) -> None:
     """Train ARCHS with one recipe and several seeds on LABELS; tabulate val and test.
 
     Every model file is kept in OUT_DIR (paths printed), so any row can be re-evaluated."""
@@ -542,6 +574,7 @@ def compare(labels: Path, image_dir: str, archs: str, out_dir: Path, md: Path | 
     _refuse_idle(distill_weight=(bool(teachers), "--teacher"),
                  pseudo_threshold=(bool(pseudo_dir), "--pseudo-labels"))
     extra = _extra_recipe(extra_labels, extra_image_dir, extra_id_column)
+    extra.update(_spin_recipe(spin_column, spin_values, spin_weight))
     with row_warnings("warnings"):
         reports = compare_api(
             labels, image_dir, [a.strip() for a in archs.split(",") if a.strip()], out_dir,

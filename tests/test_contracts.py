@@ -104,7 +104,8 @@ def test_centring_options_reach_a_third_party_step_end_to_end(fake, image_dir, t
 @pytest.mark.parametrize("args", [["--lr", "nan"], ["--lr", "0"], ["--lr", "inf"],
                                   ["--label-smoothing", "nan"], ["--mixup", "inf"],
                                   ["--weight-decay", "nan"], ["--weight-decay", "-1"],
-                                  ["--sam", "nan"], ["--sam", "-0.05"]])
+                                  ["--sam", "nan"], ["--sam", "-0.05"],
+                                  ["--spin-weight", "nan"]])
 def test_training_numbers_must_be_finite(tmp_path, args):
     """nan passes click's range checks (comparisons with nan are false); torch's Adam
     raised a traceback for it."""
@@ -117,7 +118,9 @@ def test_training_numbers_must_be_finite(tmp_path, args):
 @pytest.mark.parametrize(("command", "args", "message"), [
     ("train", ["--distill-weight", "0.3"], "--distill-weight does nothing without --teacher"),
     ("compare", ["--pseudo-threshold", "0.8"],
-     "--pseudo-threshold does nothing without --pseudo-labels")])
+     "--pseudo-threshold does nothing without --pseudo-labels"),
+    ("train", ["--spin-weight", "1"], "--spin-weight does nothing without --spin-column"),
+    ("compare", ["--spin-values", "S,Z"], "--spin-values does nothing without --spin-column")])
 def test_an_option_without_its_partner_is_refused(tmp_path, command, args, message):
     """Set but idle (no teacher, no folder): the run would silently ignore it."""
     (tmp_path / "l.csv").write_text("OBJID,label,split\n1,a,train\n")

@@ -21,9 +21,11 @@ CROP_RANGE = (160 / 424, 240 / 424)
 def augment_batch(images: torch.Tensor, out_size: int, region: float,
                   crop_range: tuple[float, float] = CROP_RANGE, max_shift: float = 3.0,
                   jitter: float = 0.2, hue: float = 0.05,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
+                  generator: torch.Generator | None = None,
+                  return_flip: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Augment ``images`` (N, C, H, W) float in [0, 1] whose side covers ``region`` of the
-    original image; returns (N, C, out_size, out_size)."""
+    original image; returns (N, C, out_size, out_size), and with ``return_flip`` also each
+    image's mirror sign (-1: mirrored, which swaps a spiral's sense of winding; 1: not)."""
     n, c = images.shape[:2]
     dev = images.device
 
@@ -53,7 +55,8 @@ def augment_batch(images: torch.Tensor, out_size: int, region: float,
         x = (x - gray) * sat + gray
     if hue > 0 and c == 3:
         x = _rotate_hue(x, (rand(n) * 2 - 1) * hue * 2 * math.pi)
-    return x.clamp_(0, 1)
+    x = x.clamp_(0, 1)
+    return (x, flip) if return_flip else x
 
 
 def _rotate_hue(x: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:

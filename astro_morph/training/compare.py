@@ -117,14 +117,17 @@ def compare(labels: str | os.PathLike, image_dir: str | os.PathLike, archs: list
 
 def recipe_title(recipe: dict[str, Any]) -> str:
     """``k=v, ...`` of the recipe, without the settings that do nothing in it (a distillation
-    weight with no teacher, a pseudo-label threshold with no folder, EMA, mixup, SAM or
-    weight decay 0) or are the paper's (colour jitter on, its crop)."""
+    weight with no teacher, a pseudo-label threshold with no folder, winding values and
+    weight with no winding column, EMA, mixup, SAM or weight decay 0) or are the paper's
+    (colour jitter on, its crop)."""
     idle = {"distill_weight": not recipe.get("teacher"),
             "pseudo_threshold": not recipe.get("pseudo_labels"), "ema": not recipe.get("ema"),
             "mixup": not recipe.get("mixup"), "sam": not recipe.get("sam"),
             "weight_decay": not recipe.get("weight_decay"),
             "colour_jitter": recipe.get("colour_jitter", True),
-            "crop_fraction": recipe.get("crop_fraction") is None}
+            "crop_fraction": recipe.get("crop_fraction") is None,
+            "spin_values": not recipe.get("spin_column"),
+            "spin_weight": not recipe.get("spin_column")}
     return ", ".join(f"{k}={v}" for k, v in recipe.items() if not idle.get(k))
 
 

@@ -122,6 +122,15 @@ class TrainConfig:
     #: optimiser prefers flat minima; reported robust to label noise. Twice the compute per
     #: step (0: off).
     sam: float = 0.0
+    #: Sense of winding as an auxiliary task: a column of the labels table whose two values
+    #: ``spin_values`` are mirror images of each other (Galaxy Zoo 1's ``gz1_class``:
+    #: ``spiral_cw``, ``spiral_acw``). A second head on the pooled features learns which,
+    #: the target swapping whenever the augmentation mirrors the image, so the network must
+    #: see the arms themselves; the head is dropped from the shipped model (None: off).
+    spin_column: str | None = None
+    spin_values: list[str] = field(default_factory=lambda: ["spiral_cw", "spiral_acw"])
+    #: Weight of the winding loss beside the class loss.
+    spin_weight: float = 0.5
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -225,17 +234,67 @@ def _objective(logits: torch.Tensor, y: torch.Tensor, soft: torch.Tensor | None,
 
 
 def _batch_loss(net, batch: tuple, weights: torch.Tensor, cfg: TrainConfig,
-                autocast) -> tuple[torch.Tensor, torch.Tensor]:
+                autocast, spin_head: torch.nn.Module | None = None,
+                ) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits and loss of one normalised training batch ``(x, y, soft targets or None, mixup
-    weight, mixup partners or None)``; mixup blends the targets as the images were."""
-    x, y, targets, lam, partner = batch
+    weight, mixup partners or None, winding targets or None)``; mixup blends the targets as
+    the images were."""
+    x, y, targets, lam, partner, spin = batch
     with autocast:
-        logits = net(x).float()
+        if spin_head is None:
+            logits = net(x).float()
+        else:
+            feats = net.features(x)
+            logits = net.classifier(feats).float()
+            spin_logit = spin_head(feats).float().squeeze(1)
     loss = _objective(logits, y, targets, weights, cfg)
     if partner is not None:
         loss = lam * loss + (1 - lam) * _objective(
             logits, y[partner], None if targets is None else targets[partner], weights, cfg)
+    if spin_head is not None:
+        loss = loss + cfg.spin_weight * _spin_loss(spin_logit, spin)
     return logits, loss
+
+
+def _spin_loss(spin_logit: torch.Tensor, spin: torch.Tensor) -> torch.Tensor:
+    """Mean logistic loss over the rows with a sense of winding (``spin`` +1 or -1; 0 rows
+    count for nothing), without a branch that would make a GPU wait."""
+    known = (spin != 0).float()
+    per_row = F.binary_cross_entropy_with_logits(spin_logit, (spin > 0).float(),
+                                                 reduction="none")
+    return (per_row * known).sum() / known.sum().clamp(min=1)
+
+
+def spin_targets(table, column: str, values: list[str], ids: list[str], id_column: str,
+                 labels: str, required: bool = True) -> np.ndarray:
+    """+1, -1 or 0 for each of ``ids``: the row's ``column`` is ``values[0]``, ``values[1]``
+    or anything else (images not in ``table``, such as pseudo-labelled ones, get 0)."""
+    if column not in table.colnames:
+        raise UserError(f"{labels}: no column {column!r} for --spin-column (columns: "
+                        f"{', '.join(table.colnames)})")
+    if len(values) != 2 or values[0] == values[1]:
+        raise UserError(f"--spin-values needs two different values, not {values!r}")
+    col = np.ma.filled(table[column], "").astype(str)
+    sign = {values[0]: 1.0, values[1]: -1.0}
+    by_id = {str(i): sign.get(v, 0.0) for i, v in zip(table[id_column], col, strict=True)}
+    out = np.array([by_id.get(str(i), 0.0) for i in ids], dtype=np.float32)
+    if required and not (out != 0).any():
+        raise UserError(f"{labels}: no training row has {column} = {values[0]!r} or "
+                        f"{values[1]!r}, so --spin-column has nothing to learn")
+    return out
+
+
+@torch.no_grad()
+def _spin_accuracy(net, head, images: np.ndarray, spin: np.ndarray, mean, std,
+                   device) -> float | None:
+    """Share of the rows with a sense of winding whose head output has the right sign."""
+    rows = np.flatnonzero(spin != 0)
+    if not len(rows):
+        return None
+    net.eval()
+    x = torch.from_numpy(images[rows]).to(device).permute(0, 3, 1, 2).float() / 255
+    out = head(net.features(_normalise(x, mean, std))).float().squeeze(1).cpu()
+    return float(((out > 0) == torch.from_numpy(spin[rows] > 0)).float().mean())
 
 
 def mixup_draw(alpha: float, n: int, generator: torch.Generator) -> tuple[float, torch.Tensor]:
@@ -370,6 +429,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
         raise UserError(f"EMA decay must be in [0, 1), not {cfg.ema}")
     if not 0 <= cfg.sam < math.inf:
         raise UserError(f"SAM radius must be a finite number >= 0 (0: off), not {cfg.sam}")
+    if cfg.spin_column and cfg.mixup:
+        raise UserError("--spin-column and --mixup do not go together: a blended image has "
+                        "no one sense of winding")
     if cfg.pseudo_labels and not cfg.teacher:
         raise UserError("--pseudo-labels needs --teacher: the model that labels the images")
     if bool(cfg.extra_labels) != bool(cfg.extra_image_dir):
@@ -468,6 +530,14 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
         for name, p in net.named_parameters():
             p.requires_grad = name.startswith("classifier")
     params = [p for p in net.parameters() if p.requires_grad]
+    spin_head, spin_t, val_spin = None, None, None
+    if cfg.spin_column:
+        spin_t = torch.from_numpy(spin_targets(table, cfg.spin_column, cfg.spin_values,
+                                               train_set.ids, cfg.id_column, cfg.labels)).to(device)
+        val_spin = spin_targets(table, cfg.spin_column, cfg.spin_values, val_set.ids,
+                                cfg.id_column, cfg.labels, required=False)
+        spin_head = torch.nn.Linear(net.num_features, 1).to(device)
+        params = params + list(spin_head.parameters())
     ema = None
     if cfg.ema:
         from torch.optim.swa_utils import AveragedModel
@@ -499,6 +569,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
             net.load_state_dict(ck["model"])
             if ema is not None:
                 ema.load_state_dict(ck["ema"])
+            if spin_head is not None:
+                spin_head.load_state_dict(ck["spin_head"])
             opt.load_state_dict(ck["optimizer"])
             # RNG states are CPU byte tensors, whatever map_location moved them to
             gen.set_state(ck["generator"].cpu())
@@ -536,7 +608,13 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
         for step, i in enumerate(bar):
             idx = order[i:i + cfg.batch_size].to(device)
             x = train_images[idx].permute(0, 3, 1, 2).float() / 255
-            x = augment_batch(x, size, train_set.region, crop_range, generator=gen, **colour)
+            spin = None
+            if spin_head is None:
+                x = augment_batch(x, size, train_set.region, crop_range, generator=gen, **colour)
+            else:  # a mirrored spiral winds the other way
+                x, flip = augment_batch(x, size, train_set.region, crop_range, generator=gen,
+                                        return_flip=True, **colour)
+                spin = spin_t[idx] * flip
             y = train_labels_t[idx]
             lam, partner = 1.0, None
             if cfg.mixup:
@@ -544,8 +622,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
                 partner = partner.to(device)
                 x = lam * x + (1 - lam) * x[partner]
             x = _normalise(x, mean, std).contiguous(memory_format=layout)
-            batch = (x, y, soft[idx] if soft is not None else None, lam, partner)
-            logits, loss = _batch_loss(net, batch, weights, cfg, autocast)
+            batch = (x, y, soft[idx] if soft is not None else None, lam, partner, spin)
+            logits, loss = _batch_loss(net, batch, weights, cfg, autocast, spin_head)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.sam:  # the step uses the gradient at the worst nearby weights
@@ -553,7 +631,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
                 opt.zero_grad(set_to_none=True)
                 # the same batch again: batch norm must not count it twice
                 with batch_norm_momentum(net, 0.0):
-                    _batch_loss(net, batch, weights, cfg, autocast)[1].backward()
+                    _batch_loss(net, batch, weights, cfg, autocast, spin_head)[1].backward()
                 sam_descend(params, moves)
             opt.step()
             if ema is not None:
@@ -584,6 +662,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
                         "val_loss": float(F.cross_entropy(val_logits, val_y)),
                         "val_macro_f1": val_epoch["f1_macro"],
                         "train_accuracy": correct / max(seen, 1), "val_accuracy": val_acc})
+        if spin_head is not None:  # can the network tell the winding at all?
+            history[-1]["val_spin_accuracy"] = _spin_accuracy(
+                net, spin_head, val_set.images, val_spin, mean, std, device)
         if val_acc > best["accuracy"]:
             best = {"accuracy": val_acc, "epoch": epoch,
                     "state": {k: v.detach().clone() for k, v in scored.state_dict().items()}}
@@ -597,6 +678,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
             "train_seconds": earlier_s + time.perf_counter() - t_train,
             "scheduler": json.dumps(sched.state_dict() if sched is not None else {}),
             **({"ema": ema.state_dict()} if ema is not None else {}),
+            **({"spin_head": spin_head.state_dict()} if spin_head is not None else {}),
         }, ckpt_path)
         if progress is not False:
             print(f"epoch {epoch + 1}/{cfg.epochs}: loss {history[-1]['loss']:.4f} "

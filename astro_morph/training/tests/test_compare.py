@@ -29,6 +29,11 @@ def test_recipe_title_leaves_out_settings_that_do_nothing():
     assert recipe_title({**base, "sam": 0.05}) == "epochs=30, sam=0.05"
     assert recipe_title({**base, "crop_fraction": None}) == "epochs=30"  # the paper's
     assert recipe_title({**base, "crop_fraction": 0.33}) == "epochs=30, crop_fraction=0.33"
+    spin = {"spin_values": ["spiral_cw", "spiral_acw"], "spin_weight": 0.5}
+    assert recipe_title({**base, **spin}) == "epochs=30"
+    assert recipe_title({**base, "spin_column": "gz1_class", **spin}) == (
+        "epochs=30, spin_column=gz1_class, spin_values=['spiral_cw', 'spiral_acw'], "
+        "spin_weight=0.5")
 
 
 def test_unknown_arch_fails_before_training(tmp_path):

@@ -39,11 +39,13 @@ def test_one_epoch_on_real_images_writes_a_usable_model(tmp_path):
     np.testing.assert_allclose(p.sum(1), 1, atol=1e-5)
 
 
-@pytest.mark.parametrize(("ema", "mixup", "sam"),
-                         [(0.0, 0.0, 0.0), (0.9, 0.0, 0.0), (0.0, 0.4, 0.0), (0.0, 0.0, 0.05)])
-def test_interrupted_training_resumes_exactly(tmp_path, monkeypatch, ema, mixup, sam):
+@pytest.mark.parametrize(("ema", "mixup", "sam", "spin"),
+                         [(0.0, 0.0, 0.0, None), (0.9, 0.0, 0.0, None), (0.0, 0.4, 0.0, None),
+                          (0.0, 0.0, 0.05, None), (0.0, 0.0, 0.0, "gz1_class")])
+def test_interrupted_training_resumes_exactly(tmp_path, monkeypatch, ema, mixup, sam, spin):
     cfg = _cfg(tmp_path, epochs=2, limit=64, output=str(tmp_path / "a.amz"),
-               checkpoint_dir=str(tmp_path / "ck"), ema=ema, mixup=mixup, sam=sam)
+               checkpoint_dir=str(tmp_path / "ck"), ema=ema, mixup=mixup, sam=sam,
+               spin_column=spin)
     straight = train(cfg, progress=False)
 
     # Kill the run right after the first epoch's checkpoint is written.
@@ -56,7 +58,8 @@ def test_interrupted_training_resumes_exactly(tmp_path, monkeypatch, ema, mixup,
         raise KeyboardInterrupt
 
     cfg2 = _cfg(tmp_path, epochs=2, limit=64, output=str(tmp_path / "b.amz"),
-                checkpoint_dir=str(tmp_path / "ck2"), ema=ema, mixup=mixup, sam=sam)
+                checkpoint_dir=str(tmp_path / "ck2"), ema=ema, mixup=mixup, sam=sam,
+                spin_column=spin)
     monkeypatch.setattr(train_mod, "_atomic_save", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         train(cfg2, progress=False)
@@ -769,3 +772,73 @@ def test_training_names_zero_padded_image_files_as_classify_does(tmp_path):
                                         r"\.jpeg or \.png in .*nowhere\)$"):
         load_split(table, tmp_path / "nowhere", "train", ["elliptical", "spiral"], "OBJID",
                    32, train=True)
+
+
+def _handedness(x: torch.Tensor) -> torch.Tensor:
+    """Sign of the triangle red -> green -> blue spot centroids, per image: unchanged by
+    rotation, reversed by a mirror."""
+    n, _, h, w = x.shape
+    yy, xx = torch.meshgrid(torch.arange(h, dtype=x.dtype), torch.arange(w, dtype=x.dtype),
+                            indexing="ij")
+    mass = x.sum((2, 3)).clamp(min=1e-6)
+    cx, cy = (x * xx).sum((2, 3)) / mass, (x * yy).sum((2, 3)) / mass
+    (ax, bx, cx_), (ay, by, cy_) = cx.unbind(1), cy.unbind(1)
+    return torch.sign((bx - ax) * (cy_ - ay) - (by - ay) * (cx_ - ax))
+
+
+def test_mirror_sign_says_which_augmented_images_are_mirrored():
+    img = torch.zeros(1, 3, 64, 64)
+    img[0, 0, 20:26, 20:26] = 1  # red, green, blue spots: a triangle with a handedness
+    img[0, 1, 20:26, 38:44] = 1
+    img[0, 2, 36:42, 24:30] = 1
+    batch = img.expand(64, -1, -1, -1).contiguous()
+    kw = dict(out_size=48, region=1.0, crop_range=(0.9, 0.9), max_shift=0.0, jitter=0.0,
+              hue=0.0)
+    x, flip = augment_batch(batch, generator=torch.Generator().manual_seed(3),
+                            return_flip=True, **kw)
+    # the same draws as without the sign: turning it on changes no training run
+    assert torch.equal(x, augment_batch(batch, generator=torch.Generator().manual_seed(3),
+                                        **kw))
+    assert set(flip.tolist()) == {-1.0, 1.0}
+    assert torch.equal(_handedness(x), _handedness(img) * flip)
+
+
+def test_spin_targets_and_their_loss():
+    from astropy.table import Table
+
+    table = Table({"OBJID": [1, 2, 3, 4],
+                   "gz1_class": ["spiral_cw", "spiral_acw", "elliptical", "spiral_cw"]})
+    got = train_mod.spin_targets(table, "gz1_class", ["spiral_cw", "spiral_acw"],
+                                 ["2", "1", "3", "9"], "OBJID", "l.csv")
+    assert got.tolist() == [-1, 1, 0, 0]  # id 9 is not in the table (a pseudo-label)
+    with pytest.raises(UserError, match="l.csv: no column 'spin'"):
+        train_mod.spin_targets(table, "spin", ["a", "b"], ["1"], "OBJID", "l.csv")
+    with pytest.raises(UserError, match="no training row has gz1_class = 'Z'"):
+        train_mod.spin_targets(table, "gz1_class", ["Z", "S"], ["1"], "OBJID", "l.csv")
+    with pytest.raises(UserError, match="two different values"):
+        train_mod.spin_targets(table, "gz1_class", ["a"], ["1"], "OBJID", "l.csv")
+    logit = torch.tensor([2.0, -1.0, 50.0, -50.0])
+    spin = torch.tensor([1.0, 1.0, 0.0, 0.0])  # the last two rows count for nothing
+    want = torch.nn.functional.binary_cross_entropy_with_logits(logit[:2], torch.ones(2))
+    torch.testing.assert_close(train_mod._spin_loss(logit, spin), want)
+    assert float(train_mod._spin_loss(logit, torch.zeros(4))) == 0.0
+
+
+def test_winding_task_trains_a_head_that_is_not_shipped(tmp_path):
+    from astro_morph.inference.load import classifier_from_file
+
+    plain = train(_cfg(tmp_path, limit=64, output=str(tmp_path / "a.amz")), progress=False)
+    spin = train(_cfg(tmp_path, limit=64, output=str(tmp_path / "b.amz"),
+                      spin_column="gz1_class"), progress=False)
+    # the same first batch, a different loss: the winding term is in it
+    assert plain["history"][0]["loss"] != spin["history"][0]["loss"]
+    assert 0 <= spin["history"][0]["val_spin_accuracy"] <= 1
+    assert "val_spin_accuracy" not in plain["history"][0]
+    clf = classifier_from_file(tmp_path / "b.amz", "torch")
+    assert clf.class_names == GZ1_CLASSES  # five classes, no winding output
+    with pytest.raises(UserError, match="--spin-column and --mixup"):
+        train(_cfg(tmp_path, output=str(tmp_path / "x.amz"), spin_column="gz1_class",
+                   mixup=0.2), progress=False)
+    with pytest.raises(UserError, match="labels.csv: no column 'nope' for --spin-column"):
+        train(_cfg(tmp_path, output=str(tmp_path / "x.amz"), spin_column="nope"),
+              progress=False)
