@@ -5,7 +5,8 @@ about learning curves (best epoch, the range over the last epochs).
 
 One line per model: epochs, best val accuracy and its epoch (1-based, as the training log
 prints), and over the last N epochs the range of val accuracy, of training accuracy (on the
-augmented batches) and the training loss from first to last of them. With ``--png``, also
+augmented batches) and the training loss from first to last of them, and for a run with
+``--spin-column`` its val winding accuracy at every epoch. With ``--png``, also
 the learning-curve figure ``astromorph compare`` draws, for model files trained by separate
 runs (seeds added to a row later):
 
@@ -29,10 +30,15 @@ def summary(path: Path, last: int) -> str:
     best = max(history, key=lambda h: h["val_accuracy"])
     val = [h["val_accuracy"] for h in tail]
     acc = [h["train_accuracy"] for h in tail]
-    return (f"{path}: {len(history)} epochs; best val {best['val_accuracy']:.4f} at epoch "
+    line = (f"{path}: {len(history)} epochs; best val {best['val_accuracy']:.4f} at epoch "
             f"{best['epoch'] + 1}; last {len(tail)}: val {min(val):.4f}-{max(val):.4f}, "
             f"train accuracy {min(acc):.3f}-{max(acc):.3f}, loss {tail[0]['loss']:.3f} -> "
             f"{tail[-1]['loss']:.3f}")
+    spin = [h.get("val_spin_accuracy") for h in history]
+    if any(v is not None for v in spin):  # trained with --spin-column
+        line += ("; val winding accuracy per epoch: "
+                 + " ".join("-" if v is None else f"{v:.2f}" for v in spin))
+    return line
 
 
 def main() -> None:

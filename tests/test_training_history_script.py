@@ -25,6 +25,20 @@ def test_summary_reads_best_epoch_and_last_epochs(tmp_path, tiny_model):
     assert "5 epochs; best val 0.8500 at epoch 2;" in line
     assert "last 3: val 0.8000-0.8200, train accuracy 0.750-0.800, loss 0.800 -> 0.600" in line
     assert "no training history" in _script().summary(tiny_model, last=3)
+    assert "winding" not in line
+
+
+def test_summary_lists_the_val_winding_accuracy_of_a_spin_run(tmp_path, tiny_model):
+    from astro_morph.models.model_file import read_bundle, write_bundle
+
+    bundle = read_bundle(_with_history(tiny_model, tmp_path / "plain.amz"))
+    for h, v in zip(bundle.config["provenance"]["history"], [0.5, 0.52, 0.7, 0.81, 0.8],
+                    strict=True):
+        h["val_spin_accuracy"] = v
+    path = tmp_path / "m.amz"
+    write_bundle(bundle, path)
+    assert _script().summary(path, last=3).endswith(
+        "; val winding accuracy per epoch: 0.50 0.52 0.70 0.81 0.80")
 
 
 def test_png_draws_the_learning_curves_of_the_models(tmp_path, tiny_model, monkeypatch, capsys):
