@@ -286,15 +286,19 @@ def spin_targets(table, column: str, values: list[str], ids: list[str], id_colum
 
 @torch.no_grad()
 def _spin_accuracy(net, head, images: np.ndarray, spin: np.ndarray, mean, std,
-                   device) -> float | None:
+                   device, batch: int = 512) -> float | None:
     """Share of the rows with a sense of winding whose head output has the right sign."""
     rows = np.flatnonzero(spin != 0)
     if not len(rows):
         return None
     net.eval()
-    x = torch.from_numpy(images[rows]).to(device).permute(0, 3, 1, 2).float() / 255
-    out = head(net.features(_normalise(x, mean, std))).float().squeeze(1).cpu()
-    return float(((out > 0) == torch.from_numpy(spin[rows] > 0)).float().mean())
+    right = 0
+    for i in range(0, len(rows), batch):  # in slices, as _logits: a survey's val may be big
+        part = rows[i:i + batch]
+        x = torch.from_numpy(images[part]).to(device).permute(0, 3, 1, 2).float() / 255
+        out = head(net.features(_normalise(x, mean, std))).float().squeeze(1).cpu()
+        right += int(((out > 0) == torch.from_numpy(spin[part] > 0)).sum())
+    return right / len(rows)
 
 
 def mixup_draw(alpha: float, n: int, generator: torch.Generator) -> tuple[float, torch.Tensor]:

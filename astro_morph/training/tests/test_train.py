@@ -842,3 +842,25 @@ def test_winding_task_trains_a_head_that_is_not_shipped(tmp_path):
     with pytest.raises(UserError, match="labels.csv: no column 'nope' for --spin-column"):
         train(_cfg(tmp_path, output=str(tmp_path / "x.amz"), spin_column="nope"),
               progress=False)
+
+
+def test_val_winding_accuracy_is_the_same_in_slices():
+    class Pooled(torch.nn.Module):
+        def features(self, x):
+            return x.mean((2, 3))
+
+    torch.manual_seed(0)
+    head = torch.nn.Linear(3, 1)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (50, 8, 8, 3), dtype=np.uint8)
+    spin = rng.choice([-1.0, 0.0, 1.0], 50).astype(np.float32)
+    mean, std = torch.zeros(1, 3, 1, 1), torch.ones(1, 3, 1, 1)
+    whole = train_mod._spin_accuracy(Pooled(), head, images, spin, mean, std, "cpu")
+    x = torch.from_numpy(images[spin != 0]).permute(0, 3, 1, 2).float() / 255
+    want = float(((head(x.mean((2, 3))).squeeze(1) > 0)
+                  == torch.from_numpy(spin[spin != 0] > 0)).float().mean())
+    assert whole == pytest.approx(want)
+    assert train_mod._spin_accuracy(Pooled(), head, images, spin, mean, std, "cpu",
+                                    batch=7) == whole
+    assert train_mod._spin_accuracy(Pooled(), head, images, np.zeros(50, np.float32), mean,
+                                    std, "cpu") is None
