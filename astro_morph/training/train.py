@@ -34,6 +34,7 @@ from ..models.model_file import (
     write_bundle,
 )
 from ..models.torch_io import bundle_from_network, checkpoint_errors, network_from_bundle
+from ..sources.base import format_id
 from .augment import CROP_RANGE, augment_batch
 from .data import (
     LabelledSet,
@@ -276,7 +277,8 @@ def spin_targets(table, column: str, values: list[str], ids: list[str], id_colum
         raise UserError(f"--spin-values needs two different values, not {values!r}")
     col = np.ma.filled(table[column], "").astype(str)
     sign = {values[0]: 1.0, values[1]: -1.0}
-    by_id = {str(i): sign.get(v, 0.0) for i, v in zip(table[id_column], col, strict=True)}
+    # keyed as load_split names its rows (an id 1.0 in a float column is the image 1)
+    by_id = {format_id(i): sign.get(v, 0.0) for i, v in zip(table[id_column], col, strict=True)}
     out = np.array([by_id.get(str(i), 0.0) for i in ids], dtype=np.float32)
     if required and not (out != 0).any():
         raise UserError(f"{labels}: no training row has {column} = {values[0]!r} or "

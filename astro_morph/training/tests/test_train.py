@@ -811,6 +811,9 @@ def test_spin_targets_and_their_loss():
     got = train_mod.spin_targets(table, "gz1_class", ["spiral_cw", "spiral_acw"],
                                  ["2", "1", "3", "9"], "OBJID", "l.csv")
     assert got.tolist() == [-1, 1, 0, 0]  # id 9 is not in the table (a pseudo-label)
+    floats = Table({"OBJID": [1.0, 2.0], "gz1_class": ["spiral_cw", "spiral_acw"]})
+    assert train_mod.spin_targets(floats, "gz1_class", ["spiral_cw", "spiral_acw"],
+                                  ["1", "2"], "OBJID", "l.csv").tolist() == [1, -1]
     with pytest.raises(UserError, match="l.csv: no column 'spin'"):
         train_mod.spin_targets(table, "spin", ["a", "b"], ["1"], "OBJID", "l.csv")
     with pytest.raises(UserError, match="no training row has gz1_class = 'Z'"):
