@@ -213,12 +213,16 @@ def _normalise(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.
 
 
 @torch.no_grad()
-def _logits(net, images: np.ndarray, mean, std, device, batch: int = 512) -> torch.Tensor:
+def _logits(net, images: np.ndarray, mean, std, device, batch: int = 512,
+            head: torch.nn.Module | None = None) -> torch.Tensor:
+    """The network's outputs for ``images`` in slices of ``batch``; with ``head``, that
+    head's on the pooled features instead of the classifier's."""
     net.eval()
     out = []
     for i in range(0, len(images), batch):
-        x = torch.from_numpy(images[i:i + batch]).to(device).permute(0, 3, 1, 2).float() / 255
-        out.append(net(_normalise(x, mean, std)).float().cpu())
+        x = _normalise(torch.from_numpy(images[i:i + batch]).to(device).permute(0, 3, 1, 2)
+                       .float() / 255, mean, std)
+        out.append((net(x) if head is None else head(net.features(x))).float().cpu())
     return torch.cat(out)
 
 
@@ -293,14 +297,8 @@ def _spin_accuracy(net, head, images: np.ndarray, spin: np.ndarray, mean, std,
     rows = np.flatnonzero(spin != 0)
     if not len(rows):
         return None
-    net.eval()
-    right = 0
-    for i in range(0, len(rows), batch):  # in slices, as _logits: a survey's val may be big
-        part = rows[i:i + batch]
-        x = torch.from_numpy(images[part]).to(device).permute(0, 3, 1, 2).float() / 255
-        out = head(net.features(_normalise(x, mean, std))).float().squeeze(1).cpu()
-        right += int(((out > 0) == torch.from_numpy(spin[part] > 0)).sum())
-    return right / len(rows)
+    out = _logits(net, images[rows], mean, std, device, batch, head=head).squeeze(1)
+    return int(((out > 0) == torch.from_numpy(spin[rows] > 0)).sum()) / len(rows)
 
 
 def mixup_draw(alpha: float, n: int, generator: torch.Generator) -> tuple[float, torch.Tensor]:
@@ -614,13 +612,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
         for step, i in enumerate(bar):
             idx = order[i:i + cfg.batch_size].to(device)
             x = train_images[idx].permute(0, 3, 1, 2).float() / 255
-            spin = None
-            if spin_head is None:
-                x = augment_batch(x, size, train_set.region, crop_range, generator=gen, **colour)
-            else:  # a mirrored spiral winds the other way
-                x, flip = augment_batch(x, size, train_set.region, crop_range, generator=gen,
-                                        return_flip=True, **colour)
-                spin = spin_t[idx] * flip
+            x, flip = augment_batch(x, size, train_set.region, crop_range, generator=gen,
+                                    return_flip=True, **colour)
+            spin = spin_t[idx] * flip if spin_t is not None else None  # mirrored: other way
             y = train_labels_t[idx]
             lam, partner = 1.0, None
             if cfg.mixup:
