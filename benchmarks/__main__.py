@@ -170,15 +170,28 @@ def peak_rss(rows: int, ids: list[str], image_dir: Path) -> tuple[float, float]:
         return int(res.stdout.strip().splitlines()[-1]) / 1024, time.perf_counter() - t
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
+#: CPU flags that change these benchmarks' figures (/proc/cpuinfo name, how it is written).
+_VECTOR_FLAGS = (("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_bf16", "AVX512-BF16"),
+                 ("amx_bf16", "AMX-BF16"))
+
+
+def machine(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> str:
+    """The CPU (with the vector extensions that matter here), cores, OS and library versions:
+    figures from machines with and without AVX-512 or AMX differ by up to 2x."""
+    cpu, flags = platform.processor() or platform.machine(), set()
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
+        for line in Path(cpuinfo).read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                cpu = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
                 break
     except OSError:
         pass
+    vector = [name for flag, name in _VECTOR_FLAGS if flag in flags]
+    if vector:
+        cpu = f"{cpu} ({', '.join(vector)})"
     import onnxruntime
     import torch
 

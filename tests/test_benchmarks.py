@@ -7,6 +7,7 @@ from benchmarks.__main__ import (
     _write_block,
     decode_only,
     end_to_end,
+    machine,
     profile_decode,
     profile_model,
 )
@@ -19,6 +20,18 @@ def test_write_block_replaces_only_the_marked_text(tmp_path):
     _write_block("profile", "new table", page)
     assert page.read_text() == ("intro\n<!-- profile: rewritten by python -m benchmarks "
                                 "--profile -->\nnew table\n<!-- /profile -->\nprose after\n")
+
+
+def test_machine_names_the_cpu_and_its_vector_extensions(tmp_path):
+    # Figures from machines with and without AVX-512 or AMX differ: the line names them.
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: Some Xeon\nflags\t\t: fpu sse2 avx2 "
+                    "avx512f avx512_bf16 amx_tile amx_bf16\n\nprocessor\t: 1\n"
+                    "model name\t: Some Xeon\nflags\t\t: fpu avx2\n")
+    assert machine(info).startswith("Some Xeon (AVX2, AVX-512, AVX512-BF16, AMX-BF16), ")
+    info.write_text("model name\t: Some EPYC\nflags\t\t: fpu sse2 avx2 fma\n")
+    assert machine(info).startswith("Some EPYC (AVX2), ")
+    assert " cores, " in machine(tmp_path / "absent")
 
 
 def test_profile_model_shares_add_up(tiny_model):
