@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
+from .columns import is_provenance_key
 from .errors import UserError, first_line
 from .fileio import atomic_write, require_output_dir, temp_suffix
 
@@ -157,10 +158,12 @@ def _read_hats(path: Path) -> Table:
         raise UserError(f"cannot open HATS catalog {path}: {first_line(exc)}") from None
     table = Table.from_pandas(frame.reset_index(drop=True))
     extra = getattr(catalog.hc_structure.catalog_info, "model_extra", None) or {}
-    table.meta.update({k: v for k, v in extra.items() if k.startswith("MORPH")})
+    # In any case (a properties file edited by hand or rewritten by another tool), read
+    # as a FITS header gives them: upper case.
+    table.meta.update({k.upper(): v for k, v in extra.items() if is_provenance_key(k)})
     # An earlier run's keys (scaleout.classify_lsdb) as a table keeps them: comments.
-    earlier = [f"earlier {k[len('earlier_'):]}={v}" for k, v in extra.items()
-               if k.startswith("earlier_MORPH")]
+    earlier = [f"earlier {k[len('earlier_'):].upper()}={v}" for k, v in extra.items()
+               if k.lower().startswith("earlier_morph")]
     if earlier:
         table.meta["comments"] = earlier
     return table

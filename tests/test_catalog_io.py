@@ -229,3 +229,22 @@ def test_fits_names_differing_only_in_case_are_warned_of(tmp_path, caplog):
         assert caplog.text == ""
         check_writable(table, tmp_path / "o.fits")
     assert "columns 'ra' and 'RA' differ only in case" in caplog.text
+
+
+def test_a_hats_catalogs_provenance_reads_back_in_any_case(tmp_path):
+    """MORPH* keys in hats.properties become the table's meta (upper case, as a FITS header
+    gives them), also when another tool or a hand edit wrote them in lower case; an earlier
+    run's earlier_MORPH* keys become 'earlier KEY=value' comments."""
+    lsdb = pytest.importorskip("lsdb", reason="lsdb not installed (optional: pip install lsdb)")
+    import pandas as pd
+
+    frame = pd.DataFrame({"ra": [10.0, 200.0], "dec": [5.0, -30.0], "objid": [1, 2]})
+    lsdb.from_dataframe(frame, ra_column="ra", dec_column="dec").write_catalog(
+        tmp_path / "cat", progress_bar=False,
+        addl_hats_properties={"MORPHMOD": "gz1-efficientnet-g3", "morphcls": "a,b",
+                              "earlier_morphtta": "D4", "owner": "not ours"})
+    back = read_catalog(tmp_path / "cat")
+    assert sorted(back["objid"]) == [1, 2]
+    assert back.meta["MORPHMOD"] == "gz1-efficientnet-g3" and back.meta["MORPHCLS"] == "a,b"
+    assert back.meta["comments"] == ["earlier MORPHTTA=D4"]
+    assert "owner" not in back.meta and "OWNER" not in back.meta
