@@ -645,9 +645,8 @@ def main() -> None:
     try:
         cli.main(standalone_mode=False)
     except SystemExit as exc:
-        if exc.code in (None, 0) and any(s.broken for s in streams):
-            sys.exit(EXIT_PIPE_CLOSED)
-        raise
+        if exc.code not in (None, 0):
+            raise  # a success (e.g. --help) goes on to the closed-stream check below
     except click.exceptions.Abort:
         click.echo("Interrupted. (classify, train, search and compare continue from their "
                    "checkpoints when rerun the same way, with --resume for the first three)",
