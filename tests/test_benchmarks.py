@@ -146,3 +146,20 @@ def test_revisions_times_a_commit_beside_this_tree(image_dir):
     rows = [line for line in done.stdout.splitlines() if line.startswith("| 1 |")]
     assert len(rows) == 2 and all(line.endswith("x |") for line in rows)
     assert worktrees() == before  # the temporary worktree is gone
+
+
+def test_sources_benchmark_mosaics_cut_in_every_storage(tmp_path):
+    """The FITS rows of ``python -m benchmarks.sources``: each storage of the synthetic
+    mosaic is read back by the FITS source, and every galaxy cut (those near an edge with
+    NaN beyond it) and centred."""
+    from astro_morph.sources.fits_mosaic import FitsMosaicSource
+    from benchmarks.sources import fetch_and_centre, table, write_mosaics
+
+    paths, positions = write_mosaics(tmp_path, galaxies=6, side=512)
+    assert list(paths) == ["float32", "int16 BSCALE", "Rice .fits.fz"]
+    for images in paths.values():
+        source = FitsMosaicSource(image=[str(p) for p in images])
+        assert all(c.image is not None for c in source.fetch(positions))
+        assert fetch_and_centre(positions, source, 32, workers=2) == 6
+    text = table([("jpeg", 100.0, 50.0), ("fits", 25.0, 20.0)])
+    assert "| fits | 25 | 0.25x | 20 | 0.40x |" in text

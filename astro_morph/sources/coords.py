@@ -197,9 +197,10 @@ def cutout_sides_arcsec(table: Table, size_column: str | None,
 
 
 def cut_each_position(rows: Table, ra_column: str, dec_column: str, size_column: str | None,
-                      size_arcsec: float, cut: Callable[[float, float, float], Cutout],
+                      size_arcsec: float, cut: Callable[[int, float, float, float], Cutout],
                       map_: Callable = map) -> list[Cutout]:
-    """One Cutout per row of a positional source: ``cut(ra_deg, dec_deg, side_arcsec)``.
+    """One Cutout per row of a positional source: ``cut(i, ra_deg, dec_deg, side_arcsec)``,
+    ``i`` the row's index in ``rows``.
 
     Rows whose coordinates are unusable are flagged ``BAD_COORDINATES`` without a call, and
     rows whose size fell back to ``size_arcsec`` get ``SIZE_DEFAULTED`` on top of ``cut``'s
@@ -212,7 +213,7 @@ def cut_each_position(rows: Table, ra_column: str, dec_column: str, size_column:
         if bad[i]:
             return Cutout(None, MorphFlag.BAD_COORDINATES,
                           "RA/Dec missing, NaN, out of range or unparseable")
-        cutout = cut(float(ra[i]), float(dec[i]), float(sides[i]))
+        cutout = cut(i, float(ra[i]), float(dec[i]), float(sides[i]))
         if defaulted[i]:
             cutout.flags |= MorphFlag.SIZE_DEFAULTED
         return cutout

@@ -10,8 +10,10 @@ filled with NaN) and the bands are combined with the Lupton asinh stretch
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 import weakref
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ from ..errors import UserError, check_option, first_line, suggest_names
 from ..flags import MorphFlag
 from ..hookspecs import hookimpl
 from .base import Cutout, Source
-from .coords import GZ_FIELD_PER_PETROR90, cut_each_position, find_column
+from .coords import GZ_FIELD_PER_PETROR90, cut_each_position, find_column, radec_degrees
 
 __all__ = ["FitsMosaicSource", "GZ_FIELD_PER_PETROR90", "MAX_CUTOUT_PIXELS"]
 
@@ -137,6 +139,7 @@ class FitsMosaicSource(Source):
                                 f"{paths[0]}'s; give bands on one pixel grid (resample them "
                                 f"first, e.g. with the reproject package)")
         self.pixel_scale = band_scales[0]
+        self._section_lock = threading.Lock()
 
     def check_columns(self, columns: list[str]) -> None:
         """Raise a UserError naming a missing coordinate or size column."""
@@ -145,25 +148,54 @@ class FitsMosaicSource(Source):
         if self.size_column:
             find_column(columns, self.size_column, "--size-column")
 
-    def _cut(self, ra: float, dec: float, side_pix: int) -> Cutout:
+    def _pixels(self, ra: np.ndarray, dec: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each band's pixel (x, y) of every position, NaN where it has none (a bad
+        coordinate, or a sky position beyond the band's projection). One vectorised
+        transform per band and slice: per row, a SkyCoord and its frame transform cost more
+        than the cut itself."""
         from astropy.coordinates import SkyCoord
+        from astropy.wcs.utils import skycoord_to_pixel
+
+        good = np.isfinite(ra) & np.isfinite(dec)
+        coords = SkyCoord(ra[good] * u.deg, dec[good] * u.deg) if good.any() else None
+        out = []
+        for _, wcs, _ in self.bands:
+            x, y = np.full(len(ra), np.nan), np.full(len(ra), np.nan)
+            if coords is not None:
+                try:
+                    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+                        warnings.simplefilter("ignore")  # wcslib's notices on invalid points
+                        x[good], y[good] = skycoord_to_pixel(coords, wcs, mode="all")
+                except ValueError:  # a singular or unusable WCS: no row has a pixel here
+                    pass
+            out.append((x, y))
+        return out
+
+    def _cut(self, xy: list[tuple[float, float]], ra: float, dec: float,
+             side_pix: int) -> Cutout:
+        """The row at pixel ``xy[band]`` of each band (``ra``, ``dec`` for messages)."""
+        from astropy.io.fits.hdu.compressed import CompImageSection
         from astropy.nddata import Cutout2D
         from astropy.nddata.utils import NoOverlapError
 
-        pos = SkyCoord(ra * u.deg, dec * u.deg)
         planes = []
         position = None
         # A field wider than MAX_CUTOUT_PIXELS (a large nearby galaxy, or a radius sentinel)
         # is cut from every step-th pixel: the memory-mapped mosaic is read only there, and
         # the cutout stays at most that many pixels a side, framed as asked.
         step = -(-side_pix // MAX_CUTOUT_PIXELS)
-        for data, wcs, scaling in self.bands:
-            if step > 1:
-                data, wcs = data[::step, ::step], _every_step(wcs, step)
+        for (data, _, scaling), (x, y) in zip(self.bands, xy, strict=True):
+            # A compressed band's section reads its file: one thread at a time.
+            reading = self._section_lock if isinstance(data, CompImageSection) else nullcontext()
             try:
-                cut = Cutout2D(data, pos, (-(-side_pix // step),) * 2, wcs=wcs, mode="partial",
-                               fill_value=np.nan if scaling is None else 0)
-            except (NoOverlapError, ValueError):  # ValueError: beyond the projection
+                if not (np.isfinite(x) and np.isfinite(y)):
+                    raise ValueError("no pixel")  # beyond the projection
+                with reading:
+                    if step > 1:  # pixel k of data[::step] is pixel step*k of the mosaic
+                        data, x, y = data[::step, ::step], x / step, y / step
+                    cut = Cutout2D(data, (x, y), (-(-side_pix // step),) * 2, mode="partial",
+                                   fill_value=np.nan if scaling is None else 0)
+            except (NoOverlapError, ValueError):
                 return Cutout(None, MorphFlag.OUTSIDE_FOOTPRINT,
                               f"RA={ra:.6f} Dec={dec:.6f} is outside the mosaic")
             planes.append(cut.data.astype(np.float64) if scaling is None
@@ -181,18 +213,15 @@ class FitsMosaicSource(Source):
 
     def fetch(self, rows: Table) -> list[Cutout]:
         """One Cutout per row, cut from every band at the row's position."""
+        pixels = self._pixels(*radec_degrees(rows, self.ra_column, self.dec_column)[:2])
+        # Rows in the source's threads: the stretch is numpy work that releases the GIL.
+        threads = self.workers > 1 and len(rows) > 1
         return cut_each_position(
             rows, self.ra_column, self.dec_column, self.size_column, self.size_arcsec,
-            lambda ra, dec, side: self._cut(ra, dec, max(8, int(round(side / self.pixel_scale)))))
-
-
-def _every_step(wcs, step: int):
-    """The WCS of ``data[::step, ::step]``. astropy's stepped slice describes binned pixels
-    (pixel i centred on original pixel step*i + (step-1)/2); a pixel taken every step is
-    centred on step*i, (step-1)/(2 step) of a new pixel earlier."""
-    sliced = wcs[::step, ::step]
-    sliced.wcs.crpix = sliced.wcs.crpix + (step - 1) / (2 * step)
-    return sliced
+            lambda i, ra, dec, side: self._cut(
+                [(float(x[i]), float(y[i])) for x, y in pixels], ra, dec,
+                max(8, int(round(side / self.pixel_scale)))),
+            self._threads().map if threads else map)
 
 
 def _scaled(cut, bscale: float, bzero: float, blank: int | None) -> np.ndarray:

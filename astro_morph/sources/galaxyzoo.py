@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
-import threading
-import weakref
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -123,8 +120,6 @@ class GalaxyZooSource(Source):
         self.max_pixels = max_pixels
         # One listing instead of a stat per row and extension: fast on network filesystems.
         self._listing = FolderListing(self.image_dir)
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
 
     def check_columns(self, columns: list[str]) -> None:
         """Raise a UserError naming the missing id/path column and a usual id column it
@@ -210,16 +205,6 @@ class GalaxyZooSource(Source):
         parts = [values[i:i + step] for i in range(0, len(values), step)]
         return [item for part in self._threads().map(lambda vs: [load(v) for v in vs], parts)
                 for item in part]
-
-    def _threads(self) -> ThreadPoolExecutor:
-        # One pool for all fetches: starting a pool per 128-row slice costs several ms at
-        # 8-16 threads, held against the GIL. Its threads end with the source.
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.workers,
-                                                thread_name_prefix="astromorph-decode")
-                weakref.finalize(self, self._pool.shutdown, wait=False)
-            return self._pool
 
 
 @hookimpl

@@ -282,4 +282,5 @@ class NetworkSource(Source):
         """One Cutout per row; requests run ``concurrency`` at a time under the rate limit."""
         with ThreadPoolExecutor(self.concurrency) as pool:
             return cut_each_position(rows, self.ra_column, self.dec_column, self.size_column,
-                                     self.size_arcsec, self._one, pool.map)
+                                     self.size_arcsec,
+                                     lambda _, ra, dec, side: self._one(ra, dec, side), pool.map)
