@@ -161,7 +161,7 @@ def main() -> None:
     command = "python -m benchmarks.sources" + (f" --n {args.n}" if args.n != 2000 else "") \
         + (f" --repeats {args.repeats}" if args.repeats != 3 else "") \
         + (" --write" if args.write else "")
-    block = (f"Measured by `{command}` ({args.n} rows per run, median of {args.repeats}; "
+    block = (f"Measured by `{command}` ({args.n:,} rows per run, median of {args.repeats}; "
              f"default model, ONNX backend) on: {machine()}.\n\n{table(rows)}")
     print(block)
     if args.write:
