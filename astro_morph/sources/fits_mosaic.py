@@ -9,6 +9,7 @@ filled with NaN) and the bands are combined with the Lupton asinh stretch
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import warnings
@@ -96,6 +97,7 @@ class FitsMosaicSource(Source):
                 if len(hdu.shape) > 2 and sorted([wcs.wcs.lng, wcs.wcs.lat]) != [0, 1]:
                     raise UserError(f"{p}: its celestial axes are not its first two "
                                     f"(CTYPE {', '.join(wcs.wcs.ctype)})")
+                _warn_wide_tiles(p, hdu)
                 scaling = None
                 try:  # memory-mapped: only the pages cutouts touch are read
                     data = _section_or_data(hdu)
@@ -262,6 +264,24 @@ def _section_or_data(hdu):
     if isinstance(hdu, CompImageHDU) and len(hdu.shape) == 2:
         return hdu.section
     return hdu.data
+
+
+#: Tiles at least this wide make a tile-compressed band slow to cut (one warning).
+WIDE_TILE_PIXELS = 2048
+
+
+def _warn_wide_tiles(path: Path, hdu) -> None:
+    """Warn once per band when its compression tiles are so wide (fpack's default: whole
+    image rows) that each cutout decompresses many times its own pixels, and reads of one
+    file run one at a time (docs/performance.md, "Cutout sources", measures it)."""
+    from astropy.io.fits import CompImageHDU
+
+    tiles = tuple(int(n) for n in getattr(hdu, "tile_shape", None) or ())
+    if isinstance(hdu, CompImageHDU) and tiles and tiles[-1] >= WIDE_TILE_PIXELS:
+        logging.getLogger("astro_morph").warning(
+            "%s is tile-compressed in %s px tiles: every cutout decompresses whole tiles of "
+            "that width, much slower than cutting a decompressed copy; for many rows, "
+            "decompress it first (funpack %s)", path, " x ".join(map(str, tiles)), path.name)
 
 
 def _blank(plane: np.ndarray) -> np.ndarray:

@@ -410,3 +410,21 @@ def test_a_mosaic_in_galactic_coordinates_is_cut_at_the_rows_icrs_position(mosai
         assert cut.flags == 0, cut.message
         peak = np.unravel_index(np.nanargmax(cut.image[..., 0]), cut.image.shape[:2])
         assert np.allclose((peak[1], peak[0]), cut.meta["position"], atol=0.6), cut.meta
+
+
+def test_a_band_compressed_in_whole_row_tiles_is_warned_of(mosaic, tmp_path, caplog):
+    """fpack's default tiles are whole image rows: every cutout then decompresses full-width
+    rows, which on a wide mosaic is many times the cutout (docs/performance.md); the user
+    is told once per band, with the cure. Square tiles, and narrow images, are not."""
+    paths, _, wcs = mosaic
+    wide = np.zeros((64, 4096), np.float32)
+    for name, tiles in (("rows.fits.fz", None), ("square.fits.fz", (64, 64))):
+        fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(
+            wide, header=wcs.to_header(), tile_shape=tiles)]).writeto(tmp_path / name)
+    with caplog.at_level("WARNING", logger="astro_morph"):
+        FitsMosaicSource([tmp_path / "square.fits.fz"])
+        FitsMosaicSource([paths[0]])
+        assert caplog.text == ""
+        FitsMosaicSource([tmp_path / "rows.fits.fz"])
+    assert "rows.fits.fz is tile-compressed in 1 x 4096 px tiles" in caplog.text
+    assert "decompress it first (funpack rows.fits.fz)" in caplog.text
