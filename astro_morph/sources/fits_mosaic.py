@@ -156,6 +156,7 @@ class FitsMosaicSource(Source):
         transform per band and slice: per row, a SkyCoord and its frame transform cost more
         than the cut itself."""
         from astropy.coordinates import SkyCoord
+        from astropy.wcs import NoConvergence
         from astropy.wcs.utils import skycoord_to_pixel
 
         good = np.isfinite(ra) & np.isfinite(dec)
@@ -168,6 +169,11 @@ class FitsMosaicSource(Source):
                     with warnings.catch_warnings(), np.errstate(invalid="ignore"):
                         warnings.simplefilter("ignore")  # wcslib's notices on invalid points
                         x[good], y[good] = skycoord_to_pixel(coords, wcs, mode="all")
+                except NoConvergence as exc:  # SIP distortions diverge far off the image:
+                    best = np.array(exc.best_solution, float).reshape(-1, 2)
+                    if exc.divergent is not None:  # those rows are outside the mosaic
+                        best[exc.divergent] = np.nan
+                    x[good], y[good] = best[:, 0], best[:, 1]
                 except ValueError:  # a singular or unusable WCS: no row has a pixel here
                     pass
             out.append((x, y))

@@ -5,7 +5,7 @@ import pytest
 from astropy import units as u
 from astropy.io import fits
 from astropy.modeling.models import Sersic2D
-from astropy.table import Table
+from astropy.table import Table, vstack
 from astropy.wcs import WCS
 
 from astro_morph.catalog_io import read_catalog
@@ -428,3 +428,27 @@ def test_a_band_compressed_in_whole_row_tiles_is_warned_of(mosaic, tmp_path, cap
         FitsMosaicSource([tmp_path / "rows.fits.fz"])
     assert "rows.fits.fz is tile-compressed in 1 x 4096 px tiles" in caplog.text
     assert "decompress it first (funpack rows.fits.fz)" in caplog.text
+
+
+def test_rows_far_off_a_distorted_mosaic_are_outside_it_and_the_rest_cut(tmp_path):
+    """A SIP-distorted WCS's inverse diverges far off the image (astropy's NoConvergence,
+    which had escaped the source): those rows are flagged outside the mosaic, and the rows
+    of the same slice on it are cut as they are alone."""
+    from astropy.wcs import Sip
+
+    wcs = _wcs(512)
+    wcs.wcs.ctype = ["RA---TAN-SIP", "DEC--TAN-SIP"]
+    a, b = np.zeros((4, 4)), np.zeros((4, 4))
+    a[2, 0], b[0, 2], a[3, 0], b[0, 3] = 3e-5, 3e-5, 1e-7, -1e-7
+    wcs.sip = Sip(a, b, None, None, wcs.wcs.crpix)
+    sky = np.random.default_rng(0).normal(0, 0.02, (512, 512)).astype(np.float32)
+    fits.PrimaryHDU(sky, header=wcs.to_header(relax=True)).writeto(tmp_path / "sip.fits")
+    source = FitsMosaicSource([tmp_path / "sip.fits"])
+    near = Table({"ra": [150.1, 150.11], "Dec": [2.2, 2.21]})
+    far = Table({"ra": [155.0, 170.0, 330.0], "Dec": [2.2, 30.0, -60.0]})
+    cuts = source.fetch(vstack([near, far]))
+    assert [int(c.flags) for c in cuts] == [0, 0] + [MorphFlag.OUTSIDE_FOOTPRINT] * 3
+    assert all("is outside the mosaic" in c.message for c in cuts[2:])
+    alone = source.fetch(near)
+    for c, d in zip(cuts[:2], alone, strict=True):
+        assert c.meta == d.meta and np.array_equal(c.image, d.image)
