@@ -358,7 +358,6 @@ def test_scaled_integer_and_tile_compressed_images_are_read(tmp_path, mosaic, mo
     assert got[0].flags == MorphFlag.OUTSIDE_FOOTPRINT and "blank" in got[0].message
 
 
-
 def test_rows_cut_in_threads_equal_rows_cut_in_one(mosaic, tmp_path):
     """The cuts run in the source's threads (a tile-compressed band's reads one at a time):
     every row, flag and pixel is what one thread gives, for plain, scaled-integer and
