@@ -14,7 +14,7 @@ import os
 import threading
 import warnings
 import weakref
-from contextlib import nullcontext
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -59,14 +59,19 @@ class FitsMosaicSource(Source):
         ``default``).
     max_nan_fraction : float
         More blank pixels than this and the row is flagged ``OUTSIDE_FOOTPRINT``.
+    cache_mb : float
+        Memory for the decompressed rows of tile-compressed bands (``.fits.fz``), shared by
+        them: rows are decompressed once and kept, least recently used out first, so a
+        mosaic that fits is decompressed once per run instead of once per cutout.
     """
 
     def __init__(self, image: list[str | os.PathLike] | str | None = None,
                  ra_column: str = "RA", dec_column: str = "DEC", size_arcsec: float = 60.0,
                  size_column: str | None = None, survey: str = "default",
-                 max_nan_fraction: float = 0.5, *, workers: int | None = None,
-                 draft_side: int | None = None) -> None:
+                 max_nan_fraction: float = 0.5, cache_mb: float = 256.0, *,
+                 workers: int | None = None, draft_side: int | None = None) -> None:
         super().__init__(workers=workers, draft_side=draft_side)
+        from astropy.io.fits.hdu.compressed import CompImageSection
         from astropy.wcs import WCS
 
         paths = [image] if isinstance(image, (str, os.PathLike)) else list(image or [])
@@ -83,6 +88,8 @@ class FitsMosaicSource(Source):
                      "a side > 0 arcsec")
         check_option(0 <= max_nan_fraction <= 1, "source 'fits'", "max_nan_fraction",
                      max_nan_fraction, "a fraction in [0, 1]")
+        check_option(cache_mb >= 0, "source 'fits'", "cache_mb", cache_mb,
+                     "megabytes >= 0")
         # Per band: its pixels (memory-mapped), its celestial WCS, and the BSCALE, BZERO and
         # BLANK that turn its raw integers into values (None for pixels that are values).
         self.bands: list[tuple[np.ndarray, Any, tuple[float, float, int | None] | None]] = []
@@ -97,7 +104,7 @@ class FitsMosaicSource(Source):
                 if len(hdu.shape) > 2 and sorted([wcs.wcs.lng, wcs.wcs.lat]) != [0, 1]:
                     raise UserError(f"{p}: its celestial axes are not its first two "
                                     f"(CTYPE {', '.join(wcs.wcs.ctype)})")
-                _warn_wide_tiles(p, hdu)
+                _warn_wide_tiles(p, hdu, cache_mb * 2**20 / len(paths))
                 scaling = None
                 try:  # memory-mapped: only the pages cutouts touch are read
                     data = _section_or_data(hdu)
@@ -119,6 +126,12 @@ class FitsMosaicSource(Source):
             if not wcs.has_celestial:
                 raise UserError(f"{p}: header has no celestial WCS")
             self.bands.append((data, wcs.celestial, scaling))
+        compressed = [i for i, band in enumerate(self.bands)
+                      if isinstance(band[0], CompImageSection)]
+        for i in compressed:
+            data, wcs, scaling = self.bands[i]
+            self.bands[i] = (_DecompressedRows(data, cache_mb * 2**20 / len(compressed)),
+                             wcs, scaling)
         self.ra_column, self.dec_column = ra_column, dec_column
         self.size_arcsec, self.size_column = size_arcsec, size_column
         self.stretch = SURVEY_STRETCH[survey]
@@ -141,7 +154,6 @@ class FitsMosaicSource(Source):
                                 f"{paths[0]}'s; give bands on one pixel grid (resample them "
                                 f"first, e.g. with the reproject package)")
         self.pixel_scale = band_scales[0]
-        self._section_lock = threading.Lock()
 
     def check_columns(self, columns: list[str]) -> None:
         """Raise a UserError naming a missing coordinate or size column."""
@@ -182,9 +194,8 @@ class FitsMosaicSource(Source):
     def _cut(self, xy: list[tuple[float, float]], ra: float, dec: float,
              side_pix: int) -> Cutout:
         """The row at pixel ``xy[band]`` of each band (``ra``, ``dec`` for messages)."""
-        from astropy.io.fits.hdu.compressed import CompImageSection
         from astropy.nddata import Cutout2D
-        from astropy.nddata.utils import NoOverlapError
+        from astropy.nddata.utils import NoOverlapError, overlap_slices
 
         planes = []
         position = None
@@ -192,17 +203,21 @@ class FitsMosaicSource(Source):
         # is cut from every step-th pixel: the memory-mapped mosaic is read only there, and
         # the cutout stays at most that many pixels a side, framed as asked.
         step = -(-side_pix // MAX_CUTOUT_PIXELS)
+        side = (-(-side_pix // step),) * 2
         for (data, _, scaling), (x, y) in zip(self.bands, xy, strict=True):
-            # A compressed band's section reads its file: one thread at a time.
-            reading = self._section_lock if isinstance(data, CompImageSection) else nullcontext()
             try:
                 if not (np.isfinite(x) and np.isfinite(y)):
                     raise ValueError("no pixel")  # beyond the projection
-                with reading:
-                    if step > 1:  # pixel k of data[::step] is pixel step*k of the mosaic
-                        data, x, y = data[::step, ::step], x / step, y / step
-                    cut = Cutout2D(data, (x, y), (-(-side_pix // step),) * 2, mode="partial",
-                                   fill_value=np.nan if scaling is None else 0)
+                if step > 1:  # pixel k of data[::step] is pixel step*k of the mosaic
+                    data = data.every(step) if isinstance(data, _DecompressedRows) \
+                        else data[::step, ::step]
+                    x, y = x / step, y / step
+                elif isinstance(data, _DecompressedRows):  # the rows and columns the cut
+                    (rows, cols), _ = overlap_slices(data.shape, side, (y, x), mode="partial")
+                    data = data.box(rows, cols)  # overlaps, then the same cut of them
+                    x, y = x - cols.start, y - rows.start
+                cut = Cutout2D(data, (x, y), side, mode="partial",
+                               fill_value=np.nan if scaling is None else 0)
             except (NoOverlapError, ValueError):
                 return Cutout(None, MorphFlag.OUTSIDE_FOOTPRINT,
                               f"RA={ra:.6f} Dec={dec:.6f} is outside the mosaic")
@@ -272,22 +287,82 @@ def _section_or_data(hdu):
     return hdu.data
 
 
+class _DecompressedRows:
+    """A tile-compressed band's rows, decompressed on first use and kept up to a memory
+    budget (least recently used out first). astropy's section decompresses every tile a
+    cutout overlaps on every read, and fpack's default tiles are whole image rows, so
+    without this each cutout decompresses its rows in full width again. Reads and the
+    cache are one thread at a time (the section reads its file)."""
+
+    def __init__(self, section, budget_bytes: float) -> None:
+        self.section = section
+        self.shape = tuple(section.shape)
+        row_bytes = self.shape[1] * np.dtype(section.dtype).itemsize
+        self._max_rows = int(budget_bytes // row_bytes)
+        self._rows: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def box(self, rows: slice, cols: slice) -> np.ndarray:
+        """``section[rows, cols]`` (steps of 1), from kept rows where it can."""
+        want = range(rows.start, rows.stop)
+        with self._lock:
+            missing = [y for y in want if y not in self._rows]
+            out = {}
+            for start, stop in _runs(missing):
+                block = self.section[start:stop, :]
+                out.update({start + k: block[k] for k in range(stop - start)})
+            out.update({y: self._rows[y] for y in want if y in self._rows})
+            if self._max_rows:
+                for y in want:
+                    self._rows[y] = out[y]
+                    self._rows.move_to_end(y)
+                while len(self._rows) > self._max_rows:
+                    self._rows.popitem(last=False)
+        return np.stack([out[y][cols] for y in want])
+
+    def every(self, step: int) -> np.ndarray:
+        """``section[::step, ::step]`` (a field wider than MAX_CUTOUT_PIXELS), not kept."""
+        with self._lock:
+            return self.section[::step, ::step]
+
+
+def _runs(values: list[int]):
+    """Consecutive runs of sorted integers as (start, stop) pairs."""
+    start = prev = None
+    for v in values:
+        if start is None:
+            start = prev = v
+        elif v == prev + 1:
+            prev = v
+        else:
+            yield start, prev + 1
+            start = prev = v
+    if start is not None:
+        yield start, prev + 1
+
+
 #: Tiles at least this wide make a tile-compressed band slow to cut (one warning).
 WIDE_TILE_PIXELS = 2048
 
 
-def _warn_wide_tiles(path: Path, hdu) -> None:
-    """Warn once per band when its compression tiles are so wide (fpack's default: whole
-    image rows) that each cutout decompresses many times its own pixels, and reads of one
-    file run one at a time (docs/performance.md, "Cutout sources", measures it)."""
+def _warn_wide_tiles(path: Path, hdu, cache_bytes: float) -> None:
+    """Warn when a band is compressed in tiles so wide (fpack's default: whole image rows)
+    that each cutout decompresses many times its own pixels, and the band is too large for
+    its share of ``cache_mb`` to be decompressed only once (docs/performance.md, "Cutout
+    sources", measures both)."""
     from astropy.io.fits import CompImageHDU
 
+    if not isinstance(hdu, CompImageHDU):
+        return
     tiles = tuple(int(n) for n in getattr(hdu, "tile_shape", None) or ())
-    if isinstance(hdu, CompImageHDU) and tiles and tiles[-1] >= WIDE_TILE_PIXELS:
+    size = float(np.prod(hdu.shape)) * np.dtype(hdu.section.dtype).itemsize
+    if tiles and tiles[-1] >= WIDE_TILE_PIXELS and size > cache_bytes:
         logging.getLogger("astro_morph").warning(
-            "%s is tile-compressed in %s px tiles: every cutout decompresses whole tiles of "
-            "that width, much slower than cutting a decompressed copy; for many rows, "
-            "decompress it first (funpack %s)", path, " x ".join(map(str, tiles)), path.name)
+            "%s is tile-compressed in %s px tiles and its %.0f MB do not fit the cache "
+            "(--source-option cache_mb): cutouts decompress whole tiles of that width again "
+            "and again, much slower than cutting a decompressed copy; for many rows, raise "
+            "cache_mb or decompress it first (funpack %s)", path, " x ".join(map(str, tiles)),
+            size / 2**20, path.name)
 
 
 def _blank(plane: np.ndarray) -> np.ndarray:

@@ -305,7 +305,7 @@ def test_scaled_integer_and_tile_compressed_images_are_read(tmp_path, mosaic, mo
             assert g.flags == w.flags == 0
             # int16 quantisation (and the compressor's) moves the stretched pixels a little
             assert np.abs(g.image.astype(int) - w.image.astype(int)).mean() < 2
-    assert isinstance(FitsMosaicSource([tmp_path / "band.fits.fz"]).bands[0][0],
+    assert isinstance(FitsMosaicSource([tmp_path / "band.fits.fz"]).bands[0][0].section,
                       CompImageSection)
     # A field wider than the pixel limit, cut from every n-th pixel of the section too.
     from astro_morph.sources import fits_mosaic
@@ -412,21 +412,70 @@ def test_a_mosaic_in_galactic_coordinates_is_cut_at_the_rows_icrs_position(mosai
 
 
 def test_a_band_compressed_in_whole_row_tiles_is_warned_of(mosaic, tmp_path, caplog):
-    """fpack's default tiles are whole image rows: every cutout then decompresses full-width
-    rows, which on a wide mosaic is many times the cutout (docs/performance.md); the user
-    is told once per band, with the cure. Square tiles, and narrow images, are not."""
+    """fpack's default tiles are whole image rows: every cutout decompresses full-width
+    rows, which on a wide mosaic is many times the cutout (docs/performance.md). Rows are
+    kept in a cache (``cache_mb``); a band too large for it is warned of, with the cures.
+    Square tiles, plain images, and bands that fit are not."""
     paths, _, wcs = mosaic
-    wide = np.zeros((64, 4096), np.float32)
+    wide = np.zeros((64, 4096), np.float32)  # 1 MB
     for name, tiles in (("rows.fits.fz", None), ("square.fits.fz", (64, 64))):
         fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(
             wide, header=wcs.to_header(), tile_shape=tiles)]).writeto(tmp_path / name)
     with caplog.at_level("WARNING", logger="astro_morph"):
-        FitsMosaicSource([tmp_path / "square.fits.fz"])
-        FitsMosaicSource([paths[0]])
+        FitsMosaicSource([tmp_path / "square.fits.fz"], cache_mb=0.5)
+        FitsMosaicSource([paths[0]], cache_mb=0.5)
+        FitsMosaicSource([tmp_path / "rows.fits.fz"])  # fits the default 256 MB
         assert caplog.text == ""
-        FitsMosaicSource([tmp_path / "rows.fits.fz"])
-    assert "rows.fits.fz is tile-compressed in 1 x 4096 px tiles" in caplog.text
-    assert "decompress it first (funpack rows.fits.fz)" in caplog.text
+        FitsMosaicSource([tmp_path / "rows.fits.fz"], cache_mb=0.5)
+    assert "rows.fits.fz is tile-compressed in 1 x 4096 px tiles and its 1 MB" in caplog.text
+    assert "raise cache_mb or decompress it first (funpack rows.fits.fz)" in caplog.text
+    with pytest.raises(UserError, match="cache_mb=-1: expected megabytes >= 0"):
+        FitsMosaicSource([paths[0]], cache_mb=-1)
+
+
+def test_rows_of_a_compressed_band_are_decompressed_once_and_cut_the_same(mosaic, tmp_path,
+                                                                        monkeypatch):
+    """Cuts from the kept rows equal cuts from the section itself (edges, off-mosaic parts
+    and a decimated wide field included), and a row is decompressed again only once the
+    cache has let it go."""
+    from astropy.io.fits.hdu.compressed import CompImageSection
+
+    from astro_morph.sources import fits_mosaic
+
+    paths, cat, wcs = mosaic
+    data = fits.getdata(paths[0])
+    fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(data, header=wcs.to_header())]).writeto(
+        tmp_path / "i.fits.fz")
+    edge = wcs.pixel_to_world_values([5.0, 400.0, 400.0], [790.0, 8.0, 400.0])
+    rows = Table({"ra": list(cat["ra"]) + list(edge[0]), "Dec": list(cat["Dec"]) + list(edge[1]),
+                  "r": [2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 10.0]})
+    reads = []
+    real = CompImageSection.__getitem__
+
+    def counted(section, index):
+        reads.append(index)
+        return real(section, index)
+
+    monkeypatch.setattr(CompImageSection, "__getitem__", counted)
+    monkeypatch.setattr(fits_mosaic, "MAX_CUTOUT_PIXELS", 100)  # r=10: 257 px, every 3rd
+    cached = FitsMosaicSource([tmp_path / "i.fits.fz"], size_column="r", workers=1)
+    got = cached.fetch(rows)
+    assert [int(c.flags) for c in got] == [0, 0, 0, 0, MorphFlag.OUTSIDE_FOOTPRINT,
+                                           MorphFlag.NAN_PIXELS, 0]
+    assert got[-1].image.shape[:2] == (86, 86)
+    rows_read = sum(i[0].stop - i[0].start for i in reads if i[0].step in (None, 1))
+    assert cached.fetch(rows) and sum(i[0].stop - i[0].start for i in reads
+                                      if i[0].step in (None, 1)) == rows_read  # all kept
+    assert rows_read <= 800
+    # Without the cache: the band is the section, cut by Cutout2D directly.
+    monkeypatch.setattr(fits_mosaic, "_DecompressedRows",
+                        type("Off", (), {"__new__": lambda cls, section, budget: section}))
+    direct = FitsMosaicSource([tmp_path / "i.fits.fz"], size_column="r", workers=1)
+    assert isinstance(direct.bands[0][0], CompImageSection)
+    for a, b in zip(got, direct.fetch(rows), strict=True):
+        assert (a.flags, a.message, a.meta) == (b.flags, b.message, b.meta)
+        assert (a.image is None and b.image is None) or np.array_equal(
+            a.image, b.image, equal_nan=True)
 
 
 def test_rows_far_off_a_distorted_mosaic_are_outside_it_and_the_rest_cut(tmp_path):
