@@ -9,7 +9,8 @@ path for any source), and end to end (``astro_morph.classify`` with the default 
   (TAN WCS, 0.262 arcsec/px, Sersic-like galaxies on noise), each row cut at a galaxy's
   RA/Dec with the default 60 arcsec field, stored three ways: 32-bit floats
   (memory-mapped), 16-bit integers with BSCALE/BZERO (the raw-integer path), and
-  Rice tile-compressed ``.fits.fz`` (only the tiles a cutout overlaps are decompressed).
+  Rice tile-compressed ``.fits.fz`` in astropy's default whole-row tiles (rows decompressed
+  once and kept: each timed run starts with a new source, so it includes that once).
 
 The mosaic is synthetic (no real mosaic ships with the project); pixel values do not change
 the cost of a cut. Ratios are to the JPEG folder. With ``--write`` the table goes into
