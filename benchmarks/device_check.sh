@@ -71,7 +71,9 @@ run)
   shift
   setup_device
   export ASTROMORPH_CACHE="$site/astromorph-cache"
-  python3 -m benchmarks.gpu --image-dir .device/images --n 50000 --out "$OUT/gpu.md" "$@" \
+  # 50,000 rows unless the options name --n (named twice, the recorded command misleads)
+  case " $* " in *" --n "* | *" --n="*) ;; *) set -- --n 50000 "$@" ;; esac
+  python3 -m benchmarks.gpu --image-dir .device/images --out "$OUT/gpu.md" "$@" \
     2>&1 | tee "$OUT/gpu.log"
   # where decoding threads stop scaling (docs/performance.md, "GPU"): about 30 s
   python3 -m benchmarks.threads --image-dir .device/images --threads 1,2,4,8,16 \
