@@ -198,15 +198,18 @@ def cutout_sides_arcsec(table: Table, size_column: str | None,
 
 def cut_each_position(rows: Table, ra_column: str, dec_column: str, size_column: str | None,
                       size_arcsec: float, cut: Callable[[int, float, float, float], Cutout],
-                      map_: Callable = map) -> list[Cutout]:
+                      map_: Callable = map,
+                      coords: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+                      ) -> list[Cutout]:
     """One Cutout per row of a positional source: ``cut(i, ra_deg, dec_deg, side_arcsec)``,
-    ``i`` the row's index in ``rows``.
+    ``i`` the row's index in ``rows``; ``coords``: ``rows``' :func:`radec_degrees`, when the
+    caller has them already.
 
     Rows whose coordinates are unusable are flagged ``BAD_COORDINATES`` without a call, and
     rows whose size fell back to ``size_arcsec`` get ``SIZE_DEFAULTED`` on top of ``cut``'s
     flags. ``map_`` runs the rows (a thread pool's ``map`` for network requests).
     """
-    ra, dec, bad = radec_degrees(rows, ra_column, dec_column)
+    ra, dec, bad = coords or radec_degrees(rows, ra_column, dec_column)
     sides, defaulted = cutout_sides_arcsec(rows, size_column, size_arcsec)
 
     def one(i: int) -> Cutout:

@@ -104,7 +104,6 @@ class FitsMosaicSource(Source):
                 if len(hdu.shape) > 2 and sorted([wcs.wcs.lng, wcs.wcs.lat]) != [0, 1]:
                     raise UserError(f"{p}: its celestial axes are not its first two "
                                     f"(CTYPE {', '.join(wcs.wcs.ctype)})")
-                _warn_wide_tiles(p, hdu, cache_mb * 2**20 / len(paths))
                 scaling = None
                 try:  # memory-mapped: only the pages cutouts touch are read
                     data = _section_or_data(hdu)
@@ -130,8 +129,8 @@ class FitsMosaicSource(Source):
                       if isinstance(band[0], CompImageSection)]
         for i in compressed:
             data, wcs, scaling = self.bands[i]
-            self.bands[i] = (_DecompressedRows(data, cache_mb * 2**20 / len(compressed)),
-                             wcs, scaling)
+            self.bands[i] = (_DecompressedRows(data, cache_mb * 2**20 / len(compressed),
+                                               Path(paths[i])), wcs, scaling)
         self.ra_column, self.dec_column = ra_column, dec_column
         self.size_arcsec, self.size_column = size_arcsec, size_column
         self.stretch = SURVEY_STRETCH[survey]
@@ -236,7 +235,8 @@ class FitsMosaicSource(Source):
 
     def fetch(self, rows: Table) -> list[Cutout]:
         """One Cutout per row, cut from every band at the row's position."""
-        pixels = self._pixels(*radec_degrees(rows, self.ra_column, self.dec_column)[:2])
+        coords = radec_degrees(rows, self.ra_column, self.dec_column)
+        pixels = self._pixels(*coords[:2])
         # Rows in the source's threads: the stretch is numpy work that releases the GIL.
         threads = self.workers > 1 and len(rows) > 1
         return cut_each_position(
@@ -244,7 +244,7 @@ class FitsMosaicSource(Source):
             lambda i, ra, dec, side: self._cut(
                 [(float(x[i]), float(y[i])) for x, y in pixels], ra, dec,
                 max(8, int(round(side / self.pixel_scale)))),
-            self._threads().map if threads else map)
+            self._threads().map if threads else map, coords)
 
 
 def _scaled(cut, bscale: float, bzero: float, blank: int | None) -> np.ndarray:
@@ -294,13 +294,15 @@ class _DecompressedRows:
     without this each cutout decompresses its rows in full width again. Reads and the
     cache are one thread at a time (the section reads its file)."""
 
-    def __init__(self, section, budget_bytes: float) -> None:
+    def __init__(self, section, budget_bytes: float, path: Path) -> None:
         self.section = section
         self.shape = tuple(section.shape)
         row_bytes = self.shape[1] * np.dtype(section.dtype).itemsize
         self._max_rows = int(budget_bytes // row_bytes)
         self._rows: OrderedDict[int, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
+        if self._max_rows < self.shape[0]:  # not all kept: misses decompress tiles again
+            _warn_wide_tiles(path, section)
 
     def box(self, rows: slice, cols: slice) -> np.ndarray:
         """``section[rows, cols]`` (steps of 1), from kept rows where it can."""
@@ -345,18 +347,14 @@ def _runs(values: list[int]):
 WIDE_TILE_PIXELS = 2048
 
 
-def _warn_wide_tiles(path: Path, hdu, cache_bytes: float) -> None:
-    """Warn when a band is compressed in tiles so wide (fpack's default: whole image rows)
-    that each cutout decompresses many times its own pixels, and the band is too large for
-    its share of ``cache_mb`` to be decompressed only once (docs/performance.md, "Cutout
-    sources", measures both)."""
-    from astropy.io.fits import CompImageHDU
-
-    if not isinstance(hdu, CompImageHDU):
-        return
-    tiles = tuple(int(n) for n in getattr(hdu, "tile_shape", None) or ())
-    size = float(np.prod(hdu.shape)) * np.dtype(hdu.section.dtype).itemsize
-    if tiles and tiles[-1] >= WIDE_TILE_PIXELS and size > cache_bytes:
+def _warn_wide_tiles(path: Path, section) -> None:
+    """Warn that a compressed band too large for its share of ``cache_mb`` is compressed
+    in tiles so wide (fpack's default: whole image rows) that each cutout missing the cache
+    decompresses many times its own pixels (docs/performance.md, "Cutout sources",
+    measures both)."""
+    tiles = tuple(int(n) for n in section.hdu.tile_shape)
+    if tiles[-1] >= WIDE_TILE_PIXELS:
+        size = float(np.prod(section.shape)) * np.dtype(section.dtype).itemsize
         logging.getLogger("astro_morph").warning(
             "%s is tile-compressed in %s px tiles and its %.0f MB do not fit the cache "
             "(--source-option cache_mb): cutouts decompress whole tiles of that width again "
