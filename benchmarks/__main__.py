@@ -80,15 +80,30 @@ def decode_only(cat: Table, image_dir: Path, size: int, fast: bool = False,
                 workers: int | None = None) -> float:
     """Fetch and centre every row as ``classify`` does (``workers``: decoding threads)."""
     from astro_morph.centring.crop import CentreCrop
-    from astro_morph.pipeline import FETCH_ROWS, _fetch_prepare
     from astro_morph.sources.galaxyzoo import GalaxyZooSource
 
-    step = CentreCrop()
     src = GalaxyZooSource(image_dir=image_dir, workers=workers,
-                          draft_side=step.min_input_side(size) if fast else None)
-    for start in range(0, len(cat), FETCH_ROWS):  # the slices classify prepares
-        # no centring pool: the source centres each row in its own decoding threads
-        _fetch_prepare(cat[start:start + FETCH_ROWS], src, step, size, None)
+                          draft_side=CentreCrop().min_input_side(size) if fast else None)
+    return fetch_and_centre(cat, src, size, workers or 1)
+
+
+def fetch_and_centre(cat: Table, source, size: int, workers: int) -> int:
+    """Every row through ``source`` and the centre crop, in the slices and with the centring
+    pool ``classify`` uses (none for a source that centres in its own decoding threads);
+    returns the rows done."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from astro_morph.centring.crop import CentreCrop
+    from astro_morph.pipeline import FETCH_ROWS, _fetch_prepare
+
+    step = CentreCrop()
+    pool = None if source.fuses_prepare or workers < 2 else ThreadPoolExecutor(workers)
+    try:
+        for start in range(0, len(cat), FETCH_ROWS):
+            _fetch_prepare(cat[start:start + FETCH_ROWS], source, step, size, pool)
+    finally:
+        if pool is not None:
+            pool.shutdown()
     return len(cat)
 
 

@@ -42,7 +42,7 @@ decode_only(cat, image_dir, 55, fast, workers=workers)
 print(json.dumps(n / (time.perf_counter() - t)))
 """
 
-# The FITS source's cut + centre crop as classify runs them (benchmarks.sources'
+# The FITS source's cut + centre crop as classify runs them (benchmarks.__main__'s
 # fetch_and_centre, which a base commit may not have).
 _FITS_CHILD = """
 import json, sys, time
@@ -130,15 +130,11 @@ def _base_tree(rev: str) -> Iterator[Path]:
 
 def _fits(args: argparse.Namespace) -> None:
     """The FITS mosaic source's rows/s, base against this tree, per storage and threads."""
-    from astropy.table import Table
-
-    from .sources import write_mosaics
+    from .sources import mosaic_catalog, write_mosaics
 
     with tempfile.TemporaryDirectory() as tmp:
         paths, positions = write_mosaics(Path(tmp), 500)
-        reps = -(-args.n // len(positions))
-        Table({c: list(positions[c]) * reps for c in positions.colnames})[:args.n].write(
-            Path(tmp) / "cat.fits")
+        mosaic_catalog(positions, args.n).write(Path(tmp) / "cat.fits")
         got: dict[tuple[str, str, int], list[float]] = {}
         with _base_tree(args.base) as base:
             for _ in range(args.rounds):

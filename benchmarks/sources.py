@@ -20,16 +20,21 @@ the cost of a cut. Ratios are to the JPEG folder. With ``--write`` the table goe
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from astropy.table import Table
 
-from .__main__ import DEFAULT_IMAGES, _catalog, _write_block, jpeg_ids, machine
+from .__main__ import (
+    DEFAULT_IMAGES,
+    _best,
+    _catalog,
+    _write_block,
+    fetch_and_centre,
+    jpeg_ids,
+    machine,
+)
 from .arguments import count
 
 SIDE = 4096  # mosaic pixels a side
@@ -79,21 +84,10 @@ def write_mosaics(folder: Path, galaxies: int, side: int = SIDE,
     return paths, Table({"RA": ra, "DEC": dec})
 
 
-def fetch_and_centre(cat: Table, source, size: int, workers: int) -> int:
-    """Every row through ``source`` and the centre crop, in the slices and with the centring
-    pool ``classify`` uses; returns the rows done."""
-    from astro_morph.centring.crop import CentreCrop
-    from astro_morph.pipeline import FETCH_ROWS, _fetch_prepare
-
-    step = CentreCrop()
-    pool = None if source.fuses_prepare or workers < 2 else ThreadPoolExecutor(workers)
-    try:
-        for start in range(0, len(cat), FETCH_ROWS):
-            _fetch_prepare(cat[start:start + FETCH_ROWS], source, step, size, pool)
-    finally:
-        if pool is not None:
-            pool.shutdown()
-    return len(cat)
+def mosaic_catalog(positions: Table, n: int) -> Table:
+    """``n`` rows: the mosaic's galaxy positions repeated."""
+    reps = -(-n // len(positions))
+    return Table({c: np.tile(positions[c], reps)[:n] for c in positions.colnames})
 
 
 def run(image_dir: Path, n: int, repeats: int, galaxies: int = 500,
@@ -111,12 +105,7 @@ def run(image_dir: Path, n: int, repeats: int, galaxies: int = 500,
     workers = min(32, os.cpu_count() or 1)
 
     def timed(fn) -> float:
-        times = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t)
-        return n / statistics.median(times)
+        return n / _best(fn, repeats)
 
     rows = []
     jpegs = _catalog(jpeg_ids(image_dir), n)
@@ -127,8 +116,7 @@ def run(image_dir: Path, n: int, repeats: int, galaxies: int = 500,
                                                     progress=False))))
     with tempfile.TemporaryDirectory() as tmp:
         paths, positions = write_mosaics(Path(tmp), galaxies, side)
-        reps = -(-n // len(positions))
-        cat = Table({c: np.tile(positions[c], reps)[:n] for c in positions.colnames})
+        cat = mosaic_catalog(positions, n)
         for storage, images in paths.items():
             images = [str(p) for p in images]
             rows.append((f"FITS mosaics, 3 bands, {storage}",

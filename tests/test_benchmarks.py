@@ -153,7 +153,8 @@ def test_sources_benchmark_mosaics_cut_in_every_storage(tmp_path):
     mosaic is read back by the FITS source, and every galaxy cut (those near an edge with
     NaN beyond it) and centred."""
     from astro_morph.sources.fits_mosaic import FitsMosaicSource
-    from benchmarks.sources import fetch_and_centre, table, write_mosaics
+    from benchmarks.__main__ import fetch_and_centre
+    from benchmarks.sources import table, write_mosaics
 
     paths, positions = write_mosaics(tmp_path, galaxies=6, side=512)
     assert list(paths) == ["float32", "int16 BSCALE", "Rice .fits.fz"]
